@@ -1,0 +1,131 @@
+"""The model zoo: family name -> builder and depths, `build_model`, and what each model needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from ..normalization import PRESETS, Normalization
+from .densenet import BLOCK_CONFIGS, build_densenet
+from .preact import build_preresnet
+from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
+from .resnet2p1d import build_resnet2p1d
+from .resnext import build_resnext
+from .wide import build_wideresnet
+
+FAMILIES = {
+    "resnet": (build_resnet, tuple(DEPTHS)),
+    "preresnet": (build_preresnet, tuple(DEPTHS)),
+    "wideresnet": (build_wideresnet, BOTTLENECK_DEPTHS),
+    "resnext": (build_resnext, BOTTLENECK_DEPTHS),
+    "densenet": (build_densenet, tuple(BLOCK_CONFIGS)),
+    "resnet2p1d": (build_resnet2p1d, tuple(DEPTHS)),
+}
+ALIASES = {
+    "r3d": "resnet",
+    "preact": "preresnet",
+    "preact_resnet": "preresnet",
+    "wide_resnet": "wideresnet",
+    "wrn": "wideresnet",
+    "r2plus1d": "resnet2p1d",
+    "r2p1d": "resnet2p1d",
+}
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a network and feed it: stored in cnn3d checkpoints."""
+
+    family: str
+    depth: int
+    n_classes: int
+    options: dict = field(default_factory=dict)
+    normalization: Normalization = PRESETS["kinetics"]
+    class_names: list[str] | None = None
+    clip_length: int = 16
+    sample_size: int = 112
+
+    @property
+    def arch(self) -> str:
+        """The original's `arch` string, e.g. `resnet-50`."""
+        return f"{self.family}-{self.depth}"
+
+    def to_dict(self) -> dict:
+        return {
+            "family": self.family,
+            "depth": self.depth,
+            "n_classes": self.n_classes,
+            "options": dict(self.options),
+            "normalization": self.normalization.to_dict(),
+            "class_names": self.class_names,
+            "clip_length": self.clip_length,
+            "sample_size": self.sample_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        return cls(
+            family=d["family"],
+            depth=int(d["depth"]),
+            n_classes=int(d["n_classes"]),
+            options=dict(d.get("options") or {}),
+            normalization=Normalization.from_dict(d["normalization"]),
+            class_names=list(d["class_names"]) if d.get("class_names") else None,
+            clip_length=int(d.get("clip_length", 16)),
+            sample_size=int(d.get("sample_size", 112)),
+        )
+
+
+def canonical_family(family: str) -> str:
+    name = family.lower().replace("-", "_")
+    name = ALIASES.get(name, name)
+    if name not in FAMILIES:
+        known = ", ".join(list(FAMILIES) + list(ALIASES))
+        raise ValueError(f"unknown model family {family!r}; known: {known}")
+    return name
+
+
+def list_models() -> list[tuple[str, int]]:
+    """Every (family, depth) the zoo builds."""
+    return [(f, d) for f, (_, depths) in FAMILIES.items() for d in depths]
+
+
+def build_model(family: str, depth: int, n_classes: int = 400, **options) -> nn.Module:
+    """Build a randomly initialised network; `model.spec` records how.
+
+    Options: n_input_channels, conv1_t_size, conv1_t_stride, no_max_pool, shortcut ('A'/'B'),
+    widen_factor, cardinality (resnext), stem_width, stem_mid_width and per_block_mid (resnet2p1d).
+    """
+    name = canonical_family(family)
+    builder, _ = FAMILIES[name]
+    try:
+        model = builder(int(depth), n_classes=int(n_classes), **options)
+    except TypeError as error:
+        if "unexpected keyword argument" in str(error):
+            raise ValueError(f"{name}: {error}".replace("__init__()", "option")) from None
+        raise
+    model.spec = ModelSpec(name, int(depth), int(n_classes), dict(options))
+    return model
+
+
+def with_spec(model: nn.Module, **changes) -> ModelSpec:
+    model.spec = replace(model.spec, **changes)
+    return model.spec
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(family: str, depth: int, clip_length: int = 16, size: int = 112, **options) -> float:
+    """Forward FLOPs (2 x multiply-adds) of one clip, counted on the meta device (no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(family, depth, **options).eval()
+        x = torch.empty(1, options.get("n_input_channels", 3), clip_length, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return float(counter.get_total_flops())

@@ -1,0 +1,210 @@
+import collections
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+import torchvision
+
+from cnn3d.models import CheckpointError, build_model, convert, load_model, save_model
+
+X = torch.randn(1, 3, 8, 32, 32)
+
+
+def outputs(model, x=X):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+def randomise_bn(model):
+    # non-trivial running statistics, so a mis-mapped BN would show in the outputs
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def as_2018_file(state, path, arch):
+    """The 2018 release layout: DataParallel keys, no num_batches_tracked, {epoch, arch, ...}."""
+    old = {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save({"epoch": 200, "arch": arch, "state_dict": old, "optimizer": {}}, path)
+
+
+def test_2018_resnet18_shortcut_a(tmp_path):
+    model = randomise_bn(build_model("resnet", 18, 400, shortcut="A"))
+    path = tmp_path / "resnet-18-kinetics.pth"
+    as_2018_file(model.state_dict(), path, "resnet-18")
+    loaded = load_model(path)
+    assert loaded.spec.options["shortcut"] == "A"
+    assert loaded.spec.normalization.name == "hara2018"
+    assert loaded.spec.normalization.value_range == 255
+    assert loaded.spec.class_names[:2] == ["abseiling", "air drumming"]
+    assert len(loaded.spec.class_names) == 400
+    assert not loaded.training
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+def test_2018_densenet_old_names(tmp_path):
+    model = randomise_bn(build_model("densenet", 121, 400))
+    state = {}
+    for k, v in model.state_dict().items():
+        k = k.replace("features.conv1.", "features.conv0.").replace("features.norm1.", "features.norm0.")
+        for a in ("norm", "conv"):
+            for i in "12":
+                k = k.replace(f".{a}{i}.", f".{a}.{i}.") if "denselayer" in k else k
+        state[k] = v
+    assert "features.denseblock1.denselayer1.norm.1.weight" in state
+    path = tmp_path / "densenet-121-kinetics.pth"
+    as_2018_file(state, path, "densenet-121")
+    loaded = load_model(path)
+    assert loaded.spec.arch == "densenet-121"
+    assert loaded.spec.normalization.name == "hara2018"
+    x = torch.randn(1, 3, 16, 32, 32)
+    torch.testing.assert_close(outputs(loaded, x), outputs(model, x))
+
+
+def test_2018_resnext_64_wide_stem_and_64f_name(tmp_path):
+    model = randomise_bn(build_model("resnext", 50, 400, cardinality=32, stem_width=64))
+    path = tmp_path / "resnext-101-64f-kinetics.pth"  # name only: clip length hint
+    as_2018_file(model.state_dict(), path, "resnext-101")
+    with pytest.warns(UserWarning, match="arch says 'resnext-101'"):
+        loaded = load_model(path)
+    assert loaded.spec.family == "resnext" and loaded.spec.depth == 50
+    assert loaded.spec.options["stem_width"] == 64
+    assert loaded.spec.clip_length == 64
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+def test_2018_wide_resnet(tmp_path):
+    model = randomise_bn(build_model("wideresnet", 50, 400, widen_factor=1))
+    path = tmp_path / "wrn.pth"
+    as_2018_file(model.state_dict(), path, "wideresnet-50")
+    loaded = load_model(path)
+    assert loaded.spec.family == "wideresnet"
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_2020_release_any_class_count(tmp_path, prefix):
+    model = randomise_bn(build_model("resnet", 10, 1039))
+    path = tmp_path / "r3d10_KM_200ep.pth"
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 200, "arch": "resnet-10", "state_dict": state, "optimizer": {},
+                "scheduler": {}}, path)
+    loaded = load_model(path)
+    assert loaded.spec.n_classes == 1039
+    assert loaded.spec.normalization.name == "kinetics"
+    assert loaded.spec.class_names is None
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+def test_2020_r2p1d(tmp_path):
+    model = randomise_bn(build_model("resnet2p1d", 10, 700))
+    path = tmp_path / "r2p1d10_K_200ep.pth"
+    torch.save({"epoch": 200, "arch": "resnet2p1d-10", "state_dict": model.state_dict()}, path)
+    loaded = load_model(path)
+    assert loaded.spec.family == "resnet2p1d"
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+def test_original_training_checkpoint_with_optimizer_and_scheduler(tmp_path):
+    model = build_model("resnet", 10, 5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [50, 100, 150])
+    model(torch.randn(2, 3, 8, 32, 32)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    assert isinstance(scheduler.state_dict()["milestones"], collections.Counter)
+    path = tmp_path / "save_10.pth"
+    torch.save({"epoch": 10, "arch": "resnet-10", "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, path)
+    loaded = load_model(path)
+    torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+@pytest.mark.parametrize("name", ["r3d_18", "r2plus1d_18"])
+def test_torchvision_state_dicts(tmp_path, name):
+    tv = randomise_bn(getattr(torchvision.models.video, name)(weights=None))
+    path = tmp_path / f"{name}.pth"
+    torch.save(tv.state_dict(), path)
+    loaded = load_model(path)
+    assert loaded.spec.normalization.name == "torchvision"
+    assert loaded.spec.options["no_max_pool"] is True
+    assert len(loaded.spec.class_names) == 400
+    torch.testing.assert_close(outputs(loaded), outputs(tv), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_cnn3d_format_round_trip_and_convert(tmp_path, suffix):
+    model = randomise_bn(build_model("resnet", 10, 3, conv1_t_stride=2, no_max_pool=True))
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("walk\nrun\njump\n")
+    src = tmp_path / "save_3.pth"
+    torch.save({"epoch": 3, "arch": "resnet-10", "state_dict": model.state_dict(),
+                "optimizer": {"state": {}, "param_groups": []}}, src)
+    dst = tmp_path / f"converted{suffix}"
+    # the tensors cannot show the stride or the missing pool: they are given once, then stored
+    loaded = load_model(src, conv1_t_stride=2, no_max_pool=True)
+    save_model(dst, loaded)
+    reloaded = load_model(dst)
+    assert reloaded.spec.options["conv1_t_stride"] == 2
+    torch.testing.assert_close(outputs(reloaded), outputs(model))
+    convert(dst, tmp_path / f"named{suffix}", class_names_file=names_file)
+    named = load_model(tmp_path / f"named{suffix}")
+    assert named.spec.class_names == ["walk", "run", "jump"]
+    assert named.spec.options["no_max_pool"] is True
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_refuses_pickles_that_run_code(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {}, "x": Evil()}, f)
+    with pytest.raises(CheckpointError, match=r"evil.pth: refused.*weights_only"):
+        load_model(path)
+    path2 = tmp_path / "evil2.pth"
+    torch.save({"state_dict": build_model("resnet", 10, 2).state_dict(), "opts": Evil()}, path2)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_model(path2)
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match=r"missing.pth: no such file"):
+        load_model(tmp_path / "missing.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pth: the file is empty"):
+        load_model(tmp_path / "empty.pth")
+    (tmp_path / "notes.pth").write_text("hello, I am a text file\n")
+    with pytest.raises(CheckpointError, match=r"notes.pth: not a"):
+        load_model(tmp_path / "notes.pth")
+    good = tmp_path / "good.pth"
+    torch.save(build_model("resnet", 10, 2).state_dict(), good)
+    data = good.read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"truncated.pth: not a readable"):
+        load_model(tmp_path / "truncated.pth")
+    assert zipfile.is_zipfile(good)
+    torch.save({"epoch": 1, "lr": 0.1}, tmp_path / "nostate.pth")
+    with pytest.raises(CheckpointError, match=r"nostate.pth: a dict with keys"):
+        load_model(tmp_path / "nostate.pth")
+    torch.save({"encoder.weight": torch.zeros(3, 3)}, tmp_path / "foreign.pth")
+    with pytest.raises(CheckpointError, match=r"foreign.pth: does not look like .*encoder.weight"):
+        load_model(tmp_path / "foreign.pth")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00garbage")
+    with pytest.raises(CheckpointError, match=r"bad.safetensors: not a readable safetensors"):
+        load_model(tmp_path / "bad.safetensors")
+
+
+def test_mismatch_names_first_key_and_both_shapes(tmp_path):
+    state = build_model("resnet", 10, 4).state_dict()
+    state["layer2.0.bn2.running_var"] = torch.ones(7)
+    torch.save(state, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match=r"odd.pth: looks like resnet-10 .*layer2.0.bn2.running_var has shape \(7,\) in the file and \(128,\)"):
+        load_model(tmp_path / "odd.pth")

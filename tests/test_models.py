@@ -1,0 +1,182 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnn3d.models import build_model, count_parameters, list_models, load_model
+from cnn3d.models.checkpoint import infer_architecture, normalise_keys
+
+KEYS_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint-keys.json"
+if not KEYS_FILE.exists():  # a checkout with shared/ inside it
+    KEYS_FILE = Path(__file__).resolve().parents[1] / "shared" / "reference" / "checkpoint-keys.json"
+
+# The class count each released variant shipped with, and the torchvision stem shapes.
+FEATURE_WIDTHS = {
+    ("resnet", 18): 512,
+    ("resnet", 34): 512,
+    ("resnet", 50): 2048,
+    ("resnet", 200): 2048,
+    ("wideresnet", 50): 2048,
+    ("resnext", 101): 2048,
+    ("densenet", 121): 1024,
+    ("densenet", 169): 1664,
+    ("densenet", 201): 1920,
+    ("densenet", 264): 2688,
+    ("resnet2p1d", 18): 512,
+    ("resnet2p1d", 50): 2048,
+}
+
+
+def reference_keys() -> dict:
+    if not KEYS_FILE.exists():
+        pytest.skip("shared/reference/checkpoint-keys.json is not beside this checkout")
+    return json.loads(KEYS_FILE.read_text())
+
+
+def meta_state(entries, prefix=""):
+    with torch.device("meta"):
+        return {prefix + k: torch.empty(shape) for k, shape in entries}
+
+
+@pytest.mark.parametrize("variant", sorted(json.loads(KEYS_FILE.read_text())) if KEYS_FILE.exists() else [])
+def test_released_layout_matches_model_exactly(variant):
+    """Every released variant's keys and shapes, mapped to cnn3d names, equal the built model's."""
+    entries = reference_keys()[variant]
+    if variant == "torchvision_mc3_18":
+        pytest.skip("mc3_18 (mixed 3D/2D convolutions) is not in the zoo")
+    prefix = "module." if variant.startswith("old_") else ""
+    state, layout = normalise_keys(meta_state(entries, prefix))
+    family, depth, n_classes, options = infer_architecture(state, layout)
+    with torch.device("meta"):
+        model = build_model(family, depth, n_classes, **options)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    assert list(got) == list(expected)  # same keys, same registration order
+    assert got == expected
+    name = variant.split("_")[1]
+    if not variant.startswith("torchvision"):
+        assert f"{family}-{depth}" == name.replace("resnet-", "resnet-")
+
+
+def test_inferred_options_of_released_variants():
+    ref = reference_keys()
+
+    def infer(v):
+        prefix = "module." if v.startswith("old_") else ""
+        return infer_architecture(*normalise_keys(meta_state(ref[v], prefix)))
+
+    assert infer("old_resnet-18_A")[3]["shortcut"] == "A"
+    assert infer("old_resnet-34_A")[:3] == ("resnet", 34, 400)
+    assert infer("new_resnet-50_B")[:3] == ("resnet", 50, 700)
+    assert infer("old_resnext-101_B_c32")[3]["cardinality"] == 32
+    assert infer("old_resnext-101_B_c32")[3]["stem_width"] == 64
+    assert infer("old_wideresnet-50_B_k2")[3]["widen_factor"] == 2
+    assert infer("old_preresnet-200_B")[:2] == ("preresnet", 200)
+    tv = infer("torchvision_r2plus1d_18")
+    assert tv[3] == {
+        "n_input_channels": 3,
+        "conv1_t_size": 3,
+        "no_max_pool": True,
+        "stem_mid_width": 45,
+        "per_block_mid": True,
+    }
+    assert infer("torchvision_r3d_18")[3]["conv1_t_size"] == 3
+
+
+@pytest.mark.parametrize("family,depth", list_models())
+def test_every_family_builds_and_runs(family, depth):
+    with torch.device("meta"):
+        model = build_model(family, depth, n_classes=7)
+        x = torch.empty(2, 3, 16, 112, 112)
+        assert model(x).shape == (2, 7)
+        features = model.forward_features(x)
+    assert features.shape[1] == model.num_features
+    if (family, depth) in FEATURE_WIDTHS:
+        assert model.num_features == FEATURE_WIDTHS[(family, depth)]
+
+
+@pytest.mark.parametrize(
+    "family,depth,options",
+    [
+        ("resnet", 10, {}),
+        ("resnet", 18, {"shortcut": "A"}),
+        ("preresnet", 10, {}),
+        ("resnet2p1d", 10, {}),
+        ("densenet", 121, {}),
+        ("resnext", 50, {"cardinality": 8}),
+        ("wideresnet", 50, {"widen_factor": 1}),
+    ],
+)
+def test_real_forward_small_input(family, depth, options):
+    model = build_model(family, depth, n_classes=5, **options).eval()
+    x = torch.randn(1, 3, 8, 32, 40)  # any clip length and size works (adaptive pooling)
+    with torch.no_grad():
+        assert model(x).shape == (1, 5)
+
+
+def test_options_change_the_network():
+    x = torch.randn(1, 2, 8, 32, 32)
+    model = build_model("resnet", 10, n_classes=3, n_input_channels=2, conv1_t_size=3,
+                        conv1_t_stride=2, no_max_pool=True, widen_factor=0.5).eval()
+    assert model.conv1.weight.shape == (32, 2, 3, 7, 7)
+    with torch.no_grad():
+        assert model(x).shape == (1, 3)
+    assert model.num_features == 256
+    with pytest.raises(ValueError, match="unknown model family"):
+        build_model("vgg", 16)
+    with pytest.raises(ValueError, match="no depth 19"):
+        build_model("resnet", 19)
+    with pytest.raises(ValueError, match="bogus"):
+        build_model("resnet", 18, bogus=1)
+
+
+def test_parameter_counts_match_the_original():
+    with torch.device("meta"):
+        counts = {
+            ("resnet", 50, 400): 47_018_576,
+            ("resnext", 101, 400): 48_340_816,
+            ("wideresnet", 50, 400): 158_248_272,
+            ("preresnet", 200, 400): 127_419_088,
+            ("resnet2p1d", 18, 700): 33_575_064,
+            ("resnet", 18, 700): 33_563_004,
+        }
+        for (family, depth, n), expected in counts.items():
+            assert count_parameters(build_model(family, depth, n)) == expected
+
+
+def test_shortcut_a_lets_gradients_flow():
+    model = build_model("resnet", 10, n_classes=2, shortcut="A")
+    x = torch.randn(2, 3, 8, 32, 32, requires_grad=True)
+    model(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert not any("downsample.0" in k for k in model.state_dict())
+
+
+def test_reset_classifier():
+    for family, depth in [("resnet", 10), ("densenet", 121)]:
+        model = build_model(family, depth, n_classes=400)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        model.reset_classifier(11)
+        head = getattr(model, model.classifier_name)
+        assert head.out_features == 11
+        after = model.state_dict()
+        body = [k for k in before if not k.startswith(model.classifier_name)]
+        assert all(torch.equal(before[k], after[k]) for k in body)
+
+
+@pytest.mark.parametrize("family,depth", [("resnet", 10), ("resnet2p1d", 10), ("densenet", 121),
+                                          ("preresnet", 10), ("resnext", 50), ("wideresnet", 50)])
+def test_bf16_channels_last_close_to_fp32(family, depth):
+    options = {"cardinality": 8} if family == "resnext" else {}
+    if family == "wideresnet":
+        options = {"widen_factor": 1}
+    model = build_model(family, depth, n_classes=10, **options).eval()
+    x = torch.randn(2, 3, 8, 48, 48)
+    with torch.no_grad():
+        ref = model.forward_features(x)
+        fast_model = model.to(memory_format=torch.channels_last_3d)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = fast_model.forward_features(x.to(memory_format=torch.channels_last_3d))
+    rel = (fast.float() - ref).norm() / ref.norm()
+    assert rel < 2e-2
