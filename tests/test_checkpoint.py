@@ -50,7 +50,9 @@ def test_2018_densenet_old_names(tmp_path):
     model = randomise_bn(build_model("densenet", 121, 400))
     state = {}
     for k, v in model.state_dict().items():
-        k = k.replace("features.conv1.", "features.conv0.").replace("features.norm1.", "features.norm0.")
+        k = k.replace("features.conv1.", "features.conv0.").replace(
+            "features.norm1.", "features.norm0."
+        )
         for a in ("norm", "conv"):
             for i in "12":
                 k = k.replace(f".{a}{i}.", f".{a}.{i}.") if "denselayer" in k else k
@@ -91,8 +93,10 @@ def test_2020_release_any_class_count(tmp_path, prefix):
     model = randomise_bn(build_model("resnet", 10, 1039))
     path = tmp_path / "r3d10_KM_200ep.pth"
     state = {prefix + k: v for k, v in model.state_dict().items()}
-    torch.save({"epoch": 200, "arch": "resnet-10", "state_dict": state, "optimizer": {},
-                "scheduler": {}}, path)
+    torch.save(
+        {"epoch": 200, "arch": "resnet-10", "state_dict": state, "optimizer": {}, "scheduler": {}},
+        path,
+    )
     loaded = load_model(path)
     assert loaded.spec.n_classes == 1039
     assert loaded.spec.normalization.name == "kinetics"
@@ -118,8 +122,16 @@ def test_original_training_checkpoint_with_optimizer_and_scheduler(tmp_path):
     scheduler.step()
     assert isinstance(scheduler.state_dict()["milestones"], collections.Counter)
     path = tmp_path / "save_10.pth"
-    torch.save({"epoch": 10, "arch": "resnet-10", "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, path)
+    torch.save(
+        {
+            "epoch": 10,
+            "arch": "resnet-10",
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        },
+        path,
+    )
     loaded = load_model(path)
     torch.testing.assert_close(outputs(loaded), outputs(model))
 
@@ -142,8 +154,15 @@ def test_cnn3d_format_round_trip_and_convert(tmp_path, suffix):
     names_file = tmp_path / "classes.txt"
     names_file.write_text("walk\nrun\njump\n")
     src = tmp_path / "save_3.pth"
-    torch.save({"epoch": 3, "arch": "resnet-10", "state_dict": model.state_dict(),
-                "optimizer": {"state": {}, "param_groups": []}}, src)
+    torch.save(
+        {
+            "epoch": 3,
+            "arch": "resnet-10",
+            "state_dict": model.state_dict(),
+            "optimizer": {"state": {}, "param_groups": []},
+        },
+        src,
+    )
     dst = tmp_path / f"converted{suffix}"
     # the tensors cannot show the stride or the missing pool: they are given once, then stored
     loaded = load_model(src, conv1_t_stride=2, no_max_pool=True)
@@ -206,5 +225,8 @@ def test_mismatch_names_first_key_and_both_shapes(tmp_path):
     state = build_model("resnet", 10, 4).state_dict()
     state["layer2.0.bn2.running_var"] = torch.ones(7)
     torch.save(state, tmp_path / "odd.pth")
-    with pytest.raises(CheckpointError, match=r"odd.pth: looks like resnet-10 .*layer2.0.bn2.running_var has shape \(7,\) in the file and \(128,\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"odd.pth: looks like resnet-10 .*layer2.0.bn2.running_var has shape \(7,\) in the file and \(128,\)",
+    ):
         load_model(tmp_path / "odd.pth")

@@ -4,12 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnn3d.models import build_model, count_parameters, list_models, load_model
+from cnn3d.models import build_model, count_parameters, list_models
 from cnn3d.models.checkpoint import infer_architecture, normalise_keys
 
-KEYS_FILE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint-keys.json"
-if not KEYS_FILE.exists():  # a checkout with shared/ inside it
-    KEYS_FILE = Path(__file__).resolve().parents[1] / "shared" / "reference" / "checkpoint-keys.json"
+# A copy of shared/reference/checkpoint-keys.json: the exact layouts of the released files.
+KEYS_FILE = Path(__file__).parent / "data" / "checkpoint-keys.json"
 
 # The class count each released variant shipped with, and the torchvision stem shapes.
 FEATURE_WIDTHS = {
@@ -29,8 +28,6 @@ FEATURE_WIDTHS = {
 
 
 def reference_keys() -> dict:
-    if not KEYS_FILE.exists():
-        pytest.skip("shared/reference/checkpoint-keys.json is not beside this checkout")
     return json.loads(KEYS_FILE.read_text())
 
 
@@ -39,7 +36,7 @@ def meta_state(entries, prefix=""):
         return {prefix + k: torch.empty(shape) for k, shape in entries}
 
 
-@pytest.mark.parametrize("variant", sorted(json.loads(KEYS_FILE.read_text())) if KEYS_FILE.exists() else [])
+@pytest.mark.parametrize("variant", sorted(json.loads(KEYS_FILE.read_text())))
 def test_released_layout_matches_model_exactly(variant):
     """Every released variant's keys and shapes, mapped to cnn3d names, equal the built model's."""
     entries = reference_keys()[variant]
@@ -117,8 +114,16 @@ def test_real_forward_small_input(family, depth, options):
 
 def test_options_change_the_network():
     x = torch.randn(1, 2, 8, 32, 32)
-    model = build_model("resnet", 10, n_classes=3, n_input_channels=2, conv1_t_size=3,
-                        conv1_t_stride=2, no_max_pool=True, widen_factor=0.5).eval()
+    model = build_model(
+        "resnet",
+        10,
+        n_classes=3,
+        n_input_channels=2,
+        conv1_t_size=3,
+        conv1_t_stride=2,
+        no_max_pool=True,
+        widen_factor=0.5,
+    ).eval()
     assert model.conv1.weight.shape == (32, 2, 3, 7, 7)
     with torch.no_grad():
         assert model(x).shape == (1, 3)
@@ -165,8 +170,17 @@ def test_reset_classifier():
         assert all(torch.equal(before[k], after[k]) for k in body)
 
 
-@pytest.mark.parametrize("family,depth", [("resnet", 10), ("resnet2p1d", 10), ("densenet", 121),
-                                          ("preresnet", 10), ("resnext", 50), ("wideresnet", 50)])
+@pytest.mark.parametrize(
+    "family,depth",
+    [
+        ("resnet", 10),
+        ("resnet2p1d", 10),
+        ("densenet", 121),
+        ("preresnet", 10),
+        ("resnext", 50),
+        ("wideresnet", 50),
+    ],
+)
 def test_bf16_channels_last_close_to_fp32(family, depth):
     options = {"cardinality": 8} if family == "resnext" else {}
     if family == "wideresnet":

@@ -7,9 +7,9 @@ import sys
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import build_model, count_flops, count_parameters, list_models
-
     import torch
+
+    from .models import build_model, count_flops, count_parameters, list_models
 
     print(f"{'family':<12}{'depth':>6}{'params (M)':>12}{'GFLOPs':>9}{'features':>10}")
     for family, depth in list_models():

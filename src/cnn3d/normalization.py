@@ -39,9 +39,7 @@ PRESETS: dict[str, Normalization] = {
     "hara2018": Normalization("hara2018", (114.7748, 107.7354, 99.4750), (1.0, 1.0, 1.0), 255.0),
     # The 2020 code's presets on [0, 1] input.
     "kinetics": Normalization("kinetics", (0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737)),
-    "activitynet": Normalization(
-        "activitynet", (0.4477, 0.4209, 0.3906), (0.2767, 0.2695, 0.2714)
-    ),
+    "activitynet": Normalization("activitynet", (0.4477, 0.4209, 0.3906), (0.2767, 0.2695, 0.2714)),
     "0.5": Normalization("0.5", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     # torchvision's video models (r3d_18, r2plus1d_18, mc3_18).
     "torchvision": Normalization(

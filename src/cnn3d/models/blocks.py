@@ -8,9 +8,7 @@ from torch import nn
 
 
 def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(
-        in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False
-    )
+    return nn.Conv3d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
 
 
 def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:

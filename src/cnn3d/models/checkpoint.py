@@ -65,8 +65,7 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
         ) from None
     except Exception as error:  # the unpickler raises KeyError, ValueError... on foreign bytes
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: "
-            f"{_first_line(str(error))})"
+            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {_first_line(str(error))})"
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a dict of weights")
@@ -137,7 +136,12 @@ def normalise_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
 
 _TV_STEM_3D = {"stem.0.": "conv1.", "stem.1.": "bn1."}
-_TV_STEM_2P1D = {"stem.0.": "conv1_s.", "stem.1.": "bn1_s.", "stem.3.": "conv1_t.", "stem.4.": "bn1_t."}
+_TV_STEM_2P1D = {
+    "stem.0.": "conv1_s.",
+    "stem.1.": "bn1_s.",
+    "stem.3.": "conv1_t.",
+    "stem.4.": "bn1_t.",
+}
 
 
 def _from_torchvision(state: dict) -> dict:
@@ -257,7 +261,9 @@ def _infer_resnet2p1d(state, layout):
     if layout == "torchvision":
         options["no_max_pool"] = True
     stem_width = int(conv1_t.shape[0])
-    planes = int(state["layer1.0.conv1.weight" if bottleneck else "layer1.0.conv1_t.weight"].shape[0])
+    planes = int(
+        state["layer1.0.conv1.weight" if bottleneck else "layer1.0.conv1_t.weight"].shape[0]
+    )
     _set_widen(options, planes / 64, stem_width, planes)
     t = options["conv1_t_size"]
     if int(conv1_s.shape[0]) != (3 * stem_width * t * 49) // (3 * 49 + t * stem_width):
@@ -282,7 +288,9 @@ def _infer_densenet(state):
         if tuple(per_block) == config:
             break
     else:
-        raise CheckpointError(f"a DenseNet with {per_block} layers per block matches no known depth")
+        raise CheckpointError(
+            f"a DenseNet with {per_block} layers per block matches no known depth"
+        )
     conv = state["features.conv1.weight"]
     options = _stem_options(conv, "cnn3d")
     n_classes = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else 400

@@ -9,7 +9,11 @@ from .resnet import BOTTLENECK_DEPTHS, DEPTHS, ResNet, check_depth, stage_planes
 
 
 def build_wideresnet(
-    depth: int, n_classes: int = 400, widen_factor: float = 2, stem_width: int | None = 64, **options
+    depth: int,
+    n_classes: int = 400,
+    widen_factor: float = 2,
+    stem_width: int | None = 64,
+    **options,
 ) -> ResNet:
     """WRN-50/101/152/200 with planes `[64k, 128k, 256k, 512k]`.
 

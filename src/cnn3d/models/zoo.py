@@ -119,7 +119,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(family: str, depth: int, clip_length: int = 16, size: int = 112, **options) -> float:
+def count_flops(
+    family: str, depth: int, clip_length: int = 16, size: int = 112, **options
+) -> float:
     """Forward FLOPs (2 x multiply-adds) of one clip, counted on the meta device (no compute)."""
     from torch.utils.flop_counter import FlopCounterMode
 
