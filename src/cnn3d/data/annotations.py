@@ -1,0 +1,324 @@
+"""Annotations: the original ActivityNet-style JSON, and builders from each dataset's own files.
+
+The JSON is `{"labels": [...], "database": {video_id: {"subset": ..., "annotations": {...}}}}` with
+`annotations = {"label": name, "segment": [first, end]}` (frame numbers, `end` exclusive: 1-based
+`[1, n+1]` for JPEG folders, 0-based `[0, n]` for HDF5 and video files), or, for ActivityNet, a
+list of `{"label", "segment": [t0_s, t1_s]}` in seconds plus `fps`. Subsets are `training`,
+`validation` and `testing`. Existing files from the original tools load unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUBSETS = {"train": "training", "training": "training", "val": "validation",
+           "validation": "validation", "test": "testing", "testing": "testing"}
+
+
+class AnnotationError(ValueError):
+    """An annotation or split file that cannot be understood; the message names it."""
+
+
+@dataclass
+class Entry:
+    """One video of the database, as in the JSON."""
+
+    video_id: str
+    subset: str
+    label: str | None = None
+    segment: tuple[float, float] | None = None
+    video_path: str | None = None  # relative to the video root; overrides the default layout
+    extra: dict = field(default_factory=dict)  # ActivityNet: fps, duration, several segments
+
+
+@dataclass
+class Annotations:
+    labels: list[str]
+    entries: list[Entry]
+    missing: list[str] = field(default_factory=list)  # videos listed but not found on disk
+    unreadable: list[str] = field(default_factory=list)  # found but not readable: the reasons
+
+    def subset(self, name: str) -> list[Entry]:
+        name = SUBSETS.get(name, name)
+        return [e for e in self.entries if e.subset == name]
+
+    @property
+    def class_index(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+
+def _entry_to_json(entry: Entry) -> dict:
+    out: dict = {"subset": entry.subset}
+    if "annotations" in entry.extra:
+        out.update(entry.extra)
+    else:
+        ann: dict = {}
+        if entry.label is not None:
+            ann["label"] = entry.label
+        if entry.segment is not None:
+            ann["segment"] = list(entry.segment)
+        out["annotations"] = ann
+        out.update(entry.extra)
+    if entry.video_path is not None:
+        out["video_path"] = entry.video_path
+    return out
+
+
+def write_annotations(path: str | os.PathLike, annotations: Annotations) -> None:
+    """Write the original JSON format atomically."""
+    from ..models.checkpoint import atomic_write
+
+    data = {
+        "labels": annotations.labels,
+        "database": {e.video_id: _entry_to_json(e) for e in annotations.entries},
+    }
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+    atomic_write(path, write)
+
+
+def read_annotations(path: str | os.PathLike) -> Annotations:
+    """Read the original JSON (Kinetics/UCF/HMDB/MiT builders' output, or ActivityNet's)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: no such annotation file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AnnotationError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict) or "database" not in data:
+        raise AnnotationError(f"{path}: no 'database' key; not an ActivityNet-style annotation file")
+    labels = data.get("labels") or _taxonomy_leaves(data.get("taxonomy"), path)
+    entries = []
+    for video_id, item in data["database"].items():
+        subset = item.get("subset", "")
+        ann = item.get("annotations", {})
+        if isinstance(ann, list):  # ActivityNet: segments in seconds
+            extra = {k: v for k, v in item.items() if k not in ("subset", "video_path")}
+            label = ann[0]["label"] if ann else None
+            entries.append(Entry(video_id, subset, label, None, item.get("video_path"), extra))
+            continue
+        segment = tuple(ann["segment"]) if "segment" in ann else None
+        extra = {k: v for k, v in item.items() if k not in ("subset", "annotations", "video_path")}
+        entries.append(
+            Entry(video_id, subset, ann.get("label"), segment, item.get("video_path"), extra)
+        )
+    unknown = sorted({e.label for e in entries if e.label is not None} - set(labels))
+    if unknown:
+        raise AnnotationError(f"{path}: labels not in the label list: {unknown[:5]}")
+    return Annotations(list(labels), entries)
+
+
+def _taxonomy_leaves(taxonomy, path) -> list[str]:
+    if not taxonomy:
+        raise AnnotationError(f"{path}: has neither 'labels' nor 'taxonomy'")
+    parents = {node["parentId"] for node in taxonomy}
+    return [node["nodeName"] for node in taxonomy if node["nodeId"] not in parents]
+
+
+# ------------------------------------------------------------------------------------- builders
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: no such split file") from None
+
+
+def _label_from_path(path_text: str) -> tuple[str, str]:
+    """`Class/v_Class_g01_c01.avi` -> (Class, v_Class_g01_c01)."""
+    parts = path_text.replace("\\", "/").split("/")
+    return parts[-2], Path(parts[-1]).stem
+
+
+def build_ucf101(annotation_dir: str | os.PathLike, split: int) -> Annotations:
+    """UCF-101 from `classInd.txt`, `trainlist0N.txt` (training) and `testlist0N.txt` (validation)."""
+    root = Path(annotation_dir)
+    labels = []
+    for line in _read_lines(root / "classInd.txt"):
+        fields = line.split()
+        if len(fields) != 2:
+            raise AnnotationError(f"{root / 'classInd.txt'}: expected 'index name', got {line!r}")
+        labels.append(fields[1])
+    entries = []
+    for list_name, subset in ((f"trainlist0{split}.txt", "training"),
+                              (f"testlist0{split}.txt", "validation")):
+        for line in _read_lines(root / list_name):
+            label, video_id = _label_from_path(line.split()[0])
+            if label not in labels:
+                raise AnnotationError(f"{root / list_name}: class {label!r} is not in classInd.txt")
+            entries.append(Entry(video_id, subset, label))
+    return Annotations(labels, entries)
+
+
+def build_hmdb51(annotation_dir: str | os.PathLike, split: int) -> Annotations:
+    """HMDB-51 from `<class>_test_split{N}.txt` files: tag 1 training, 2 validation, 0 unused."""
+    root = Path(annotation_dir)
+    files = sorted(root.glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise AnnotationError(f"{root}: no *_test_split{split}.txt files")
+    labels = sorted({f.name[: -len(f"_test_split{split}.txt")] for f in files})
+    entries = []
+    for f in files:
+        label = f.name[: -len(f"_test_split{split}.txt")]
+        for line in _read_lines(f):
+            fields = line.split()
+            if len(fields) != 2 or fields[1] not in "012":
+                raise AnnotationError(f"{f}: expected '<video> <0|1|2>', got {line!r}")
+            if fields[1] == "0":
+                continue
+            subset = "training" if fields[1] == "1" else "validation"
+            entries.append(Entry(Path(fields[0]).stem, subset, label))
+    return Annotations(labels, entries)
+
+
+def kinetics_key(youtube_id: str, start: float, end: float) -> str:
+    return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
+
+
+def build_kinetics(csv_files: Iterable[str | os.PathLike], class_order: str = "alphabetical") -> Annotations:
+    """Kinetics-400/600/700 from its CSVs (`label,youtube_id,time_start,time_end[,split]`).
+
+    The subset comes from the `split` column, else from the file name (train/val/test). Class
+    order is alphabetical, or `first-appearance` in the training CSV (the 2020 models use it).
+    """
+    entries, train_order = [], []
+    for csv_path in map(Path, csv_files):
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except FileNotFoundError:
+            raise AnnotationError(f"{csv_path}: no such CSV file") from None
+        needed = {"youtube_id", "time_start", "time_end"}
+        if not rows or not needed <= set(rows[0]):
+            raise AnnotationError(f"{csv_path}: expected columns label,youtube_id,time_start,time_end[,split]")
+        file_subset = next((SUBSETS[w] for w in re.split(r"[_.\-]", csv_path.stem) if w in SUBSETS), None)
+        for row in rows:
+            subset = SUBSETS.get(row.get("split", ""), file_subset)
+            if subset is None:
+                raise AnnotationError(f"{csv_path}: cannot tell the subset (no split column, no train/val/test in the name)")
+            label = row.get("label") if subset != "testing" else None
+            if subset == "training" and label not in train_order:
+                train_order.append(label)
+            key = kinetics_key(row["youtube_id"], row["time_start"], row["time_end"])
+            entries.append(Entry(key, subset, label))
+    all_labels = {e.label for e in entries if e.label is not None}
+    if class_order == "alphabetical":
+        labels = sorted(all_labels)
+    elif class_order == "first-appearance":
+        labels = train_order + sorted(all_labels - set(train_order))
+    else:
+        raise ValueError(f"class order must be alphabetical or first-appearance, not {class_order!r}")
+    return Annotations(labels, entries)
+
+
+def build_activitynet(json_path: str | os.PathLike) -> Annotations:
+    """ActivityNet v1.3: leaf classes of the taxonomy; segments stay in seconds."""
+    annotations = read_annotations(json_path)
+    for entry in annotations.entries:
+        entry.subset = SUBSETS.get(entry.subset, entry.subset)
+    return annotations
+
+
+def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.2) -> Annotations:
+    """A folder per class of video files or frame folders; a stable hash of each name puts
+    `val_fraction` of every class in validation."""
+    root = Path(video_root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not classes:
+        raise AnnotationError(f"{root}: no class folders")
+    entries = []
+    for label in classes:
+        for item in sorted((root / label).iterdir()):
+            if item.name.startswith("."):
+                continue
+            video_id = item.stem if item.is_file() else item.name
+            bucket = zlib.crc32(video_id.encode()) % 1000 / 1000
+            subset = "validation" if bucket < val_fraction else "training"
+            entries.append(Entry(video_id, subset, label, video_path=f"{label}/{item.name}"))
+    return Annotations(classes, entries)
+
+
+def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
+    """A CSV of `path,label[,subset]` (no header, or a header naming those columns)."""
+    csv_path = Path(csv_path)
+    try:
+        rows = list(csv.reader(csv_path.read_text(encoding="utf-8").splitlines()))
+    except FileNotFoundError:
+        raise AnnotationError(f"{csv_path}: no such CSV file") from None
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    entries, seen = [], set()
+    for number, row in enumerate(rows, start=1):
+        if not row or not row[0].strip():
+            continue
+        if len(row) < 2:
+            raise AnnotationError(f"{csv_path}: line {number}: expected path,label[,subset]")
+        path, label = row[0].strip(), row[1].strip()
+        subset = SUBSETS.get(row[2].strip(), None) if len(row) > 2 else "training"
+        if subset is None:
+            raise AnnotationError(f"{csv_path}: line {number}: unknown subset {row[2]!r}")
+        video_id = Path(path).stem
+        if video_id in seen:
+            video_id = path.replace("/", "_")
+        seen.add(video_id)
+        entries.append(Entry(video_id, subset, label or None, video_path=path))
+    return Annotations(sorted({e.label for e in entries if e.label}), entries)
+
+
+def attach_videos(annotations: Annotations, video_root: str | os.PathLike) -> Annotations:
+    """Add each found video's frame segment (and ActivityNet fps); list the ones not found.
+
+    Videos not on disk are named in `missing`, unreadable ones (with why) in `unreadable`; both
+    stay out of the returned entries, and the caller reports them.
+    """
+    from .sources import VideoReadError, find_video, open_source
+
+    root = Path(video_root)
+    kept, missing, unreadable = [], [], []
+    for entry in annotations.entries:
+        path = root / entry.video_path if entry.video_path else find_video(root, entry.label, entry.video_id)
+        if entry.video_path is None and path is None and entry.extra.get("annotations") is not None:
+            path = find_video(root, None, f"v_{entry.video_id}")
+        if path is None or not path.exists():
+            missing.append(entry.video_id)
+            continue
+        try:
+            source = open_source(path)
+            n_frames = source.n_frames
+        except VideoReadError as error:
+            unreadable.append(str(error))
+            continue
+        entry.video_path = str(path.relative_to(root))
+        if isinstance(entry.extra.get("annotations"), list):
+            entry.extra["fps"] = _fps(path, n_frames, entry.extra)
+        else:
+            first = 1 if path.is_dir() else 0
+            entry.segment = (first, first + n_frames)
+        kept.append(entry)
+    return Annotations(annotations.labels, kept, missing, unreadable)
+
+
+def _fps(path: Path, n_frames: int, extra: dict) -> float:
+    duration = extra.get("duration")
+    if not path.is_dir():
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.average_rate:
+                return float(stream.average_rate)
+    if duration:
+        return round(n_frames / float(duration), 2)
+    return 30.0

@@ -1,0 +1,91 @@
+"""Temporal sampling: which frames a clip takes.
+
+Pure functions of (number of frames, settings, random generator) -> 0-based frame positions
+within the video (or annotated segment). A clip of `length` frames with temporal `stride` spans
+`(length - 1) * stride + 1` frames. Videos shorter than that are loop-padded: the frames they
+have are repeated in order until the clip is full. The same `stride` applies in training,
+validation and testing (the original ignored it outside training).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def span(length: int, stride: int = 1) -> int:
+    """Frames covered by a clip of `length` frames taken every `stride` frames."""
+    return (length - 1) * stride + 1
+
+
+def loop_pad(indices: np.ndarray, length: int) -> np.ndarray:
+    """Repeat `indices` cyclically until there are `length` of them."""
+    if len(indices) == 0:
+        raise ValueError("cannot loop-pad an empty clip (the video has no frames)")
+    return np.resize(np.asarray(indices, dtype=np.int64), length)
+
+
+def clip_at(start: int, n_frames: int, length: int, stride: int = 1) -> np.ndarray:
+    """The clip starting at `start`, loop-padded with its own frames where the video ends."""
+    if n_frames <= 0:
+        raise ValueError("the video has no frames")
+    indices = start + stride * np.arange(length, dtype=np.int64)
+    return loop_pad(indices[indices < n_frames], length)
+
+
+def _check(n_frames: int, length: int, stride: int) -> None:
+    if n_frames <= 0:
+        raise ValueError("the video has no frames")
+    if length <= 0 or stride <= 0:
+        raise ValueError(f"clip length and stride must be positive (got {length}, {stride})")
+
+
+def random_clip(n_frames: int, length: int, stride: int, rng: np.random.Generator) -> np.ndarray:
+    """A clip at a start drawn uniformly from every valid start (the last one included)."""
+    _check(n_frames, length, stride)
+    last_start = max(0, n_frames - span(length, stride))
+    return clip_at(int(rng.integers(0, last_start + 1)), n_frames, length, stride)
+
+
+def center_clip(n_frames: int, length: int, stride: int = 1) -> np.ndarray:
+    _check(n_frames, length, stride)
+    return clip_at(max(0, (n_frames - span(length, stride)) // 2), n_frames, length, stride)
+
+
+def begin_clip(n_frames: int, length: int, stride: int = 1) -> np.ndarray:
+    _check(n_frames, length, stride)
+    return clip_at(0, n_frames, length, stride)
+
+
+def even_clips(n_frames: int, length: int, n_clips: int, stride: int = 1) -> list[np.ndarray]:
+    """`n_clips` clips with evenly spaced starts, the first at frame 0 and the last ending on the
+    last frame; `n_clips == 1` gives the centre clip. Always exactly `n_clips` clips (a short
+    video repeats the same loop-padded clip)."""
+    _check(n_frames, length, stride)
+    if n_clips <= 0:
+        raise ValueError(f"n_clips must be positive (got {n_clips})")
+    if n_clips == 1:
+        return [center_clip(n_frames, length, stride)]
+    last_start = max(0, n_frames - span(length, stride))
+    starts = np.floor(np.linspace(0, last_start, n_clips) + 0.5).astype(np.int64)
+    return [clip_at(int(s), n_frames, length, stride) for s in starts]
+
+
+def sliding_clips(
+    n_frames: int, length: int, window_stride: int | None = None, stride: int = 1
+) -> list[np.ndarray]:
+    """Windows starting every `window_stride` frames (default: one clip span, no overlap) until
+    every frame is covered; the first window that runs past the end is loop-padded and is the
+    last one."""
+    _check(n_frames, length, stride)
+    step = window_stride or span(length, stride)
+    clips = []
+    for start in range(0, n_frames, step):
+        clips.append(clip_at(start, n_frames, length, stride))
+        if start + span(length, stride) >= n_frames:
+            break
+    return clips
+
+
+def subsample(n_frames: int, stride: int) -> np.ndarray:
+    """Every `stride`-th frame position (temporal subsampling of a whole video)."""
+    return np.arange(0, n_frames, stride, dtype=np.int64)

@@ -1,0 +1,260 @@
+"""Where frames come from: JPEG frame folders, the original HDF5 layout, encoded video files.
+
+Every source reads a clip as a uint8 tensor [T, C, H, W] (RGB) from 0-based frame positions.
+How those positions map onto the storage is stated per source: frame folders hold
+`image_00001.jpg` for position 0 (1-based file names); HDF5 element i is position i (0-based);
+video files count decoded frames in presentation order from 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
+FRAME_PATTERN = "image_{:05d}.jpg"
+
+
+class VideoReadError(RuntimeError):
+    """A video (file, frame folder or HDF5) that cannot be read; the message names it."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def _positions(indices) -> np.ndarray:
+    positions = np.asarray(indices, dtype=np.int64)
+    if positions.ndim != 1 or len(positions) == 0:
+        raise ValueError("a clip needs a non-empty 1-D list of frame positions")
+    return positions
+
+
+def _check_range(path, positions: np.ndarray, n_frames: int) -> None:
+    if positions.min() < 0 or positions.max() >= n_frames:
+        raise VideoReadError(
+            path, f"frame position {int(positions.max())} asked for, but it has {n_frames} frames"
+        )
+
+
+def _decode_jpeg(data: bytes, path, min_short_side: int | None) -> np.ndarray:
+    import simplejpeg
+
+    try:
+        if min_short_side:
+            return simplejpeg.decode_jpeg(
+                data, colorspace="RGB", min_height=min_short_side, min_width=min_short_side
+            )
+        return simplejpeg.decode_jpeg(data, colorspace="RGB")
+    except (ValueError, RuntimeError) as error:
+        raise VideoReadError(path, f"corrupt JPEG: {error}") from None
+
+
+def _stack(frames: list[np.ndarray], path) -> torch.Tensor:
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise VideoReadError(path, f"frames of different sizes in one clip: {sorted(shapes)}")
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+
+@dataclass
+class FrameFolderSource:
+    """A folder of `image_%05d.jpg` files, 1-based: position i is `image_{i+1:05d}.jpg`.
+
+    Decodes with libjpeg-turbo (simplejpeg); with `min_short_side` it decodes in the DCT domain at
+    the smallest 1/2, 1/4 or 1/8 scale whose short side stays at least that large.
+    """
+
+    path: Path
+    min_short_side: int | None = None
+    _n_frames: int | None = field(default=None, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        if self._n_frames is None:
+            if not self.path.is_dir():
+                raise VideoReadError(self.path, "no such frame folder")
+            names = [n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")]
+            if not names:
+                raise VideoReadError(self.path, "the frame folder holds no image_*.jpg files")
+            # the largest index, as the original's n_frames files did; gaps fail loudly on read
+            self._n_frames = max(int(n[6:-4]) for n in names)
+        return self._n_frames
+
+    def read(self, indices) -> torch.Tensor:
+        positions = _positions(indices)
+        frames = {}
+        for p in np.unique(positions):
+            name = self.path / FRAME_PATTERN.format(int(p) + 1)
+            try:
+                data = name.read_bytes()
+            except FileNotFoundError:
+                raise VideoReadError(name, "missing frame file") from None
+            frames[int(p)] = _decode_jpeg(data, name, self.min_short_side)
+        return _stack([frames[int(p)] for p in positions], self.path)
+
+
+@dataclass
+class HDF5Source:
+    """The original HDF5 layout: dataset `video` of JPEG bytes (vlen uint8), 0-based."""
+
+    path: Path
+    min_short_side: int | None = None
+    dataset: str = "video"
+    _n_frames: int | None = field(default=None, repr=False)
+
+    def _open(self):
+        import h5py
+
+        if not self.path.is_file():
+            raise VideoReadError(self.path, "no such HDF5 file")
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as error:
+            raise VideoReadError(self.path, f"not a readable HDF5 file ({error})") from None
+        if self.dataset not in f:
+            f.close()
+            raise VideoReadError(self.path, f"has no dataset {self.dataset!r}")
+        return f
+
+    @property
+    def n_frames(self) -> int:
+        if self._n_frames is None:
+            with self._open() as f:
+                self._n_frames = len(f[self.dataset])
+        return self._n_frames
+
+    def read(self, indices) -> torch.Tensor:
+        positions = _positions(indices)
+        unique = np.unique(positions)
+        with self._open() as f:
+            data = f[self.dataset]
+            self._n_frames = len(data)
+            _check_range(self.path, positions, self._n_frames)
+            blobs = data[unique]  # h5py wants increasing indices
+        frames = {
+            int(p): _decode_jpeg(bytes(b), self.path, self.min_short_side)
+            for p, b in zip(unique, blobs, strict=True)
+        }
+        return _stack([frames[int(p)] for p in positions], self.path)
+
+
+@dataclass
+class VideoFileSource:
+    """An encoded video file (mp4, avi, webm, mkv, ...) decoded directly with PyAV, frame-exact.
+
+    The first access scans the packets once (no decoding) to list every frame's timestamp; a clip
+    then seeks to the keyframe before its first frame and decodes forward. Cost is dominated by
+    the distance to the previous keyframe: re-encode with short keyframe intervals
+    (`cnn3d prepare frames --format mp4`) for fast random clips.
+    """
+
+    path: Path
+    min_short_side: int | None = None
+    _pts: list[int] | None = field(default=None, repr=False)
+
+    def _open(self):
+        import av
+
+        if not self.path.is_file():
+            raise VideoReadError(self.path, "no such video file")
+        if self.path.stat().st_size == 0:
+            raise VideoReadError(self.path, "the file is empty")
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError, ValueError) as error:
+            raise VideoReadError(self.path, f"not a readable video ({error})") from None
+        if not container.streams.video:
+            container.close()
+            raise VideoReadError(self.path, "has no video stream")
+        return container
+
+    def _frame_timestamps(self, container) -> list[int]:
+        import av
+
+        stream = container.streams.video[0]
+        try:
+            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+        except av.error.FFmpegError as error:
+            raise VideoReadError(self.path, f"cannot read its packets ({error})") from None
+        if not pts:
+            raise VideoReadError(self.path, "has no video frames")
+        container.seek(0, stream=stream)
+        return pts
+
+    @property
+    def n_frames(self) -> int:
+        if self._pts is None:
+            with self._open() as container:
+                self._pts = self._frame_timestamps(container)
+        return len(self._pts)
+
+    def read(self, indices) -> torch.Tensor:
+        import av
+
+        positions = _positions(indices)
+        with self._open() as container:
+            if self._pts is None:
+                self._pts = self._frame_timestamps(container)
+            _check_range(self.path, positions, len(self._pts))
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            wanted = {self._pts[int(p)]: int(p) for p in np.unique(positions)}
+            last = max(wanted)
+            frames: dict[int, np.ndarray] = {}
+            try:
+                first = min(wanted)
+                if first != self._pts[0]:
+                    container.seek(first, stream=stream, backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.pts in wanted:
+                        frames[wanted[frame.pts]] = self._to_array(frame)
+                    if frame.pts is not None and frame.pts >= last:
+                        break
+            except av.error.FFmpegError as error:
+                raise VideoReadError(self.path, f"decoding failed ({error})") from None
+        missing = [int(p) for p in np.unique(positions) if int(p) not in frames]
+        if missing:
+            raise VideoReadError(
+                self.path,
+                f"frames {missing[0]}..{missing[-1]} could not be decoded (truncated or corrupt?)",
+            )
+        return _stack([frames[int(p)] for p in positions], self.path)
+
+    def _to_array(self, frame) -> np.ndarray:
+        if self.min_short_side and min(frame.width, frame.height) > 2 * self.min_short_side:
+            # let swscale shrink very large frames while converting (never below the short side)
+            factor = min(frame.width, frame.height) / self.min_short_side
+            w, h = round(frame.width / factor), round(frame.height / factor)
+            return frame.to_ndarray(format="rgb24", width=w - w % 2, height=h - h % 2)
+        return frame.to_ndarray(format="rgb24")
+
+
+def open_source(path, min_short_side: int | None = None):
+    """The source for a frame folder, an `.hdf5`/`.h5` file or a video file."""
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolderSource(path, min_short_side)
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        return HDF5Source(path, min_short_side)
+    if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
+        return VideoFileSource(path, min_short_side)
+    raise VideoReadError(path, "no such file or frame folder")
+
+
+def find_video(root: Path, label: str | None, video_id: str) -> Path | None:
+    """The original layouts: `<root>/<label>/<id>` (frames), `<id>.hdf5` or `<id>.<video ext>`."""
+    folder = root / (label if label is not None else "test")
+    candidates = [folder / video_id, folder / f"{video_id}.hdf5"]
+    candidates += [folder / f"{video_id}{s}" for s in VIDEO_SUFFIXES]
+    candidates += [root / video_id, root / f"{video_id}.hdf5"]
+    candidates += [root / f"{video_id}{s}" for s in VIDEO_SUFFIXES]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    return None

@@ -1,0 +1,180 @@
+"""Spatial transforms on whole clips.
+
+A clip is a uint8 tensor [T, C, H, W]; every random choice is drawn once per clip and applied to
+all frames at once as batched tensor ops (no per-frame PIL). The last step, `normalize`, returns
+float [C, T, H, W] as the networks take it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from ..normalization import PRESETS, Normalization
+
+# Short-side fractions of the multi-scale crops: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2.
+MULTISCALE = tuple(2 ** (-i / 4) for i in range(5))
+CORNERS = ("c", "tl", "tr", "bl", "br")
+
+
+def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize so that the shorter side is `size` (bilinear, antialiased), keeping the aspect."""
+    h, w = clip.shape[-2:]
+    if min(h, w) == size:
+        return clip
+    if h <= w:
+        new = (size, max(1, round(w * size / h)))
+    else:
+        new = (max(1, round(h * size / w)), size)
+    return TF.resize(clip, list(new), antialias=True)
+
+
+def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    return TF.center_crop(clip, [size, size])
+
+
+def crop_box(height: int, width: int, side_h: int, side_w: int, position: str) -> tuple[int, int]:
+    """Top-left corner of a box at `position` (c, tl, tr, bl, br)."""
+    top = {"c": (height - side_h) // 2, "tl": 0, "tr": 0, "bl": height - side_h, "br": height - side_h}
+    left = {"c": (width - side_w) // 2, "tl": 0, "tr": width - side_w, "bl": 0, "br": width - side_w}
+    return top[position], left[position]
+
+
+def multiscale_corner_crop(
+    clip: torch.Tensor, size: int, rng: np.random.Generator, scales=MULTISCALE, positions=CORNERS
+) -> torch.Tensor:
+    """A square of a random scale of the short side at the centre or a corner, resized to size."""
+    h, w = clip.shape[-2:]
+    side = int(min(h, w) * scales[rng.integers(len(scales))])
+    top, left = crop_box(h, w, side, side, positions[rng.integers(len(positions))])
+    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+
+
+def multiscale_random_crop(
+    clip: torch.Tensor, size: int, rng: np.random.Generator, scales=MULTISCALE
+) -> torch.Tensor:
+    """A square of a random scale of the short side at a uniformly random place, resized."""
+    h, w = clip.shape[-2:]
+    side = int(min(h, w) * scales[rng.integers(len(scales))])
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+
+
+def random_resized_crop(
+    clip: torch.Tensor,
+    size: int,
+    rng: np.random.Generator,
+    scale=(0.25, 1.0),
+    ratio=(3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop box (area fraction `scale`, aspect `ratio`), one per clip."""
+    h, w = clip.shape[-2:]
+    area = h * w
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        cw = round(math.sqrt(target * aspect))
+        ch = round(math.sqrt(target / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(rng.integers(0, h - ch + 1))
+            left = int(rng.integers(0, w - cw + 1))
+            return TF.resized_crop(clip, top, left, ch, cw, [size, size], antialias=True)
+    side = min(h, w)  # fallback: the central square
+    top, left = crop_box(h, w, side, side, "c")
+    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+
+
+def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
+    """View 0, 1 or 2 of a resized clip: left/centre/right (landscape) or top/centre/bottom."""
+    h, w = clip.shape[-2:]
+    if view == 1:
+        return center_crop(clip, size)
+    if w >= h:
+        left = (0, (w - size) // 2, w - size)[view]
+        return TF.crop(clip, (h - size) // 2, left, size, size)
+    top = (0, (h - size) // 2, h - size)[view]
+    return TF.crop(clip, top, (w - size) // 2, size, size)
+
+
+def normalize(clip: torch.Tensor, normalization: Normalization) -> torch.Tensor:
+    """uint8 [T, C, H, W] -> float [C, T, H, W] with the preset's range, mean and std."""
+    norm = normalization.for_channels(clip.shape[1])
+    x = clip.permute(1, 0, 2, 3).float()
+    mean = torch.tensor(norm.mean).view(-1, 1, 1, 1)
+    std = torch.tensor(norm.std).view(-1, 1, 1, 1)
+    scale = norm.value_range / 255.0
+    return (x * scale - mean) / std
+
+
+TRAIN_CROPS = ("corner", "random", "multiscale_random", "center")
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """Training: a random crop (`corner` = the 2018 multi-scale corner crop; `random` = the 2020
+    RandomResizedCrop; `multiscale_random`; `center`), a random horizontal flip, normalisation."""
+
+    size: int = 112
+    crop: str = "corner"
+    flip: bool = True
+    normalization: Normalization = PRESETS["kinetics"]
+    crop_scale: tuple[float, float] = (0.25, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self):
+        if self.crop not in TRAIN_CROPS:
+            raise ValueError(f"train crop must be one of {', '.join(TRAIN_CROPS)}, not {self.crop!r}")
+
+    @property
+    def min_short_side(self) -> int:
+        """The smallest decoded short side that still gives every crop `size` real pixels."""
+        if self.crop == "center":
+            return self.size
+        if self.crop == "random":
+            return math.ceil(self.size / math.sqrt(self.crop_scale[0]))
+        return math.ceil(self.size / MULTISCALE[-1])
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.crop == "corner":
+            clip = multiscale_corner_crop(clip, self.size, rng)
+        elif self.crop == "multiscale_random":
+            clip = multiscale_random_crop(clip, self.size, rng)
+        elif self.crop == "random":
+            clip = random_resized_crop(clip, self.size, rng, self.crop_scale, self.crop_ratio)
+        else:
+            clip = center_crop(resize_short_side(clip, self.size), self.size)
+        if self.flip and rng.random() < 0.5:
+            clip = TF.horizontal_flip(clip)
+        return normalize(clip, self.normalization)
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """Validation/testing: resize the short side to `size`, then a centre crop (`crop="center"`),
+    one of three crops (`crop="three"`, with `view` 0-2), or none (`crop="none"`)."""
+
+    size: int = 112
+    crop: str = "center"
+    normalization: Normalization = PRESETS["kinetics"]
+
+    @property
+    def min_short_side(self) -> int:
+        return self.size
+
+    def __call__(
+        self, clip: torch.Tensor, rng: np.random.Generator | None = None, view: int = 1
+    ) -> torch.Tensor:
+        clip = resize_short_side(clip, self.size)
+        if self.crop == "center":
+            clip = center_crop(clip, self.size)
+        elif self.crop == "three":
+            clip = three_crop(clip, self.size, view)
+        elif self.crop != "none":
+            raise ValueError(f"eval crop must be center, three or none, not {self.crop!r}")
+        return normalize(clip, self.normalization)

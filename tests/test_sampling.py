@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from cnn3d.data import sampling as s
+
+
+def test_random_clip_every_start_equally_likely_including_the_last():
+    rng = np.random.default_rng(0)
+    starts = [int(s.random_clip(20, 16, 1, rng)[0]) for _ in range(5000)]
+    counts = np.bincount(starts, minlength=5)
+    assert set(starts) == {0, 1, 2, 3, 4}  # the original never chose the last start (4)
+    assert counts.min() > 800
+
+
+def test_random_clip_with_stride_and_short_video():
+    rng = np.random.default_rng(0)
+    clip = s.random_clip(100, 4, 3, rng)
+    assert list(np.diff(clip)) == [3, 3, 3] and clip[-1] < 100
+    assert list(s.random_clip(5, 8, 1, rng)) == [0, 1, 2, 3, 4, 0, 1, 2]  # loop padding
+    assert list(s.random_clip(5, 4, 2, rng)) == [0, 2, 4, 0]
+
+
+def test_center_and_begin():
+    assert list(s.center_clip(10, 4)) == [3, 4, 5, 6]
+    assert list(s.center_clip(3, 5)) == [0, 1, 2, 0, 1]
+    assert list(s.center_clip(20, 4, 2)) == [6, 8, 10, 12]
+    assert list(s.begin_clip(10, 3)) == [0, 1, 2]
+
+
+def test_even_clips_exact_tables():
+    starts = [int(c[0]) for c in s.even_clips(300, 16, 3)]
+    assert starts == [0, 142, 284]  # last clip ends on the last frame
+    assert [int(c[0]) for c in s.even_clips(20, 16, 3)] == [0, 2, 4]
+    assert [list(c) for c in s.even_clips(10, 4, 1)] == [[3, 4, 5, 6]]  # N = 1 works
+    short = s.even_clips(5, 8, 3)
+    assert len(short) == 3 and all(list(c) == [0, 1, 2, 3, 4, 0, 1, 2] for c in short)
+    strided = s.even_clips(100, 4, 2, stride=4)  # the stride applies in validation too
+    assert [list(c) for c in strided] == [[0, 4, 8, 12], [87, 91, 95, 99]]
+
+
+def test_sliding_clips_cover_every_frame():
+    clips = s.sliding_clips(40, 16)
+    assert [list(c) for c in clips] == [
+        list(range(0, 16)), list(range(16, 32)), list(range(32, 40)) + list(range(32, 40))
+    ]
+    assert len(s.sliding_clips(32, 16)) == 2  # ends exactly: no extra window
+    assert [int(c[0]) for c in s.sliding_clips(40, 16, window_stride=8)] == [0, 8, 16, 24]
+    assert [list(c) for c in s.sliding_clips(5, 16)] == [[0, 1, 2, 3, 4] * 3 + [0]]
+    strided = s.sliding_clips(20, 4, stride=3)
+    assert [list(c) for c in strided] == [[0, 3, 6, 9], [10, 13, 16, 19]]
+
+
+def test_errors_and_subsample():
+    with pytest.raises(ValueError, match="no frames"):
+        s.center_clip(0, 16)
+    with pytest.raises(ValueError):
+        s.even_clips(10, 4, 0)
+    assert list(s.subsample(7, 3)) == [0, 3, 6]
