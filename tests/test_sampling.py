@@ -41,7 +41,9 @@ def test_even_clips_exact_tables():
 def test_sliding_clips_cover_every_frame():
     clips = s.sliding_clips(40, 16)
     assert [list(c) for c in clips] == [
-        list(range(0, 16)), list(range(16, 32)), list(range(32, 40)) + list(range(32, 40))
+        list(range(0, 16)),
+        list(range(16, 32)),
+        list(range(32, 40)) + list(range(32, 40)),
     ]
     assert len(s.sliding_clips(32, 16)) == 2  # ends exactly: no extra window
     assert [int(c[0]) for c in s.sliding_clips(40, 16, window_stride=8)] == [0, 8, 16, 24]

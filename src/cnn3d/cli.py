@@ -37,6 +37,90 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_missing(annotations, out_path) -> None:
+    from pathlib import Path
+
+    problems = [f"{v}: not found" for v in annotations.missing] + list(annotations.unreadable)
+    if not problems:
+        return
+    listing = Path(str(out_path) + ".missing.txt")
+    listing.write_text("\n".join(problems) + "\n")
+    print(
+        f"  {len(annotations.missing)} listed videos not found, {len(annotations.unreadable)} "
+        f"unreadable (left out; all named in {listing}):"
+    )
+    for line in problems[:5]:
+        print(f"    {line}")
+    if len(problems) > 5:
+        print(f"    ... and {len(problems) - 5} more")
+
+
+def _finish_annotations(annotations, args, out_path) -> None:
+    from .data.annotations import attach_videos, write_annotations
+
+    if args.video_path:
+        annotations = attach_videos(annotations, args.video_path)
+    write_annotations(out_path, annotations)
+    counts = {s: len(annotations.subset(s)) for s in ("training", "validation", "testing")}
+    print(
+        f"{out_path}: {len(annotations.labels)} classes, "
+        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    )
+    _report_missing(annotations, out_path)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import annotations as A
+
+    kind = args.kind
+    if kind == "frames":
+        from .data.prepare import prepare_frames
+
+        done, skipped, failures = prepare_frames(
+            args.src, args.dst, args.format, args.short_side or None, args.jobs, args.quality
+        )
+        print(
+            f"{args.dst}: {done} videos converted, {skipped} already done, {len(failures)} failed"
+        )
+        for failure in failures:
+            print(f"  failed: {failure}", file=sys.stderr)
+        return 1 if failures else 0
+    if kind == "synthetic":
+        from .data.synthetic import CLASSES, write_synthetic_dataset
+
+        classes = tuple(args.classes) if args.classes else CLASSES[: args.n_classes]
+        layout = write_synthetic_dataset(args.dst, classes, args.groups, args.clips_per_group)
+        print(
+            f"{layout.video_dir}: {layout.n_videos} videos of {len(classes)} classes; "
+            f"splits in {layout.split_dir}"
+        )
+        return 0
+    out = Path(args.out)
+    if kind in ("ucf101", "hmdb51"):
+        build = A.build_ucf101 if kind == "ucf101" else A.build_hmdb51
+        out.mkdir(parents=True, exist_ok=True)
+        for split in args.splits:
+            name = f"ucf101_0{split}.json" if kind == "ucf101" else f"hmdb51_{split}.json"
+            _finish_annotations(build(args.src[0], split), args, out / name)
+    elif kind == "kinetics":
+        _finish_annotations(A.build_kinetics(args.src, args.class_order), args, out)
+    elif kind == "activitynet":
+        _finish_annotations(A.build_activitynet(args.src[0]), args, out)
+    elif kind == "custom":
+        src = Path(args.src[0])
+        built = (
+            A.build_custom_folders(src, args.val_fraction)
+            if src.is_dir()
+            else A.build_custom_csv(src)
+        )
+        if src.is_dir() and not args.video_path:
+            args.video_path = str(src)
+        _finish_annotations(built, args, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnn3d", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,16 +136,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="a .pth or .safetensors path")
     p.add_argument("--class-names", "--class_names", help="text file, one class name per line")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("prepare", help="build annotation JSON, extract frames, write the demo data")
+    psub = p.add_subparsers(dest="kind", required=True)
+    for kind, src_help in [
+        ("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
+        ("hmdb51", "folder with <class>_test_splitN.txt files"),
+        ("kinetics", "the CSV files (train/val/test)"),
+        ("activitynet", "the ActivityNet v1.3 JSON"),
+        ("custom", "a folder with a folder per class, or a CSV of path,label[,subset]"),
+    ]:
+        q = psub.add_parser(kind, help=f"annotations from {src_help}")
+        q.add_argument("src", nargs="+" if kind == "kinetics" else 1, help=src_help)
+        q.add_argument(
+            "--out",
+            required=True,
+            help="output folder (ucf101, hmdb51: one JSON per split) or JSON file",
+        )
+        q.add_argument(
+            "--video-path",
+            "--video_path",
+            help="where the videos are: adds frame counts, reports missing videos",
+        )
+        if kind in ("ucf101", "hmdb51"):
+            q.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3])
+        if kind == "kinetics":
+            q.add_argument(
+                "--class-order",
+                choices=["alphabetical", "first-appearance"],
+                default="alphabetical",
+            )
+        if kind == "custom":
+            q.add_argument("--val-fraction", type=float, default=0.2)
+        q.set_defaults(func=cmd_prepare)
+    q = psub.add_parser("frames", help="videos -> JPEG folders, HDF5 or short-GOP mp4")
+    q.add_argument("src")
+    q.add_argument("dst")
+    q.add_argument("--format", choices=["jpg", "hdf5", "mp4"], default="jpg")
+    q.add_argument("--short-side", "--size", type=int, default=240, help="0 keeps the size")
+    q.add_argument("--jobs", "--n_jobs", type=int, default=1)
+    q.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    q.set_defaults(func=cmd_prepare)
+    q = psub.add_parser("synthetic", help="write the bundled demo dataset (UCF-101 layout)")
+    q.add_argument("dst")
+    q.add_argument("--n-classes", type=int, default=6)
+    q.add_argument("--classes", nargs="+")
+    q.add_argument("--groups", type=int, default=6)
+    q.add_argument("--clips-per-group", type=int, default=3)
+    q.set_defaults(func=cmd_prepare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data.sources import VideoReadError
     from .models import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
+    except (CheckpointError, VideoReadError, FileNotFoundError, ValueError) as error:
         print(f"cnn3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 

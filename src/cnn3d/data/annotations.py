@@ -18,8 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUBSETS = {"train": "training", "training": "training", "val": "validation",
-           "validation": "validation", "test": "testing", "testing": "testing"}
+SUBSETS = {
+    "train": "training",
+    "training": "training",
+    "val": "validation",
+    "validation": "validation",
+    "test": "testing",
+    "testing": "testing",
+}
 
 
 class AnnotationError(ValueError):
@@ -97,7 +103,9 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AnnotationError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or "database" not in data:
-        raise AnnotationError(f"{path}: no 'database' key; not an ActivityNet-style annotation file")
+        raise AnnotationError(
+            f"{path}: no 'database' key; not an ActivityNet-style annotation file"
+        )
     labels = data.get("labels") or _taxonomy_leaves(data.get("taxonomy"), path)
     entries = []
     for video_id, item in data["database"].items():
@@ -131,7 +139,9 @@ def _taxonomy_leaves(taxonomy, path) -> list[str]:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     except FileNotFoundError:
         raise AnnotationError(f"{path}: no such split file") from None
 
@@ -152,8 +162,10 @@ def build_ucf101(annotation_dir: str | os.PathLike, split: int) -> Annotations:
             raise AnnotationError(f"{root / 'classInd.txt'}: expected 'index name', got {line!r}")
         labels.append(fields[1])
     entries = []
-    for list_name, subset in ((f"trainlist0{split}.txt", "training"),
-                              (f"testlist0{split}.txt", "validation")):
+    for list_name, subset in (
+        (f"trainlist0{split}.txt", "training"),
+        (f"testlist0{split}.txt", "validation"),
+    ):
         for line in _read_lines(root / list_name):
             label, video_id = _label_from_path(line.split()[0])
             if label not in labels:
@@ -187,7 +199,9 @@ def kinetics_key(youtube_id: str, start: float, end: float) -> str:
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
 
 
-def build_kinetics(csv_files: Iterable[str | os.PathLike], class_order: str = "alphabetical") -> Annotations:
+def build_kinetics(
+    csv_files: Iterable[str | os.PathLike], class_order: str = "alphabetical"
+) -> Annotations:
     """Kinetics-400/600/700 from its CSVs (`label,youtube_id,time_start,time_end[,split]`).
 
     The subset comes from the `split` column, else from the file name (train/val/test). Class
@@ -202,12 +216,18 @@ def build_kinetics(csv_files: Iterable[str | os.PathLike], class_order: str = "a
             raise AnnotationError(f"{csv_path}: no such CSV file") from None
         needed = {"youtube_id", "time_start", "time_end"}
         if not rows or not needed <= set(rows[0]):
-            raise AnnotationError(f"{csv_path}: expected columns label,youtube_id,time_start,time_end[,split]")
-        file_subset = next((SUBSETS[w] for w in re.split(r"[_.\-]", csv_path.stem) if w in SUBSETS), None)
+            raise AnnotationError(
+                f"{csv_path}: expected columns label,youtube_id,time_start,time_end[,split]"
+            )
+        file_subset = next(
+            (SUBSETS[w] for w in re.split(r"[_.\-]", csv_path.stem) if w in SUBSETS), None
+        )
         for row in rows:
             subset = SUBSETS.get(row.get("split", ""), file_subset)
             if subset is None:
-                raise AnnotationError(f"{csv_path}: cannot tell the subset (no split column, no train/val/test in the name)")
+                raise AnnotationError(
+                    f"{csv_path}: cannot tell the subset (no split column, no train/val/test in the name)"
+                )
             label = row.get("label") if subset != "testing" else None
             if subset == "training" and label not in train_order:
                 train_order.append(label)
@@ -219,7 +239,9 @@ def build_kinetics(csv_files: Iterable[str | os.PathLike], class_order: str = "a
     elif class_order == "first-appearance":
         labels = train_order + sorted(all_labels - set(train_order))
     else:
-        raise ValueError(f"class order must be alphabetical or first-appearance, not {class_order!r}")
+        raise ValueError(
+            f"class order must be alphabetical or first-appearance, not {class_order!r}"
+        )
     return Annotations(labels, entries)
 
 
@@ -288,7 +310,11 @@ def attach_videos(annotations: Annotations, video_root: str | os.PathLike) -> An
     root = Path(video_root)
     kept, missing, unreadable = [], [], []
     for entry in annotations.entries:
-        path = root / entry.video_path if entry.video_path else find_video(root, entry.label, entry.video_id)
+        path = (
+            root / entry.video_path
+            if entry.video_path
+            else find_video(root, entry.label, entry.video_id)
+        )
         if entry.video_path is None and path is None and entry.extra.get("annotations") is not None:
             path = find_video(root, None, f"v_{entry.video_id}")
         if path is None or not path.exists():

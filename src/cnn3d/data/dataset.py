@@ -48,7 +48,11 @@ def videos_from_annotations(
     index = annotations.class_index
     videos, missing = [], []
     for entry in annotations.subset(subset):
-        path = root / entry.video_path if entry.video_path else find_video(root, entry.label, entry.video_id)
+        path = (
+            root / entry.video_path
+            if entry.video_path
+            else find_video(root, entry.label, entry.video_id)
+        )
         if path is None and isinstance(entry.extra.get("annotations"), list):
             path = find_video(root, None, f"v_{entry.video_id}")
         if path is None or not path.exists():
@@ -122,7 +126,9 @@ class VideoDataset(Dataset):
                 clips = sampling.even_clips(n, clip_length, n_clips, stride)
             else:
                 clips = sampling.sliding_clips(n, clip_length, window_stride, stride)
-            starts = sorted({int(c[0]) for c in clips}) if mode == "test" else [int(c[0]) for c in clips]
+            starts = (
+                sorted({int(c[0]) for c in clips}) if mode == "test" else [int(c[0]) for c in clips]
+            )
             self.items += [(v, s, view) for s in starts for view in range(n_views)]
 
     def set_epoch(self, epoch: int) -> None:
@@ -140,7 +146,11 @@ class VideoDataset(Dataset):
 
     def _n_frames(self, v: int) -> int:
         video = self.videos[v]
-        return video.n_frames if video.n_frames is not None else self._source(v).n_frames - video.first_frame
+        return (
+            video.n_frames
+            if video.n_frames is not None
+            else self._source(v).n_frames - video.first_frame
+        )
 
     def positions(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """0-based frame positions (within the segment) of item `i`."""
@@ -165,7 +175,13 @@ class VideoDataset(Dataset):
             x = self.transform(clip, rng)
         else:
             x = self.transform(clip, rng, view=view)
-        return {"clip": x, "label": video.label, "video": v, "start": int(positions[0]), "view": view}
+        return {
+            "clip": x,
+            "label": video.label,
+            "video": v,
+            "start": int(positions[0]),
+            "view": view,
+        }
 
 
 def collate_clips(batch: list[dict]) -> dict:

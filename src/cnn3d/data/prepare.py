@@ -40,12 +40,19 @@ def write_video(path, frames: np.ndarray, fps: float = 30, gop: int = 16, crf: i
                 stream.options = {"g": str(gop), "qscale": "3"}
             else:
                 stream = container.add_stream("libx264", rate=round(fps))
-                stream.options = {"g": str(gop), "crf": str(crf), "preset": "veryfast",
-                                  "keyint_min": str(gop), "sc_threshold": "0"}
+                stream.options = {
+                    "g": str(gop),
+                    "crf": str(crf),
+                    "preset": "veryfast",
+                    "keyint_min": str(gop),
+                    "sc_threshold": "0",
+                }
             stream.width, stream.height = width - width % 2, height - height % 2
             stream.pix_fmt = "yuv420p"
             for array in frames:
-                frame = av.VideoFrame.from_ndarray(array[: stream.height, : stream.width], format="rgb24")
+                frame = av.VideoFrame.from_ndarray(
+                    array[: stream.height, : stream.width], format="rgb24"
+                )
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
 
@@ -108,7 +115,9 @@ def run_job(job: Job) -> str | None:
         if job.fmt == "mp4":
             write_video(job.dst, np.stack(frames), fps)
             return None
-        encoded = [simplejpeg.encode_jpeg(np.ascontiguousarray(f), quality=job.quality) for f in frames]
+        encoded = [
+            simplejpeg.encode_jpeg(np.ascontiguousarray(f), quality=job.quality) for f in frames
+        ]
         if job.fmt == "jpg":
             tmp = Path(tempfile.mkdtemp(prefix=f".{job.dst.name}.", dir=job.dst.parent))
             try:
@@ -125,7 +134,9 @@ def run_job(job: Job) -> str | None:
 
             def write(tmp):
                 with h5py.File(tmp, "w") as f:
-                    data = f.create_dataset("video", (len(encoded),), dtype=h5py.vlen_dtype(np.uint8))
+                    data = f.create_dataset(
+                        "video", (len(encoded),), dtype=h5py.vlen_dtype(np.uint8)
+                    )
                     for i, blob in enumerate(encoded):
                         data[i] = np.frombuffer(blob, dtype=np.uint8)
 
@@ -142,8 +153,13 @@ def list_videos(root: Path) -> list[Path]:
 
 
 def prepare_frames(
-    src_root, dst_root, fmt: str = "jpg", short_side: int | None = 240, jobs: int = 1,
-    quality: int = 90, progress: bool = True,
+    src_root,
+    dst_root,
+    fmt: str = "jpg",
+    short_side: int | None = 240,
+    jobs: int = 1,
+    quality: int = 90,
+    progress: bool = True,
 ) -> tuple[int, int, list[str]]:
     """Convert every video under `src_root` (keeping the class folders). Returns
     (converted, skipped as already done, failures)."""

@@ -79,7 +79,9 @@ class FrameFolderSource:
         if self._n_frames is None:
             if not self.path.is_dir():
                 raise VideoReadError(self.path, "no such frame folder")
-            names = [n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")]
+            names = [
+                n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")
+            ]
             if not names:
                 raise VideoReadError(self.path, "the frame folder holds no image_*.jpg files")
             # the largest index, as the original's n_frames files did; gaps fail loudly on read

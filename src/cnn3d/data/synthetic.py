@@ -125,7 +125,9 @@ def write_synthetic_dataset(
     """Write the dataset (skipping videos already there) and its split files."""
     unknown = set(classes) - set(CLASSES)
     if unknown:
-        raise ValueError(f"unknown synthetic classes {sorted(unknown)}; known: {', '.join(CLASSES)}")
+        raise ValueError(
+            f"unknown synthetic classes {sorted(unknown)}; known: {', '.join(CLASSES)}"
+        )
     root = Path(root)
     video_dir, split_dir = root / "videos", root / "splits"
     split_dir.mkdir(parents=True, exist_ok=True)
@@ -148,4 +150,6 @@ def write_synthetic_dataset(
     )
     (split_dir / "trainlist01.txt").write_text("\n".join(train_lines) + "\n")
     (split_dir / "testlist01.txt").write_text("\n".join(test_lines) + "\n")
-    return SyntheticLayout(root, video_dir, split_dir, tuple(classes), len(classes) * groups * clips_per_group)
+    return SyntheticLayout(
+        root, video_dir, split_dir, tuple(classes), len(classes) * groups * clips_per_group
+    )

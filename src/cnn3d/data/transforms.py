@@ -39,8 +39,20 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 def crop_box(height: int, width: int, side_h: int, side_w: int, position: str) -> tuple[int, int]:
     """Top-left corner of a box at `position` (c, tl, tr, bl, br)."""
-    top = {"c": (height - side_h) // 2, "tl": 0, "tr": 0, "bl": height - side_h, "br": height - side_h}
-    left = {"c": (width - side_w) // 2, "tl": 0, "tr": width - side_w, "bl": 0, "br": width - side_w}
+    top = {
+        "c": (height - side_h) // 2,
+        "tl": 0,
+        "tr": 0,
+        "bl": height - side_h,
+        "br": height - side_h,
+    }
+    left = {
+        "c": (width - side_w) // 2,
+        "tl": 0,
+        "tr": width - side_w,
+        "bl": 0,
+        "br": width - side_w,
+    }
     return top[position], left[position]
 
 
@@ -129,7 +141,9 @@ class TrainTransform:
 
     def __post_init__(self):
         if self.crop not in TRAIN_CROPS:
-            raise ValueError(f"train crop must be one of {', '.join(TRAIN_CROPS)}, not {self.crop!r}")
+            raise ValueError(
+                f"train crop must be one of {', '.join(TRAIN_CROPS)}, not {self.crop!r}"
+            )
 
     @property
     def min_short_side(self) -> int:

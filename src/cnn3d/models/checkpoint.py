@@ -284,13 +284,12 @@ def _infer_densenet(state):
             if (m := re.match(rf"features\.denseblock{block}\.denselayer(\d+)\.", k))
         }
         per_block.append(len(ids))
-    for depth, config in BLOCK_CONFIGS.items():
-        if tuple(per_block) == config:
-            break
-    else:
+    depths = [d for d, config in BLOCK_CONFIGS.items() if config == tuple(per_block)]
+    if not depths:
         raise CheckpointError(
             f"a DenseNet with {per_block} layers per block matches no known depth"
         )
+    depth = depths[0]
     conv = state["features.conv1.weight"]
     options = _stem_options(conv, "cnn3d")
     n_classes = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else 400

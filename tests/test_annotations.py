@@ -1,0 +1,155 @@
+import json
+
+import pytest
+
+from cnn3d.cli import main
+from cnn3d.data import annotations as A
+from helpers import frames_with_index, write_jpeg_folder, write_mp4
+
+
+def test_ucf101_split_files(tmp_path):
+    (tmp_path / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Biking\n")
+    (tmp_path / "trainlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nBiking/v_Biking_g09_c02.avi 2\n"
+    )
+    (tmp_path / "testlist01.txt").write_text("Biking/v_Biking_g01_c01.avi\n")
+    ann = A.build_ucf101(tmp_path, 1)
+    assert ann.labels == ["ApplyEyeMakeup", "Biking"]
+    assert [(e.video_id, e.subset, e.label) for e in ann.entries] == [
+        ("v_ApplyEyeMakeup_g08_c01", "training", "ApplyEyeMakeup"),
+        ("v_Biking_g09_c02", "training", "Biking"),
+        ("v_Biking_g01_c01", "validation", "Biking"),
+    ]
+    (tmp_path / "testlist02.txt").write_text("Juggling/v_Juggling_g01_c01.avi\n")
+    (tmp_path / "trainlist02.txt").write_text("")
+    with pytest.raises(A.AnnotationError, match="testlist02.txt: class 'Juggling'"):
+        A.build_ucf101(tmp_path, 2)
+
+
+def test_hmdb51_tags(tmp_path):
+    (tmp_path / "brush_hair_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 0\n")
+    (tmp_path / "cartwheel_test_split1.txt").write_text("d.avi 2\n")
+    ann = A.build_hmdb51(tmp_path, 1)
+    assert ann.labels == ["brush_hair", "cartwheel"]
+    assert [(e.video_id, e.subset) for e in ann.entries] == [
+        ("a", "training"),
+        ("b", "validation"),
+        ("d", "validation"),
+    ]
+
+
+def test_kinetics_csv_and_class_order(tmp_path):
+    (tmp_path / "kinetics-700_train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "slicing onion,abc,10,20,train\njetskiing,def,0,10,train\nabseiling,ghi,5,15,train\n"
+    )
+    (tmp_path / "kinetics-700_val.csv").write_text(
+        "label,youtube_id,time_start,time_end\njetskiing,xyz,3,13\n"
+    )
+    files = sorted(tmp_path.glob("*.csv"))
+    ann = A.build_kinetics(files)
+    assert ann.labels == ["abseiling", "jetskiing", "slicing onion"]
+    assert ann.entries[0].video_id == "abc_000010_000020"
+    assert [e.subset for e in ann.entries] == ["training"] * 3 + ["validation"]
+    assert A.build_kinetics(files, "first-appearance").labels == [
+        "slicing onion",
+        "jetskiing",
+        "abseiling",
+    ]
+
+
+def test_activitynet_taxonomy_leaves(tmp_path):
+    data = {
+        "taxonomy": [
+            {"nodeId": 1, "parentId": None, "nodeName": "Root"},
+            {"nodeId": 2, "parentId": 1, "nodeName": "Sports"},
+            {"nodeId": 3, "parentId": 2, "nodeName": "Surfing"},
+            {"nodeId": 4, "parentId": 1, "nodeName": "Cooking"},
+        ],
+        "database": {
+            "vid1": {
+                "subset": "training",
+                "duration": 10.0,
+                "annotations": [{"segment": [1.0, 3.5], "label": "Surfing"}],
+            }
+        },
+    }
+    (tmp_path / "anet.json").write_text(json.dumps(data))
+    ann = A.build_activitynet(tmp_path / "anet.json")
+    assert ann.labels == ["Surfing", "Cooking"]
+    assert ann.entries[0].extra["annotations"][0]["segment"] == [1.0, 3.5]
+
+
+def test_custom_folder_and_csv(tmp_path):
+    for label in ("jump", "run"):
+        for i in range(5):
+            write_mp4(tmp_path / "vids" / label / f"{label}{i}.mp4", frames_with_index(4, 16, 16))
+    ann = A.build_custom_folders(tmp_path / "vids", val_fraction=0.4)
+    assert ann.labels == ["jump", "run"] and len(ann.entries) == 10
+    assert {e.subset for e in ann.entries} == {"training", "validation"}
+    (tmp_path / "list.csv").write_text(
+        "path,label,subset\njump/jump0.mp4,jump,train\nrun/run1.mp4,run,val\n"
+    )
+    ann = A.build_custom_csv(tmp_path / "list.csv")
+    assert [(e.video_path, e.subset) for e in ann.entries] == [
+        ("jump/jump0.mp4", "training"),
+        ("run/run1.mp4", "validation"),
+    ]
+
+
+def test_round_trip_and_missing_videos_reported(tmp_path, capsys):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "classInd.txt").write_text("1 Jump\n")
+    (splits / "trainlist01.txt").write_text(
+        "Jump/v_Jump_g01_c01.avi 1\nJump/v_Jump_g02_c01.avi 1\n"
+    )
+    (splits / "testlist01.txt").write_text("Jump/v_Jump_g03_c01.avi\n")
+    videos = tmp_path / "jpg"
+    write_jpeg_folder(videos / "Jump" / "v_Jump_g01_c01", frames_with_index(7, 16, 16))
+    write_mp4(videos / "Jump" / "v_Jump_g03_c01.mp4", frames_with_index(9, 16, 16))
+    rc = main(
+        [
+            "prepare",
+            "ucf101",
+            str(splits),
+            "--out",
+            str(tmp_path / "ann"),
+            "--video-path",
+            str(videos),
+            "--splits",
+            "1",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "1 listed videos not found" in out and "v_Jump_g02_c01" in out
+    data = json.loads((tmp_path / "ann" / "ucf101_01.json").read_text())
+    assert data["labels"] == ["Jump"]
+    assert data["database"]["v_Jump_g01_c01"] == {
+        "subset": "training",
+        "annotations": {"label": "Jump", "segment": [1, 8]},
+        "video_path": "Jump/v_Jump_g01_c01",
+    }
+    assert data["database"]["v_Jump_g03_c01"]["annotations"]["segment"] == [0, 9]
+    again = A.read_annotations(tmp_path / "ann" / "ucf101_01.json")
+    assert len(again.entries) == 2
+    assert "v_Jump_g02_c01" in (tmp_path / "ann" / "ucf101_01.json.missing.txt").read_text()
+
+
+def test_reads_original_json_unchanged(tmp_path):
+    original = {
+        "labels": ["a", "b"],
+        "database": {
+            "x": {"subset": "training", "annotations": {"label": "b", "segment": [1, 41]}},
+            "y": {"subset": "testing", "annotations": {}},
+        },
+    }
+    (tmp_path / "k.json").write_text(json.dumps(original))
+    ann = A.read_annotations(tmp_path / "k.json")
+    assert ann.entries[0].segment == (1, 41) and ann.entries[1].label is None
+    A.write_annotations(tmp_path / "k2.json", ann)
+    assert json.loads((tmp_path / "k2.json").read_text()) == original
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(A.AnnotationError, match="bad.json: not valid JSON"):
+        A.read_annotations(tmp_path / "bad.json")

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from cnn3d.data.sources import (
+    FrameFolderSource,
+    HDF5Source,
+    VideoFileSource,
+    VideoReadError,
+    open_source,
+)
+from helpers import frames_with_index, write_hdf5, write_jpeg_folder, write_mp4
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    frames = frames_with_index(30)
+    write_jpeg_folder(root / "frames", frames)
+    write_hdf5(root / "video.hdf5", frames)
+    write_mp4(root / "video.mp4", frames, gop=8)
+    write_mp4(root / "video.avi", frames, gop=8)
+    write_mp4(root / "video.mkv", frames, gop=8)
+    return root, frames
+
+
+def as_thwc(clip):
+    return clip.permute(0, 2, 3, 1).numpy().astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    "name,tolerance",
+    [("frames", 5), ("video.hdf5", 5), ("video.mp4", 8), ("video.avi", 12), ("video.mkv", 8)],
+)
+def test_sources_read_back_the_written_frames(media, name, tolerance):
+    root, frames = media
+    source = open_source(root / name)
+    assert source.n_frames == 30
+    positions = [29, 3, 4, 5, 17, 3]  # any order, repeats, far seeks
+    clip = source.read(positions)
+    assert clip.dtype == torch.uint8 and clip.shape == (6, 3, 48, 64)
+    got = as_thwc(clip)
+    for k, p in enumerate(positions):
+        # adjacent frames differ by 6 in mean brightness: this pins the exact frame
+        assert np.abs(got[k].mean() - frames[p].astype(np.int64).mean()) < 2.5, (name, p)
+        assert np.abs(got[k] - frames[p]).mean() < tolerance
+
+
+def test_frame_folder_is_one_based(media):
+    root, frames = media
+    assert (root / "frames" / "image_00001.jpg").exists()
+    first = FrameFolderSource(root / "frames").read([0])
+    assert abs(first.float().mean().item() - frames[0].mean()) < 1.5
+
+
+def test_dct_downscaled_decoding(media):
+    root, _ = media
+    small = FrameFolderSource(root / "frames", min_short_side=24).read([0, 1])
+    assert small.shape == (2, 3, 24, 32)
+    assert HDF5Source(root / "video.hdf5", min_short_side=24).read([0]).shape == (1, 3, 24, 32)
+
+
+def test_bad_files_name_the_file(tmp_path, media):
+    root, frames = media
+    (tmp_path / "notes.mp4").write_text("this is not a video\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    data = (root / "video.mp4").read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    for name in ("notes.mp4", "empty.mp4", "truncated.mp4", "missing.mp4"):
+        with pytest.raises(VideoReadError, match=name):
+            src = VideoFileSource(tmp_path / name)
+            src.read(np.arange(30))
+    with pytest.raises(VideoReadError, match=r"position 30 asked for, but it has 30 frames"):
+        VideoFileSource(root / "video.mp4").read([30])
+    (tmp_path / "broken.hdf5").write_text("nope")
+    with pytest.raises(VideoReadError, match="broken.hdf5: not a readable HDF5"):
+        HDF5Source(tmp_path / "broken.hdf5").read([0])
+    write_jpeg_folder(tmp_path / "gappy", frames[:4])
+    (tmp_path / "gappy" / "image_00002.jpg").unlink()
+    with pytest.raises(VideoReadError, match="image_00002.jpg: missing frame file"):
+        FrameFolderSource(tmp_path / "gappy").read([0, 1, 2])
+    (tmp_path / "gappy" / "image_00003.jpg").write_bytes(b"\xff\xd8garbage")
+    with pytest.raises(VideoReadError, match="image_00003.jpg: corrupt JPEG"):
+        FrameFolderSource(tmp_path / "gappy").read([2])
+    (tmp_path / "emptydir").mkdir()
+    with pytest.raises(VideoReadError, match="emptydir: the frame folder holds no"):
+        _ = FrameFolderSource(tmp_path / "emptydir").n_frames
