@@ -79,7 +79,7 @@ def render_video(
         horizontal = action in ("MoveRight", "MoveLeft")
         extent = width if horizontal else height
         travel = min(speed * (n_frames - 1), extent - 2 * margin)
-        start = rng.uniform(margin, extent - margin - travel)
+        start = rng.uniform(margin, max(margin, extent - margin - travel))
         step = travel / max(1, n_frames - 1)
         if action in ("MoveLeft", "MoveUp"):
             start, step = extent - start, -step

@@ -46,6 +46,7 @@ class ModelSpec:
     class_names: list[str] | None = None
     clip_length: int = 16
     sample_size: int = 112
+    t_stride: int = 1  # temporal subsampling the clips were trained with
 
     @property
     def arch(self) -> str:
@@ -62,6 +63,7 @@ class ModelSpec:
             "class_names": self.class_names,
             "clip_length": self.clip_length,
             "sample_size": self.sample_size,
+            "t_stride": self.t_stride,
         }
 
     @classmethod
@@ -75,6 +77,7 @@ class ModelSpec:
             class_names=list(d["class_names"]) if d.get("class_names") else None,
             clip_length=int(d.get("clip_length", 16)),
             sample_size=int(d.get("sample_size", 112)),
+            t_stride=int(d.get("t_stride", 1)),
         )
 
 

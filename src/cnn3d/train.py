@@ -1,0 +1,485 @@
+"""Training: one function, `train`, that reads top to bottom; AMP, DDP and checkpoints are short
+helpers. Single process, or `torchrun --nproc_per_node N -m cnn3d train ...` (DDP: NCCL on GPUs,
+gloo on CPU; only rank 0 writes; metrics are summed over ranks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+
+from .data.annotations import read_annotations
+from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
+from .data.transforms import EvalTransform, TrainTransform
+from .evaluate import Accumulator, compute_metrics
+from .models import build_model, load_model
+from .models.checkpoint import CheckpointError, atomic_write, read_file, unwrap_state_dict
+from .normalization import get_normalization
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    video_path: str
+    annotation_path: str
+    result_path: str
+    clip_length: int = 16
+    sample_size: int = 112
+    t_stride: int = 1
+    train_crop: str = "corner"
+    flip: bool = True
+    normalization: str | None = None  # None: the pretrained model's, else 'kinetics'
+    n_val_clips: int = 3
+    batch_size: int = 32
+    workers: int = 2
+    skip_bad_videos: bool = False
+    # model
+    family: str = "resnet"
+    depth: int = 18
+    model_options: dict = field(default_factory=dict)
+    pretrain_path: str | None = None
+    ft_begin_module: str = ""
+    # optimisation
+    lr: float = 0.1
+    momentum: float = 0.9
+    dampening: float = 0.0
+    weight_decay: float = 1e-3
+    nesterov: bool = False
+    schedule: str = "multistep"  # multistep | plateau | cosine
+    milestones: tuple[int, ...] = (50, 100, 150)
+    gamma: float = 0.1
+    plateau_patience: int = 10
+    warmup_epochs: int = 0
+    epochs: int = 200
+    # run
+    validate: bool = True
+    resume: str | None = None  # a path, or 'auto' for <result_path>/last.pth
+    checkpoint_every: int = 10
+    amp: bool = True
+    channels_last: bool = True
+    sync_bn: bool = False
+    tensorboard: bool = True
+    progress: bool = True
+    seed: int = 1
+    device: str | None = None
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def setup_distributed(device: torch.device | None) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast (CPU, and GPUs that have it; fp16 otherwise), or nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+class ShardSampler(Sampler):
+    """Rank r of w takes items r, r+w, ... in order: no padding, so summed metrics are exact."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class EpochSampler(Sampler):
+    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same data."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self):
+        return self.n
+
+
+def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
+    """Freeze every parameter registered before the first one under `module_name` (e.g. layer4,
+    fc, denseblock3); returns the frozen names. '' trains everything."""
+    if not module_name:
+        return []
+    names = [n for n, _ in model.named_parameters()]
+    tops = [n.removeprefix("features.").split(".")[0] for n in names]
+    if module_name not in tops:
+        raise ValueError(f"no module {module_name!r} in the model; top-level modules: {sorted(set(tops))}")
+    first = tops.index(module_name)
+    frozen = names[:first]
+    for name, p in model.named_parameters():
+        if name in frozen:
+            p.requires_grad_(False)
+    return frozen
+
+
+def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+    if cfg.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, "min", factor=cfg.gamma, patience=cfg.plateau_patience
+        )
+    if cfg.schedule == "cosine":  # per-epoch cosine with linear warm-up
+
+        def factor(epoch: int) -> float:
+            if epoch < cfg.warmup_epochs:
+                return (epoch + 1) / (cfg.warmup_epochs + 1)
+            progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    raise ValueError(f"schedule must be multistep, plateau or cosine, not {cfg.schedule!r}")
+
+
+class TSVLog:
+    """The original's tab-separated logs: a header row, then one flushed row per call."""
+
+    def __init__(self, path: Path, columns: list[str], resume: bool):
+        exists = resume and path.exists()
+        self.file = open(path, "a" if exists else "w", encoding="utf-8")  # noqa: SIM115
+        if not exists:
+            self.write(columns)
+
+    def write(self, values) -> None:
+        self.file.write("\t".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, epoch: int, best: float) -> None:
+    from .models.checkpoint import save_model
+
+    save_model(path, model, extra={
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best_video_top1": best,
+        "torch_rng": torch.get_rng_state(),
+    })
+
+
+def plot_curves(result_path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def read(name):
+        path = result_path / name
+        if not path.exists():
+            return {}
+        rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()]
+        if len(rows) < 2:
+            return {}
+        return {h: [float(r[i]) for r in rows[1:]] for i, h in enumerate(rows[0])}
+
+    train_log, val_log = read("train.log"), read("val.log")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    if train_log:
+        a1.plot(train_log["epoch"], train_log["loss"], label="train")
+        a2.plot(train_log["epoch"], train_log["acc"], label="train clip acc")
+    if val_log:
+        a1.plot(val_log["epoch"], val_log["loss"], label="val")
+        a2.plot(val_log["epoch"], val_log["acc"], label="val clip acc")
+        a2.plot(val_log["epoch"], val_log["video_acc"], label="val video acc")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend()
+    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend()
+    fig.tight_layout()
+    out = result_path / "curves.png"
+    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return out
+
+
+# -------------------------------------------------------------------------------------- training
+
+
+def build_training_model(cfg: TrainConfig, labels: list[str]):
+    """A fresh network, or a pretrained one with a new head for `len(labels)` classes."""
+    if cfg.pretrain_path:
+        model = load_model(cfg.pretrain_path, **cfg.model_options)
+        if model.spec.n_classes != len(labels):
+            model.reset_classifier(len(labels))
+        model.spec.n_classes = len(labels)
+        if cfg.normalization:
+            model.spec.normalization = get_normalization(cfg.normalization)
+    else:
+        model = build_model(cfg.family, cfg.depth, len(labels), **cfg.model_options)
+        model.spec.normalization = get_normalization(cfg.normalization or "kinetics")
+    model.spec.class_names = list(labels)
+    model.spec.clip_length, model.spec.sample_size = cfg.clip_length, cfg.sample_size
+    model.spec.t_stride = cfg.t_stride
+    return model
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (and validate every epoch); returns the last epoch's metrics."""
+    rank, world, device = setup_distributed(torch.device(cfg.device) if cfg.device else None)
+    main_process = rank == 0
+    result = Path(cfg.result_path)
+    if main_process:
+        result.mkdir(parents=True, exist_ok=True)
+        (result / "opts.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    annotations = read_annotations(cfg.annotation_path)
+    train_videos, missing_train = videos_from_annotations(annotations, "training", cfg.video_path)
+    val_videos, missing_val = videos_from_annotations(annotations, "validation", cfg.video_path)
+    if main_process and (missing_train or missing_val):
+        print(f"{len(missing_train) + len(missing_val)} annotated videos are not under "
+              f"{cfg.video_path} (left out), e.g. {(missing_train + missing_val)[:3]}")
+    if not train_videos:
+        raise TrainingError(f"{cfg.annotation_path}: no training videos found under {cfg.video_path}")
+
+    model = build_training_model(cfg, annotations.labels)
+    frozen = freeze_before(model, cfg.ft_begin_module)
+    normalization = model.spec.normalization
+    train_set = VideoDataset(
+        train_videos,
+        TrainTransform(cfg.sample_size, cfg.train_crop, cfg.flip, normalization),
+        "train", cfg.clip_length, cfg.t_stride, skip_bad=cfg.skip_bad_videos, seed=cfg.seed,
+    )
+    val_set = VideoDataset(
+        val_videos, EvalTransform(cfg.sample_size, "center", normalization), "val",
+        cfg.clip_length, cfg.t_stride, n_clips=cfg.n_val_clips, skip_bad=cfg.skip_bad_videos,
+    ) if cfg.validate and val_videos else None
+
+    if world > 1:
+        train_sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed)
+    else:
+        train_sampler = EpochSampler(len(train_set), cfg.seed)
+    loader_options = {"num_workers": cfg.workers, "collate_fn": collate_clips,
+                      "worker_init_fn": worker_init, "pin_memory": device.type == "cuda"}
+    train_loader = DataLoader(train_set, cfg.batch_size, sampler=train_sampler, drop_last=False,
+                              **loader_options)
+    val_loader = DataLoader(val_set, cfg.batch_size, sampler=ShardSampler(len(val_set), rank, world),
+                            **loader_options) if val_set else None
+
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        trainable, lr=cfg.lr, momentum=cfg.momentum,
+        dampening=0.0 if cfg.nesterov else cfg.dampening,
+        weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+    )
+    scheduler = make_scheduler(cfg, optimizer, len(train_loader))
+
+    begin_epoch, best = 1, -1.0
+    resume_path = result / "last.pth" if cfg.resume == "auto" else (Path(cfg.resume) if cfg.resume else None)
+    if resume_path is not None and (cfg.resume != "auto" or resume_path.exists()):
+        begin_epoch, best = resume_from(resume_path, model, optimizer, scheduler, cfg, device)
+        if main_process:
+            print(f"resumed from {resume_path} at epoch {begin_epoch}")
+
+    net = model
+    if world > 1:
+        if cfg.sync_bn:
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    logs = {}
+    if main_process:
+        logs["train"] = TSVLog(result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1)
+        logs["batch"] = TSVLog(result / "train_batch.log",
+                               ["epoch", "batch", "iter", "loss", "acc", "lr"], begin_epoch > 1)
+        logs["val"] = TSVLog(result / "val.log", ["epoch", "loss", "acc", "video_acc", "video_top5"],
+                             begin_epoch > 1)
+        if frozen:
+            print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
+    writer = make_writer(result, begin_epoch) if main_process and cfg.tensorboard else None
+
+    metrics: dict = {}
+    bad_videos: list[str] = list(val_set.failed) if val_set else []
+    for epoch in range(begin_epoch, cfg.epochs + 1):
+        train_set.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)
+        lr = max(g["lr"] for g in optimizer.param_groups)
+        net.train()
+        sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+        start_time = time.perf_counter()
+        bar = progress_bar(len(train_loader), f"epoch {epoch}/{cfg.epochs}",
+                           main_process and cfg.progress)
+        for i, batch in enumerate(train_loader, start=1):
+            bad_videos += batch["failed"]
+            if batch["clip"] is None:
+                continue
+            clips = batch["clip"].to(device, non_blocking=True)
+            if cfg.channels_last:
+                clips = clips.contiguous(memory_format=torch.channels_last_3d)
+            labels = batch["label"].to(device, non_blocking=True)
+            with autocast(device, cfg.amp):
+                logits = net(clips)
+            loss = F.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
+                    f"last good checkpoint is {result / 'last.pth'} (lower the learning rate?)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            correct = (logits.argmax(1) == labels).sum().item()
+            n = len(labels)
+            sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+            if main_process:
+                step = (epoch - 1) * len(train_loader) + i
+                logs["batch"].write([epoch, i, step, loss.item(), correct / n, lr])
+                elapsed = time.perf_counter() - start_time
+                bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}",
+                                clips_s=f"{sums[2] * world / elapsed:.1f}")
+                bar.update()
+        bar.close()
+        if world > 1:
+            dist.all_reduce(sums)
+        train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
+
+        if val_loader is not None:
+            val = evaluate_loader(net, val_loader, val_set, len(annotations.labels), device, cfg)
+            vm = compute_metrics(val, torch.tensor([v.label for v in val_set.videos]), annotations.labels)
+            metrics.update(val_loss=vm.loss, val_clip_acc=vm.clip_top1, val_video_top1=vm.video_top1,
+                           val_video_top5=vm.video_top5)
+        if cfg.schedule == "plateau":
+            scheduler.step(metrics.get("val_loss", train_loss))
+        else:
+            scheduler.step()
+
+        if main_process:
+            logs["train"].write([epoch, train_loss, train_acc, lr])
+            if val_loader is not None:
+                logs["val"].write([epoch, vm.loss, vm.clip_top1, vm.video_top1, vm.video_top5])
+            if writer:
+                for key, value in metrics.items():
+                    if key != "epoch":
+                        writer.add_scalar(key.replace("_", "/", 1), value, epoch)
+                writer.flush()
+            score = metrics.get("val_video_top1", train_acc)
+            improved = score > best
+            best = max(best, score)
+            save_training_state(result / "last.pth", model, optimizer, scheduler, epoch, best)
+            if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
+                save_training_state(result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best)
+            if improved:
+                save_training_state(result / "best.pth", model, optimizer, scheduler, epoch, best)
+            print(format_epoch(metrics))
+        if world > 1:
+            dist.barrier()
+
+    if main_process:
+        for log in logs.values():
+            log.close()
+        if writer:
+            writer.close()
+        if bad_videos:
+            print(f"{len(bad_videos)} unreadable video reads were skipped:")
+            for message in sorted(set(bad_videos))[:20]:
+                print(f"  {message}")
+        metrics["curves"] = str(plot_curves(result))
+        metrics["skipped_videos"] = sorted(set(bad_videos))
+    return metrics
+
+
+def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator:
+    """Scores of every clip in `loader`, summed per video and over ranks."""
+    acc = Accumulator(len(dataset.videos), n_classes)
+    net.eval()
+    with torch.inference_mode():
+        for batch in loader:
+            dataset.failed += batch["failed"]
+            if batch["clip"] is None:
+                continue
+            clips = batch["clip"].to(device)
+            if cfg.channels_last:
+                clips = clips.contiguous(memory_format=torch.channels_last_3d)
+            with autocast(device, cfg.amp):
+                logits = net(clips)
+            acc.add(logits, batch["label"], batch["video"])
+    acc.all_reduce()
+    return acc
+
+
+def resume_from(path: Path, model, optimizer, scheduler, cfg: TrainConfig, device) -> tuple[int, float]:
+    obj = read_file(path, map_location=device)
+    state = unwrap_state_dict(obj, path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: does not fit this model: {str(error).splitlines()[0]}") from None
+    if "optimizer" in obj and obj["optimizer"]:
+        optimizer.load_state_dict(obj["optimizer"])
+    if "scheduler" in obj and obj["scheduler"]:
+        scheduler.load_state_dict(obj["scheduler"])
+    if "torch_rng" in obj:
+        torch.set_rng_state(obj["torch_rng"].cpu())
+    # cnn3d and the 2020 code store the epoch just finished
+    return int(obj.get("epoch", 0)) + 1, float(obj.get("best_video_top1", -1.0))
+
+
+def make_writer(result: Path, begin_epoch: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("tensorboard is not installed: no TensorBoard scalars")
+        return None
+    return SummaryWriter(log_dir=str(result / "tensorboard"), purge_step=begin_epoch)
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
+
+
+def format_epoch(m: dict) -> str:
+    text = f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} clip acc {m['train_acc']:.3f} lr {m['lr']:.3g}"
+    if "val_loss" in m:
+        text += (f" | val loss {m['val_loss']:.4f} clip acc {m['val_clip_acc']:.3f} "
+                 f"video top-1 {m['val_video_top1']:.3f} top-5 {m['val_video_top5']:.3f}")
+    return text
