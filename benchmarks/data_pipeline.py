@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import write_hdf5, write_jpeg_folder  # noqa: E402
-
 from cnn3d.data import sampling  # noqa: E402
 from cnn3d.data.prepare import write_video  # noqa: E402
 from cnn3d.data.sources import open_source  # noqa: E402
 from cnn3d.data.synthetic import render_video  # noqa: E402
 from cnn3d.data.transforms import TrainTransform  # noqa: E402
 from cnn3d.normalization import PRESETS  # noqa: E402
+from helpers import write_hdf5, write_jpeg_folder  # noqa: E402
 
 N_FRAMES = 300
 
@@ -87,9 +86,15 @@ def main() -> None:
         write_hdf5(tmp / "video.hdf5", frames)
         write_video(tmp / "gop250.mp4", frames, gop=250)
         write_video(tmp / "gop16.mp4", frames, gop=16)
-        results = {"baseline (PIL per frame)": measure(lambda r: baseline_clip(tmp / "jpg", r), args.clips)}
-        for name, path in [("jpg (simplejpeg)", "jpg"), ("hdf5", "video.hdf5"),
-                           ("mp4 gop 250", "gop250.mp4"), ("mp4 gop 16", "gop16.mp4")]:
+        results = {
+            "baseline (PIL per frame)": measure(lambda r: baseline_clip(tmp / "jpg", r), args.clips)
+        }
+        for name, path in [
+            ("jpg (simplejpeg)", "jpg"),
+            ("hdf5", "video.hdf5"),
+            ("mp4 gop 250", "gop250.mp4"),
+            ("mp4 gop 16", "gop16.mp4"),
+        ]:
             source = open_source(tmp / path, transform.min_short_side)
             results[name] = measure(lambda r, s=source: cnn3d_clip(s, transform, r), args.clips)
     base = results["baseline (PIL per frame)"]

@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_inference_parser(sub, name)
     p = sub.add_parser("demo", help="the end-to-end demo on the bundled synthetic dataset")
     p.add_argument("--output", default="demo_output")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=20)
     p.set_defaults(func=lambda a: _commands().cmd_demo(a))
     return parser
 
@@ -204,8 +204,13 @@ def _commands():
 
 def _switch(p, name: str, default: bool, help: str) -> None:
     """A positive flag with its --no- form (no negative booleans)."""
-    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction,
-                   default=default, help=help)
+    p.add_argument(
+        f"--{name}",
+        dest=name.replace("-", "_"),
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=help,
+    )
 
 
 def add_train_parser(sub) -> None:
@@ -215,17 +220,30 @@ def add_train_parser(sub) -> None:
     g.add_argument("--annotation-path", "--annotation_path", required=True)
     g.add_argument("--result-path", "--result_path", required=True)
     g.add_argument("--dataset", default=None, help="accepted for old command lines; not needed")
-    g.add_argument("--n-classes", "--n_classes", type=int, default=None,
-                   help="accepted for old command lines; the annotation file decides")
+    g.add_argument(
+        "--n-classes",
+        "--n_classes",
+        type=int,
+        default=None,
+        help="accepted for old command lines; the annotation file decides",
+    )
     g.add_argument("--clip-length", "--sample_duration", type=int, default=16)
     g.add_argument("--sample-size", "--sample_size", type=int, default=112)
     g.add_argument("--t-stride", "--sample_t_stride", type=int, default=1)
-    g.add_argument("--train-crop", "--train_crop", default="corner",
-                   choices=["corner", "random", "multiscale_random", "center"])
+    g.add_argument(
+        "--train-crop",
+        "--train_crop",
+        default="corner",
+        choices=["corner", "random", "multiscale_random", "center"],
+    )
     _switch(g, "flip", True, "random horizontal flip")
-    g.add_argument("--normalization", "--mean_dataset", default=None,
-                   choices=["hara2018", "kinetics", "activitynet", "0.5", "torchvision"],
-                   help="default: the pretrained model's, else kinetics")
+    g.add_argument(
+        "--normalization",
+        "--mean_dataset",
+        default=None,
+        choices=["hara2018", "kinetics", "activitynet", "0.5", "torchvision"],
+        help="default: the pretrained model's, else kinetics",
+    )
     g.add_argument("--n-val-clips", "--n_val_samples", type=int, default=3)
     g.add_argument("--batch-size", "--batch_size", type=int, default=32)
     g.add_argument("--workers", "--n_threads", type=int, default=2)
@@ -242,26 +260,43 @@ def add_train_parser(sub) -> None:
     g.add_argument("--cardinality", "--resnext_cardinality", type=int)
     g.add_argument("--stem-width", type=int)
     g.add_argument("--pretrain-path", "--pretrain_path")
-    g.add_argument("--ft-begin-module", "--ft_begin_module", default="",
-                   help="train from this module on (conv1, layer1..4, fc, denseblockN...)")
+    g.add_argument(
+        "--ft-begin-module",
+        "--ft_begin_module",
+        default="",
+        help="train from this module on (conv1, layer1..4, fc, denseblockN...)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--lr", "--learning_rate", type=float, default=0.1)
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--dampening", type=float, default=0.0)
     g.add_argument("--weight-decay", "--weight_decay", type=float, default=1e-3)
     g.add_argument("--nesterov", action="store_true")
-    g.add_argument("--lr-scheduler", "--lr_scheduler", default="multistep",
-                   choices=["multistep", "plateau", "cosine"])
-    g.add_argument("--milestones", "--multistep_milestones", type=int, nargs="+",
-                   default=[50, 100, 150])
-    g.add_argument("--plateau-patience", "--plateau_patience", "--lr_patience", type=int, default=10)
+    g.add_argument(
+        "--lr-scheduler",
+        "--lr_scheduler",
+        default="multistep",
+        choices=["multistep", "plateau", "cosine"],
+    )
+    g.add_argument(
+        "--milestones", "--multistep_milestones", type=int, nargs="+", default=[50, 100, 150]
+    )
+    g.add_argument(
+        "--plateau-patience", "--plateau_patience", "--lr_patience", type=int, default=10
+    )
     g.add_argument("--warmup-epochs", type=int, default=0)
     g.add_argument("--n-epochs", "--n_epochs", "--epochs", type=int, default=200)
     g = p.add_argument_group("run")
     _switch(g, "val", True, "validate every epoch")
     g.add_argument("--resume", "--resume_path", help="a checkpoint, or 'auto' (<result>/last.pth)")
     g.add_argument("--checkpoint", type=int, default=10, help="save_<N>.pth every N epochs")
-    _switch(g, "amp", True, "bf16 autocast (fp16 on GPUs without bf16)")
+    _switch(
+        g,
+        "amp",
+        None,
+        "bf16 autocast (fp16 on GPUs without bf16); default: on for GPUs, "
+        "off for CPU training (not reproducible there)",
+    )
     _switch(g, "channels-last", True, "channels_last_3d memory format")
     _switch(g, "sync-bn", False, "SyncBatchNorm under DDP")
     _switch(g, "tensorboard", True, "TensorBoard scalars in <result>/tensorboard")
@@ -278,10 +313,19 @@ def add_test_parser(sub) -> None:
     p.add_argument("--annotation-path", "--annotation_path", required=True)
     p.add_argument("--result-path", "--result_path", required=True)
     p.add_argument("--subset", "--inference_subset", default="validation")
-    p.add_argument("--window-stride", "--inference_stride", type=int, default=None,
-                   help="sliding-window stride in frames (default: one clip, no overlap)")
-    p.add_argument("--n-clips", type=int, default=0,
-                   help="N evenly spaced clips per video instead of every window")
+    p.add_argument(
+        "--window-stride",
+        "--inference_stride",
+        type=int,
+        default=None,
+        help="sliding-window stride in frames (default: one clip, no overlap)",
+    )
+    p.add_argument(
+        "--n-clips",
+        type=int,
+        default=0,
+        help="N evenly spaced clips per video instead of every window",
+    )
     p.add_argument("--three-crop", action="store_true", help="3 spatial crops per clip")
     p.add_argument("--topk", "--output_topk", type=int, default=5)
     p.add_argument("--batch-size", "--batch_size", type=int, default=16)
@@ -301,8 +345,9 @@ def add_inference_parser(sub, name: str) -> None:
         p.add_argument("--output", "-o", help="JSON file (the sister tool's layout)")
         p.add_argument("--topk", type=int, default=5)
     else:
-        p.add_argument("--output", "-o", required=True,
-                       help="a folder (.npy per video) or a .h5/.hdf5 file")
+        p.add_argument(
+            "--output", "-o", required=True, help="a folder (.npy per video) or a .h5/.hdf5 file"
+        )
     p.add_argument("--window-stride", "--stride", type=int, default=None)
     p.add_argument("--batch-size", "--batch_size", type=int, default=8)
     p.add_argument("--workers", type=int, default=0)
@@ -320,8 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, VideoReadError, AnnotationError, TrainingError, FileNotFoundError,
-            ValueError) as error:
+    except (
+        CheckpointError,
+        VideoReadError,
+        AnnotationError,
+        TrainingError,
+        FileNotFoundError,
+        ValueError,
+    ) as error:
         print(f"cnn3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 

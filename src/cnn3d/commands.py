@@ -13,28 +13,59 @@ def train_config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
 
     options = {}
-    for name in ("n_input_channels", "conv1_t_size", "conv1_t_stride", "shortcut",
-                 "widen_factor", "cardinality", "stem_width"):
+    for name in (
+        "n_input_channels",
+        "conv1_t_size",
+        "conv1_t_stride",
+        "shortcut",
+        "widen_factor",
+        "cardinality",
+        "stem_width",
+    ):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
     if args.no_max_pool:
         options["no_max_pool"] = True
     return TrainConfig(
-        video_path=args.video_path, annotation_path=args.annotation_path,
-        result_path=args.result_path, clip_length=args.clip_length, sample_size=args.sample_size,
-        t_stride=args.t_stride, train_crop=args.train_crop, flip=args.flip,
-        normalization=args.normalization, n_val_clips=args.n_val_clips,
-        batch_size=args.batch_size, workers=args.workers, skip_bad_videos=args.skip_bad_videos,
-        family=args.model, depth=args.model_depth, model_options=options,
-        pretrain_path=args.pretrain_path, ft_begin_module=args.ft_begin_module, lr=args.lr,
-        momentum=args.momentum, dampening=args.dampening, weight_decay=args.weight_decay,
-        nesterov=args.nesterov, schedule=args.lr_scheduler, milestones=tuple(args.milestones),
-        plateau_patience=args.plateau_patience, warmup_epochs=args.warmup_epochs,
-        epochs=args.n_epochs, validate=args.val, resume=args.resume,
-        checkpoint_every=args.checkpoint, amp=args.amp, channels_last=args.channels_last,
-        sync_bn=args.sync_bn, tensorboard=args.tensorboard, progress=args.progress,
-        seed=args.seed, device=args.device,
+        video_path=args.video_path,
+        annotation_path=args.annotation_path,
+        result_path=args.result_path,
+        clip_length=args.clip_length,
+        sample_size=args.sample_size,
+        t_stride=args.t_stride,
+        train_crop=args.train_crop,
+        flip=args.flip,
+        normalization=args.normalization,
+        n_val_clips=args.n_val_clips,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        skip_bad_videos=args.skip_bad_videos,
+        family=args.model,
+        depth=args.model_depth,
+        model_options=options,
+        pretrain_path=args.pretrain_path,
+        ft_begin_module=args.ft_begin_module,
+        lr=args.lr,
+        momentum=args.momentum,
+        dampening=args.dampening,
+        weight_decay=args.weight_decay,
+        nesterov=args.nesterov,
+        schedule=args.lr_scheduler,
+        milestones=tuple(args.milestones),
+        plateau_patience=args.plateau_patience,
+        warmup_epochs=args.warmup_epochs,
+        epochs=args.n_epochs,
+        validate=args.val,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        sync_bn=args.sync_bn,
+        tensorboard=args.tensorboard,
+        progress=args.progress,
+        seed=args.seed,
+        device=args.device,
     )
 
 
@@ -53,8 +84,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     from .data.annotations import read_annotations
     from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
     from .data.transforms import EvalTransform
-    from .evaluate import (compute_metrics, plot_confusion, write_json, write_per_class_csv,
-                           write_results)
+    from .evaluate import (
+        compute_metrics,
+        plot_confusion,
+        write_json,
+        write_per_class_csv,
+        write_results,
+    )
     from .models import load_model
     from .train import TrainConfig, evaluate_loader
 
@@ -63,21 +99,37 @@ def cmd_test(args: argparse.Namespace) -> int:
     annotations = read_annotations(args.annotation_path)
     names = spec.class_names or annotations.labels
     if len(annotations.labels) != spec.n_classes:
-        raise ValueError(f"{args.annotation_path}: {len(annotations.labels)} classes, but "
-                         f"{args.checkpoint} predicts {spec.n_classes}")
+        raise ValueError(
+            f"{args.annotation_path}: {len(annotations.labels)} classes, but "
+            f"{args.checkpoint} predicts {spec.n_classes}"
+        )
     videos, missing = videos_from_annotations(annotations, args.subset, args.video_path)
     if not videos:
         raise ValueError(f"{args.annotation_path}: no {args.subset} videos under {args.video_path}")
     stride = spec.t_stride
     views = 3 if args.three_crop else 1
-    transform = EvalTransform(spec.sample_size, "three" if args.three_crop else "center",
-                              spec.normalization)
+    transform = EvalTransform(
+        spec.sample_size, "three" if args.three_crop else "center", spec.normalization
+    )
     mode = "val" if args.n_clips else "test"
-    dataset = VideoDataset(videos, transform, mode, spec.clip_length, stride,
-                           n_clips=args.n_clips or 1, window_stride=args.window_stride,
-                           n_views=views, skip_bad=True)
-    loader = DataLoader(dataset, args.batch_size, num_workers=args.workers,
-                        collate_fn=collate_clips, worker_init_fn=worker_init)
+    dataset = VideoDataset(
+        videos,
+        transform,
+        mode,
+        spec.clip_length,
+        stride,
+        n_clips=args.n_clips or 1,
+        window_stride=args.window_stride,
+        n_views=views,
+        skip_bad=True,
+    )
+    loader = DataLoader(
+        dataset,
+        args.batch_size,
+        num_workers=args.workers,
+        collate_fn=collate_clips,
+        worker_init_fn=worker_init,
+    )
     cfg = TrainConfig("", "", "", amp=args.amp, channels_last=True)
     device = torch.device(args.device or "cpu")
     model.to(memory_format=torch.channels_last_3d)
@@ -87,18 +139,29 @@ def cmd_test(args: argparse.Namespace) -> int:
     out = Path(args.result_path)
     out.mkdir(parents=True, exist_ok=True)
     failed = sorted(set(dataset.failed))
-    write_results(out / f"{args.subset}.json", [v.video_id for v in videos], acc.video_scores,
-                  names, args.topk)
+    write_results(
+        out / f"{args.subset}.json",
+        [v.video_id for v in videos],
+        acc.video_scores,
+        names,
+        args.topk,
+    )
     summary = metrics.summary() | {
-        "views_per_video": (args.n_clips or "all windows") if views == 1 else f"{args.n_clips or 'all windows'} x 3 crops",
-        "unreadable_videos": failed, "missing_videos": missing, "checkpoint": str(args.checkpoint),
+        "views_per_video": (args.n_clips or "all windows")
+        if views == 1
+        else f"{args.n_clips or 'all windows'} x 3 crops",
+        "unreadable_videos": failed,
+        "missing_videos": missing,
+        "checkpoint": str(args.checkpoint),
     }
     write_json(out / "metrics.json", summary)
     write_per_class_csv(out / "per_class.csv", metrics)
     plot_confusion(out / "confusion.png", metrics, names)
     print(f"{metrics.n_videos} videos, {metrics.n_clips} clips ({args.subset})")
-    print(f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  "
-          f"clip top-1 {metrics.clip_top1:.4f}  mean class acc {metrics.mean_class_accuracy:.4f}")
+    print(
+        f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  "
+        f"clip top-1 {metrics.clip_top1:.4f}  mean class acc {metrics.mean_class_accuracy:.4f}"
+    )
     for message in failed:
         print(f"unreadable: {message}", file=sys.stderr)
     if missing:
@@ -133,9 +196,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     model = _load_for_inference(args)
     paths, problems = collect_inputs(args.inputs)
-    results, failures = run_model(model, paths, batch_size=args.batch_size,
-                                  window_stride=args.window_stride, device=args.device or "cpu",
-                                  workers=args.workers, amp=args.amp)
+    results, failures = run_model(
+        model,
+        paths,
+        batch_size=args.batch_size,
+        window_stride=args.window_stride,
+        device=args.device or "cpu",
+        workers=args.workers,
+        amp=args.amp,
+    )
     entries = classification_json(results, model.spec.class_names, args.topk)
     print_table(entries, args.topk)
     if args.output:
@@ -149,9 +218,16 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     model = _load_for_inference(args)
     paths, problems = collect_inputs(args.inputs)
-    results, failures = run_model(model, paths, batch_size=args.batch_size,
-                                  window_stride=args.window_stride, device=args.device or "cpu",
-                                  workers=args.workers, amp=args.amp, want_features=True)
+    results, failures = run_model(
+        model,
+        paths,
+        batch_size=args.batch_size,
+        window_stride=args.window_stride,
+        device=args.device or "cpu",
+        workers=args.workers,
+        amp=args.amp,
+        want_features=True,
+    )
     fmt = "hdf5" if str(args.output).endswith((".h5", ".hdf5")) else "npy"
     write_features(results, Path(args.output), fmt)
     print(f"features of {len(results)} videos ({model.num_features}-d) in {args.output}")

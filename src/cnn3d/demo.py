@@ -10,11 +10,11 @@ from .data.annotations import attach_videos, build_ucf101, write_annotations
 from .data.synthetic import write_synthetic_dataset
 
 
-def run_demo(out: Path, epochs: int = 12) -> int:
+def run_demo(out: Path, epochs: int = 20) -> int:
     from .cli import main
 
     t0 = time.perf_counter()
-    layout = write_synthetic_dataset(out / "data")
+    layout = write_synthetic_dataset(out / "data", groups=12, clips_per_group=4, test_groups=3)
     annotations = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
     annotation_path = out / "data" / "synthetic_01.json"
     write_annotations(annotation_path, annotations)
@@ -24,30 +24,90 @@ def run_demo(out: Path, epochs: int = 12) -> int:
 
     run = out / "run"
     common = ["--video-path", str(layout.video_dir), "--annotation-path", str(annotation_path)]
-    rc = main(["train", *common, "--result-path", str(run), "--model", "resnet",
-               "--model-depth", "10", "--widen-factor", "0.5", "--clip-length", "16",
-               "--sample-size", "64", "--t-stride", "2", "--batch-size", "8", "--lr", "0.05",
-               "--weight-decay", "1e-4", "--lr-scheduler", "cosine", "--warmup-epochs", "1",
-               "--n-epochs", str(epochs), "--checkpoint", "0", "--workers", "2",
-               "--train-crop", "random", "--no-flip", "--resume", "auto", "--no-tensorboard",
-               "--no-progress"])
+    rc = main(
+        [
+            "train",
+            *common,
+            "--result-path",
+            str(run),
+            "--model",
+            "resnet",
+            "--model-depth",
+            "10",
+            "--widen-factor",
+            "0.5",
+            "--clip-length",
+            "16",
+            "--sample-size",
+            "64",
+            "--t-stride",
+            "2",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.02",
+            "--weight-decay",
+            "1e-4",
+            "--lr-scheduler",
+            "cosine",
+            "--warmup-epochs",
+            "1",
+            "--n-epochs",
+            str(epochs),
+            "--checkpoint",
+            "0",
+            "--workers",
+            "2",
+            "--train-crop",
+            "center",
+            "--no-flip",
+            "--resume",
+            "auto",
+            "--no-tensorboard",
+            "--no-progress",
+        ]
+    )
     if rc:
         return rc
     checkpoint = run / "best.pth"
-    rc = main(["test", *common, "--checkpoint", str(checkpoint), "--result-path",
-               str(out / "test"), "--subset", "validation"])
+    rc = main(
+        [
+            "test",
+            *common,
+            "--checkpoint",
+            str(checkpoint),
+            "--result-path",
+            str(out / "test"),
+            "--subset",
+            "validation",
+        ]
+    )
     metrics = json.loads((out / "test" / "metrics.json").read_text())
     samples = [str(p) for p in sorted(layout.video_dir.rglob("*.avi"))[:: layout.n_videos // 2][:2]]
-    main(["classify", *samples, "--checkpoint", str(checkpoint), "--output",
-          str(out / "classify.json"), "--topk", "3"])
+    main(
+        [
+            "classify",
+            *samples,
+            "--checkpoint",
+            str(checkpoint),
+            "--output",
+            str(out / "classify.json"),
+            "--topk",
+            "3",
+        ]
+    )
     main(["features", *samples, "--checkpoint", str(checkpoint), "--output", str(out / "features")])
     chance = 1 / n_classes
     print("\n=== cnn3d demo ===")
     print(f"training run:   {run} (train.log, val.log, curves.png, best.pth, last.pth)")
-    print(f"test results:   {out / 'test'} (validation.json, metrics.json, per_class.csv, confusion.png)")
+    print(
+        f"test results:   {out / 'test'} (validation.json, metrics.json, per_class.csv, confusion.png)"
+    )
     print(f"classified:     {out / 'classify.json'}")
     print(f"features:       {out / 'features'}")
-    print(f"video accuracy: {metrics['video_top1']:.3f} top-1 over {metrics['n_videos']} held-out "
-          f"videos (chance {chance:.3f}); clip accuracy {metrics['clip_top1']:.3f}")
+    print(
+        f"video accuracy: {metrics['video_top1']:.3f} top-1 over {metrics['n_videos']} held-out "
+        f"videos (chance {chance:.3f}); clip accuracy {metrics['clip_top1']:.3f}"
+    )
     print(f"time:           {time.perf_counter() - t0:.0f} s")
     return rc

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +40,9 @@ class Accumulator:
         self.clip_count.index_add_(0, videos, torch.ones(len(videos), dtype=torch.float64))
         labelled = labels >= 0
         if labelled.any():
-            self.loss_sum += F.cross_entropy(logits[labelled], labels[labelled], reduction="sum").item()
+            self.loss_sum += F.cross_entropy(
+                logits[labelled], labels[labelled], reduction="sum"
+            ).item()
             self.clip_correct += (logits[labelled].argmax(1) == labels[labelled]).sum().item()
             self.n_clips += labelled.sum().item()
 
@@ -50,7 +51,9 @@ class Accumulator:
 
         if not (dist.is_available() and dist.is_initialized()):
             return
-        scalars = torch.tensor([self.loss_sum, self.clip_correct, self.n_clips], dtype=torch.float64)
+        scalars = torch.tensor(
+            [self.loss_sum, self.clip_correct, self.n_clips], dtype=torch.float64
+        )
         for t in (scalars, self.score_sum, self.clip_count):
             dist.all_reduce(t)
         self.loss_sum, self.clip_correct, self.n_clips = scalars.tolist()
@@ -113,7 +116,10 @@ def compute_metrics(acc: Accumulator, labels: torch.Tensor, class_names: list[st
 def top_k(scores: torch.Tensor, class_names: list[str], k: int) -> list[dict]:
     k = scores.numel() if k <= 0 else min(k, scores.numel())
     values, indices = scores.topk(k)
-    return [{"label": class_names[int(i)], "score": float(v)} for v, i in zip(values, indices, strict=True)]
+    return [
+        {"label": class_names[int(i)], "score": float(v)}
+        for v, i in zip(values, indices, strict=True)
+    ]
 
 
 def write_json(path, data) -> None:
@@ -153,7 +159,7 @@ def plot_confusion(path, metrics: Metrics, class_names: list[str]) -> None:
     n = len(class_names)
     size = min(20, 3 + n * 0.35)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(torch.tensor(metrics.confusion), cmap="Blues")
+    ax.imshow(torch.tensor(metrics.confusion).numpy(), cmap="Blues")
     if n <= 60:
         ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
         ax.set_yticks(range(n), class_names, fontsize=7)

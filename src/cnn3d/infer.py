@@ -37,12 +37,16 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     videos, problems = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = sorted(
+                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+            )
             if not found:
                 problems.append(f"{item}: no video files in this folder")
             videos += found
         elif item.suffix.lower() in (".txt", ".lst", ".list"):
-            lines = [ln.strip() for ln in item.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            lines = [
+                ln.strip() for ln in item.read_text(encoding="utf-8").splitlines() if ln.strip()
+            ]
             videos += [p if (p := Path(ln)).is_absolute() else item.parent / p for ln in lines]
         else:
             videos.append(item)
@@ -50,20 +54,37 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def run_model(
-    model, paths: list[Path], *, batch_size: int = 8, window_stride: int | None = None,
-    device: str = "cpu", workers: int = 0, amp: bool = True, want_features: bool = False,
+    model,
+    paths: list[Path],
+    *,
+    batch_size: int = 8,
+    window_stride: int | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    amp: bool = True,
+    want_features: bool = False,
 ) -> tuple[list[VideoResult], list[str]]:
     """Logits (and pooled features) of every window of every video; (results, failures)."""
     spec = model.spec
     stride = spec.t_stride
     videos = [Video(p.stem, str(p), -1) for p in paths]
     dataset = VideoDataset(
-        videos, EvalTransform(spec.sample_size, "center", spec.normalization), "test",
-        spec.clip_length, stride, window_stride=window_stride, skip_bad=True,
+        videos,
+        EvalTransform(spec.sample_size, "center", spec.normalization),
+        "test",
+        spec.clip_length,
+        stride,
+        window_stride=window_stride,
+        skip_bad=True,
     )
     failures = list(dataset.failed)
-    loader = DataLoader(dataset, batch_size, num_workers=workers, collate_fn=collate_clips,
-                        worker_init_fn=worker_init)
+    loader = DataLoader(
+        dataset,
+        batch_size,
+        num_workers=workers,
+        collate_fn=collate_clips,
+        worker_init_fn=worker_init,
+    )
     device = torch.device(device)
     model = model.to(device).eval()
     if device.type == "cpu" or amp:
@@ -124,7 +145,7 @@ def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path
         def write(tmp):
             with h5py.File(tmp, "w") as f:
                 for r in results:
-                    g = f.create_group(Path(r.video).name)
+                    g = f.create_group(Path(r.video).stem)
                     g["clips"] = torch.stack(r.features).numpy()
                     g["mean"] = torch.stack(r.features).mean(0).numpy()
                     g["segments"] = np.asarray(r.segments, dtype=np.int64)
@@ -141,7 +162,8 @@ def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path
             stem = f"{stem}_{counts[stem]}"
         clips = torch.stack(r.features).numpy()
         atomic_write(out / f"{stem}.npy", lambda tmp, a=clips: _save_npy(tmp, a))
-        atomic_write(out / f"{stem}.mean.npy", lambda tmp, a=clips.mean(0): _save_npy(tmp, a))
+        mean = clips.mean(0)
+        atomic_write(out / f"{stem}.mean.npy", lambda tmp, a=mean: _save_npy(tmp, a))
         write_json(out / f"{stem}.segments.json", {"video": r.video, "segments": r.segments})
         written.append(out / f"{stem}.npy")
     return written

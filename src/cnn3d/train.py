@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.annotations import read_annotations
 from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
@@ -70,7 +70,7 @@ class TrainConfig:
     validate: bool = True
     resume: str | None = None  # a path, or 'auto' for <result_path>/last.pth
     checkpoint_every: int = 10
-    amp: bool = True
+    amp: bool | None = None  # None: bf16/fp16 on GPUs, fp32 on CPUs (see autocast)
     channels_last: bool = True
     sync_bn: bool = False
     tensorboard: bool = True
@@ -95,8 +95,14 @@ def setup_distributed(device: torch.device | None) -> tuple[int, int, torch.devi
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast (CPU, and GPUs that have it; fp16 otherwise), or nothing."""
+def autocast(device: torch.device, enabled: bool | None):
+    """bf16 autocast (CPU, and GPUs that have it; fp16 otherwise), or nothing.
+
+    `None` means: on for GPUs, off for CPU training. bf16 CPU training runs about 2x faster, but
+    here it was not reproducible run to run and once produced a NaN loss where fp32 did not.
+    """
+    if enabled is None:
+        enabled = device.type == "cuda"
     if not enabled:
         return contextlib.nullcontext()
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -142,7 +148,9 @@ def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
     names = [n for n, _ in model.named_parameters()]
     tops = [n.removeprefix("features.").split(".")[0] for n in names]
     if module_name not in tops:
-        raise ValueError(f"no module {module_name!r} in the model; top-level modules: {sorted(set(tops))}")
+        raise ValueError(
+            f"no module {module_name!r} in the model; top-level modules: {sorted(set(tops))}"
+        )
     first = tops.index(module_name)
     frozen = names[:first]
     for name, p in model.named_parameters():
@@ -180,7 +188,9 @@ class TSVLog:
             self.write(columns)
 
     def write(self, values) -> None:
-        self.file.write("\t".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values) + "\n")
+        self.file.write(
+            "\t".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values) + "\n"
+        )
         self.file.flush()
 
     def close(self) -> None:
@@ -190,13 +200,17 @@ class TSVLog:
 def save_training_state(path: Path, model, optimizer, scheduler, epoch: int, best: float) -> None:
     from .models.checkpoint import save_model
 
-    save_model(path, model, extra={
-        "epoch": epoch,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "best_video_top1": best,
-        "torch_rng": torch.get_rng_state(),
-    })
+    save_model(
+        path,
+        model,
+        extra={
+            "epoch": epoch,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "best_video_top1": best,
+            "torch_rng": torch.get_rng_state(),
+        },
+    )
 
 
 def plot_curves(result_path: Path) -> Path:
@@ -268,10 +282,14 @@ def train(cfg: TrainConfig) -> dict:
     train_videos, missing_train = videos_from_annotations(annotations, "training", cfg.video_path)
     val_videos, missing_val = videos_from_annotations(annotations, "validation", cfg.video_path)
     if main_process and (missing_train or missing_val):
-        print(f"{len(missing_train) + len(missing_val)} annotated videos are not under "
-              f"{cfg.video_path} (left out), e.g. {(missing_train + missing_val)[:3]}")
+        print(
+            f"{len(missing_train) + len(missing_val)} annotated videos are not under "
+            f"{cfg.video_path} (left out), e.g. {(missing_train + missing_val)[:3]}"
+        )
     if not train_videos:
-        raise TrainingError(f"{cfg.annotation_path}: no training videos found under {cfg.video_path}")
+        raise TrainingError(
+            f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
+        )
 
     model = build_training_model(cfg, annotations.labels)
     frozen = freeze_before(model, cfg.ft_begin_module)
@@ -279,37 +297,68 @@ def train(cfg: TrainConfig) -> dict:
     train_set = VideoDataset(
         train_videos,
         TrainTransform(cfg.sample_size, cfg.train_crop, cfg.flip, normalization),
-        "train", cfg.clip_length, cfg.t_stride, skip_bad=cfg.skip_bad_videos, seed=cfg.seed,
+        "train",
+        cfg.clip_length,
+        cfg.t_stride,
+        skip_bad=cfg.skip_bad_videos,
+        seed=cfg.seed,
     )
-    val_set = VideoDataset(
-        val_videos, EvalTransform(cfg.sample_size, "center", normalization), "val",
-        cfg.clip_length, cfg.t_stride, n_clips=cfg.n_val_clips, skip_bad=cfg.skip_bad_videos,
-    ) if cfg.validate and val_videos else None
+    val_set = (
+        VideoDataset(
+            val_videos,
+            EvalTransform(cfg.sample_size, "center", normalization),
+            "val",
+            cfg.clip_length,
+            cfg.t_stride,
+            n_clips=cfg.n_val_clips,
+            skip_bad=cfg.skip_bad_videos,
+        )
+        if cfg.validate and val_videos
+        else None
+    )
 
     if world > 1:
         train_sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed)
     else:
         train_sampler = EpochSampler(len(train_set), cfg.seed)
-    loader_options = {"num_workers": cfg.workers, "collate_fn": collate_clips,
-                      "worker_init_fn": worker_init, "pin_memory": device.type == "cuda"}
-    train_loader = DataLoader(train_set, cfg.batch_size, sampler=train_sampler, drop_last=False,
-                              **loader_options)
-    val_loader = DataLoader(val_set, cfg.batch_size, sampler=ShardSampler(len(val_set), rank, world),
-                            **loader_options) if val_set else None
+    loader_options = {
+        "num_workers": cfg.workers,
+        "collate_fn": collate_clips,
+        "worker_init_fn": worker_init,
+        "pin_memory": device.type == "cuda",
+    }
+    train_loader = DataLoader(
+        train_set, cfg.batch_size, sampler=train_sampler, drop_last=False, **loader_options
+    )
+    val_loader = (
+        DataLoader(
+            val_set,
+            cfg.batch_size,
+            sampler=ShardSampler(len(val_set), rank, world),
+            **loader_options,
+        )
+        if val_set
+        else None
+    )
 
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last_3d)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
-        trainable, lr=cfg.lr, momentum=cfg.momentum,
+        trainable,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
         dampening=0.0 if cfg.nesterov else cfg.dampening,
-        weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
     )
     scheduler = make_scheduler(cfg, optimizer, len(train_loader))
 
     begin_epoch, best = 1, -1.0
-    resume_path = result / "last.pth" if cfg.resume == "auto" else (Path(cfg.resume) if cfg.resume else None)
+    resume_path = (
+        result / "last.pth" if cfg.resume == "auto" else (Path(cfg.resume) if cfg.resume else None)
+    )
     if resume_path is not None and (cfg.resume != "auto" or resume_path.exists()):
         begin_epoch, best = resume_from(resume_path, model, optimizer, scheduler, cfg, device)
         if main_process:
@@ -325,11 +374,17 @@ def train(cfg: TrainConfig) -> dict:
 
     logs = {}
     if main_process:
-        logs["train"] = TSVLog(result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1)
-        logs["batch"] = TSVLog(result / "train_batch.log",
-                               ["epoch", "batch", "iter", "loss", "acc", "lr"], begin_epoch > 1)
-        logs["val"] = TSVLog(result / "val.log", ["epoch", "loss", "acc", "video_acc", "video_top5"],
-                             begin_epoch > 1)
+        logs["train"] = TSVLog(
+            result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1
+        )
+        logs["batch"] = TSVLog(
+            result / "train_batch.log",
+            ["epoch", "batch", "iter", "loss", "acc", "lr"],
+            begin_epoch > 1,
+        )
+        logs["val"] = TSVLog(
+            result / "val.log", ["epoch", "loss", "acc", "video_acc", "video_top5"], begin_epoch > 1
+        )
         if frozen:
             print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
     writer = make_writer(result, begin_epoch) if main_process and cfg.tensorboard else None
@@ -343,8 +398,9 @@ def train(cfg: TrainConfig) -> dict:
         net.train()
         sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
         start_time = time.perf_counter()
-        bar = progress_bar(len(train_loader), f"epoch {epoch}/{cfg.epochs}",
-                           main_process and cfg.progress)
+        bar = progress_bar(
+            len(train_loader), f"epoch {epoch}/{cfg.epochs}", main_process and cfg.progress
+        )
         for i, batch in enumerate(train_loader, start=1):
             bad_videos += batch["failed"]
             if batch["clip"] is None:
@@ -371,8 +427,11 @@ def train(cfg: TrainConfig) -> dict:
                 step = (epoch - 1) * len(train_loader) + i
                 logs["batch"].write([epoch, i, step, loss.item(), correct / n, lr])
                 elapsed = time.perf_counter() - start_time
-                bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}",
-                                clips_s=f"{sums[2] * world / elapsed:.1f}")
+                bar.set_postfix(
+                    loss=f"{sums[0] / sums[2]:.3f}",
+                    acc=f"{sums[1] / sums[2]:.3f}",
+                    clips_s=f"{sums[2] * world / elapsed:.1f}",
+                )
                 bar.update()
         bar.close()
         if world > 1:
@@ -382,9 +441,15 @@ def train(cfg: TrainConfig) -> dict:
 
         if val_loader is not None:
             val = evaluate_loader(net, val_loader, val_set, len(annotations.labels), device, cfg)
-            vm = compute_metrics(val, torch.tensor([v.label for v in val_set.videos]), annotations.labels)
-            metrics.update(val_loss=vm.loss, val_clip_acc=vm.clip_top1, val_video_top1=vm.video_top1,
-                           val_video_top5=vm.video_top5)
+            vm = compute_metrics(
+                val, torch.tensor([v.label for v in val_set.videos]), annotations.labels
+            )
+            metrics.update(
+                val_loss=vm.loss,
+                val_clip_acc=vm.clip_top1,
+                val_video_top1=vm.video_top1,
+                val_video_top5=vm.video_top5,
+            )
         if cfg.schedule == "plateau":
             scheduler.step(metrics.get("val_loss", train_loss))
         else:
@@ -404,7 +469,9 @@ def train(cfg: TrainConfig) -> dict:
             best = max(best, score)
             save_training_state(result / "last.pth", model, optimizer, scheduler, epoch, best)
             if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
-                save_training_state(result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best)
+                save_training_state(
+                    result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best
+                )
             if improved:
                 save_training_state(result / "best.pth", model, optimizer, scheduler, epoch, best)
             print(format_epoch(metrics))
@@ -444,14 +511,18 @@ def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator
     return acc
 
 
-def resume_from(path: Path, model, optimizer, scheduler, cfg: TrainConfig, device) -> tuple[int, float]:
+def resume_from(
+    path: Path, model, optimizer, scheduler, cfg: TrainConfig, device
+) -> tuple[int, float]:
     obj = read_file(path, map_location=device)
     state = unwrap_state_dict(obj, path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise CheckpointError(f"{path}: does not fit this model: {str(error).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{path}: does not fit this model: {str(error).splitlines()[0]}"
+        ) from None
     if "optimizer" in obj and obj["optimizer"]:
         optimizer.load_state_dict(obj["optimizer"])
     if "scheduler" in obj and obj["scheduler"]:
@@ -480,6 +551,8 @@ def progress_bar(total: int, desc: str, enabled: bool):
 def format_epoch(m: dict) -> str:
     text = f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} clip acc {m['train_acc']:.3f} lr {m['lr']:.3g}"
     if "val_loss" in m:
-        text += (f" | val loss {m['val_loss']:.4f} clip acc {m['val_clip_acc']:.3f} "
-                 f"video top-1 {m['val_video_top1']:.3f} top-5 {m['val_video_top5']:.3f}")
+        text += (
+            f" | val loss {m['val_loss']:.4f} clip acc {m['val_clip_acc']:.3f} "
+            f"video top-1 {m['val_video_top1']:.3f} top-5 {m['val_video_top5']:.3f}"
+        )
     return text
