@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/cnn3d models
+	$(BIN)/cnn3d demo --output demo_output
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

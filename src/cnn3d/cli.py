@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_inference_parser(sub, name)
     p = sub.add_parser("demo", help="the end-to-end demo on the bundled synthetic dataset")
     p.add_argument("--output", default="demo_output")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=12)
     p.set_defaults(func=lambda a: _commands().cmd_demo(a))
     return parser
 

@@ -10,11 +10,11 @@ from .data.annotations import attach_videos, build_ucf101, write_annotations
 from .data.synthetic import write_synthetic_dataset
 
 
-def run_demo(out: Path, epochs: int = 20) -> int:
+def run_demo(out: Path, epochs: int = 12) -> int:
     from .cli import main
 
     t0 = time.perf_counter()
-    layout = write_synthetic_dataset(out / "data", groups=12, clips_per_group=4, test_groups=3)
+    layout = write_synthetic_dataset(out / "data", groups=10, clips_per_group=3, test_groups=3)
     annotations = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
     annotation_path = out / "data" / "synthetic_01.json"
     write_annotations(annotation_path, annotations)
