@@ -190,9 +190,9 @@ def _report_failures(failures, problems) -> int:
     return 1 if n else 0
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    from .evaluate import write_json
-    from .infer import classification_json, collect_inputs, print_table, run_model
+def _infer(args: argparse.Namespace, want_features: bool):
+    """Load the checkpoint and run it over every input; (model, results, failures, problems)."""
+    from .infer import collect_inputs, run_model
 
     model = _load_for_inference(args)
     paths, problems = collect_inputs(args.inputs)
@@ -204,7 +204,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         device=args.device or "cpu",
         workers=args.workers,
         amp=args.amp,
+        want_features=want_features,
     )
+    return model, results, failures, problems
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .evaluate import write_json
+    from .infer import classification_json, print_table
+
+    model, results, failures, problems = _infer(args, want_features=False)
     entries = classification_json(results, model.spec.class_names, args.topk)
     print_table(entries, args.topk)
     if args.output:
@@ -214,20 +223,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from .infer import collect_inputs, run_model, write_features
+    from .infer import write_features
 
-    model = _load_for_inference(args)
-    paths, problems = collect_inputs(args.inputs)
-    results, failures = run_model(
-        model,
-        paths,
-        batch_size=args.batch_size,
-        window_stride=args.window_stride,
-        device=args.device or "cpu",
-        workers=args.workers,
-        amp=args.amp,
-        want_features=True,
-    )
+    model, results, failures, problems = _infer(args, want_features=True)
     fmt = "hdf5" if str(args.output).endswith((".h5", ".hdf5")) else "npy"
     write_features(results, Path(args.output), fmt)
     print(f"features of {len(results)} videos ({model.num_features}-d) in {args.output}")
