@@ -388,3 +388,14 @@ def test_original_underscore_spellings_parse():
     )
     assert args.model_depth == 34 and args.shortcut == "A" and args.lr == 0.001
     assert args.milestones == [10, 20] and args.resume == "x.pth" and args.seed == 2
+
+
+def test_train_crop_options_reach_the_transform():
+    from cnn3d.commands import train_config_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--video-path", "v", "--annotation-path", "a", "--result-path", "r"]
+        + ["--train-crop", "random", "--crop-scale", "0.5", "1", "--no-flip"]
+    )
+    cfg = train_config_from_args(args)
+    assert cfg.train_crop == "random" and cfg.crop_scale == (0.5, 1.0) and not cfg.flip

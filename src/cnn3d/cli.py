@@ -236,6 +236,14 @@ def add_train_parser(sub) -> None:
         default="corner",
         choices=["corner", "random", "multiscale_random", "center"],
     )
+    g.add_argument(
+        "--crop-scale",
+        type=float,
+        nargs=2,
+        default=(0.25, 1.0),
+        metavar=("MIN", "MAX"),
+        help="area fractions of the `random` train crop (default 0.25 1)",
+    )
     _switch(g, "flip", True, "random horizontal flip")
     g.add_argument(
         "--normalization",

@@ -35,6 +35,7 @@ def train_config_from_args(args: argparse.Namespace):
         sample_size=args.sample_size,
         t_stride=args.t_stride,
         train_crop=args.train_crop,
+        crop_scale=tuple(args.crop_scale),
         flip=args.flip,
         normalization=args.normalization,
         n_val_clips=args.n_val_clips,

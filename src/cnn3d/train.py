@@ -42,6 +42,7 @@ class TrainConfig:
     sample_size: int = 112
     t_stride: int = 1
     train_crop: str = "corner"
+    crop_scale: tuple[float, float] = (0.25, 1.0)  # area fractions of the `random` crop
     flip: bool = True
     normalization: str | None = None  # None: the pretrained model's, else 'kinetics'
     n_val_clips: int = 3
@@ -296,7 +297,9 @@ def train(cfg: TrainConfig) -> dict:
     normalization = model.spec.normalization
     train_set = VideoDataset(
         train_videos,
-        TrainTransform(cfg.sample_size, cfg.train_crop, cfg.flip, normalization),
+        TrainTransform(
+            cfg.sample_size, cfg.train_crop, cfg.flip, normalization, tuple(cfg.crop_scale)
+        ),
         "train",
         cfg.clip_length,
         cfg.t_stride,
