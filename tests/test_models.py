@@ -194,3 +194,57 @@ def test_bf16_channels_last_close_to_fp32(family, depth):
             fast = fast_model.forward_features(x.to(memory_format=torch.channels_last_3d))
     rel = (fast.float() - ref).norm() / ref.norm()
     assert rel < 2e-2
+
+
+@pytest.mark.parametrize(
+    "dtype, shape, kernel, stride",
+    [
+        ("bf16", (2, 16, 2, 5, 5), (3, 3, 3), 1),  # layer3 of a 16-frame 3D ResNet
+        ("bf16", (2, 16, 4, 5, 5), (7, 7, 7), 1),  # a t=7 stem on a 4-frame input
+        ("fp32", (2, 16, 7, 5, 5), (7, 3, 3), 2),  # a t=7, stride-2 stem on 7 frames
+    ],
+)
+def test_conv3d_weight_gradient_right_on_small_inputs(dtype, shape, kernel, stride):
+    # On this PyTorch build nn.Conv3d gets these weight gradients wrong on the CPU (1e35, NaN).
+    from cnn3d.models.conv import Conv3d
+
+    torch.manual_seed(0)
+    padding = tuple(k // 2 for k in kernel)
+    conv = Conv3d(16, 16, kernel, (stride, 1, 1), padding, bias=False)
+    x = torch.randn(shape)
+    for memory_format in (torch.contiguous_format, torch.channels_last_3d):
+        conv.zero_grad()
+        w64 = conv.weight.detach().double().requires_grad_()
+        torch.nn.functional.conv3d(x.double(), w64, None, (stride, 1, 1), padding).sum().backward()
+        conv_m = conv.to(memory_format=memory_format)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            y = conv_m(x.contiguous(memory_format=memory_format))
+        y.float().sum().backward()
+        rel = (conv.weight.grad.double() - w64.grad).abs().max() / w64.grad.abs().max()
+        assert rel < (3e-2 if dtype == "bf16" else 1e-4)
+
+
+@pytest.mark.parametrize("family", ["resnet", "resnet2p1d"])
+def test_bf16_cpu_training_steps_are_reproducible(family):
+    # 16 frames put 2-frame maps into layer3: before cnn3d's Conv3d, the weight gradients there
+    # were garbage that changed from run to run.
+    def run():
+        torch.manual_seed(0)
+        model = build_model(family, 10, n_classes=5, widen_factor=0.5)
+        model = model.to(memory_format=torch.channels_last_3d)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x = torch.randn(4, 3, 16, 32, 32, generator=generator)
+            y = torch.randint(0, 5, (4,), generator=generator)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(x.contiguous(memory_format=torch.channels_last_3d))
+            loss = torch.nn.functional.cross_entropy(out.float(), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    first, second = run(), run()
+    assert torch.isfinite(first).all() and first.abs().max() < 100
+    assert torch.equal(first, second)

@@ -302,8 +302,8 @@ def add_train_parser(sub) -> None:
         g,
         "amp",
         None,
-        "bf16 autocast (fp16 on GPUs without bf16); default: on for GPUs, "
-        "off for CPU training (not reproducible there)",
+        "bf16 autocast (fp16 with loss scaling on GPUs without bf16); default: on for GPUs "
+        "and for CPUs with native bf16 (AVX512-BF16/AMX), off elsewhere",
     )
     _switch(g, "channels-last", True, "channels_last_3d memory format")
     _switch(g, "sync-bn", False, "SyncBatchNorm under DDP")
@@ -338,7 +338,7 @@ def add_test_parser(sub) -> None:
     p.add_argument("--topk", "--output_topk", type=int, default=5)
     p.add_argument("--batch-size", "--batch_size", type=int, default=16)
     p.add_argument("--workers", "--n_threads", type=int, default=2)
-    _switch(p, "amp", True, "bf16 autocast")
+    _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
     p.add_argument("--device")
     p.set_defaults(func=lambda a: _commands().cmd_test(a))
 
@@ -359,7 +359,7 @@ def add_inference_parser(sub, name: str) -> None:
     p.add_argument("--window-stride", "--stride", type=int, default=None)
     p.add_argument("--batch-size", "--batch_size", type=int, default=8)
     p.add_argument("--workers", type=int, default=0)
-    _switch(p, "amp", True, "bf16 autocast")
+    _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
     p.add_argument("--device")
     p.set_defaults(func=lambda a: getattr(_commands(), f"cmd_{name}")(a))
 

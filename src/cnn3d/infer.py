@@ -61,7 +61,7 @@ def run_model(
     window_stride: int | None = None,
     device: str = "cpu",
     workers: int = 0,
-    amp: bool = True,
+    amp: bool | None = None,
     want_features: bool = False,
 ) -> tuple[list[VideoResult], list[str]]:
     """Logits (and pooled features) of every window of every video; (results, failures)."""
@@ -87,8 +87,7 @@ def run_model(
     )
     device = torch.device(device)
     model = model.to(device).eval()
-    if device.type == "cpu" or amp:
-        model = model.to(memory_format=torch.channels_last_3d)
+    model = model.to(memory_format=torch.channels_last_3d)
     results: dict[int, VideoResult] = {}
     span = (spec.clip_length - 1) * stride + 1
     with torch.inference_mode():

@@ -6,13 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
+from .conv import Conv3d
 
 
-def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(in_planes, out_planes, 1, stride=stride, bias=False)
+def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> Conv3d:
+    return Conv3d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> Conv3d:
+    return Conv3d(in_planes, out_planes, 1, stride=stride, bias=False)
 
 
 class ShortcutA(nn.Module):
@@ -58,7 +60,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -87,12 +90,13 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += identity
+        return self.relu(out)
 
 
-def stem_conv(n_input_channels: int, width: int, t_size: int, t_stride: int) -> nn.Conv3d:
+def stem_conv(n_input_channels: int, width: int, t_size: int, t_stride: int) -> Conv3d:
     """The (t, 7, 7) stem convolution with stride (t_stride, 2, 2)."""
-    return nn.Conv3d(
+    return Conv3d(
         n_input_channels,
         width,
         kernel_size=(t_size, 7, 7),

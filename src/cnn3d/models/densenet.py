@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import init_weights, stem_conv
+from .conv import Conv3d
 from .resnet import check_depth
 
 BLOCK_CONFIGS = {
@@ -24,9 +25,9 @@ class DenseLayer(nn.Module):
         super().__init__()
         inner = bn_size * growth_rate
         self.norm1 = nn.BatchNorm3d(in_features)
-        self.conv1 = nn.Conv3d(in_features, inner, 1, bias=False)
+        self.conv1 = Conv3d(in_features, inner, 1, bias=False)
         self.norm2 = nn.BatchNorm3d(inner)
-        self.conv2 = nn.Conv3d(inner, growth_rate, 3, padding=1, bias=False)
+        self.conv2 = Conv3d(inner, growth_rate, 3, padding=1, bias=False)
 
     def forward(self, x):
         out = self.conv1(F.relu(self.norm1(x)))
@@ -38,7 +39,7 @@ class Transition(nn.Module):
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.norm = nn.BatchNorm3d(in_features)
-        self.conv = nn.Conv3d(in_features, out_features, 1, bias=False)
+        self.conv = Conv3d(in_features, out_features, 1, bias=False)
 
     def forward(self, x):
         x = self.conv(F.relu(self.norm(x), inplace=True))

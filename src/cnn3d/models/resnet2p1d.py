@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .blocks import conv1x1x1
+from .conv import Conv3d
 from .resnet import DEPTHS, ResNet, check_depth, stage_planes
 
 
@@ -14,11 +15,11 @@ def mid_width(in_planes: int, out_planes: int, t: int = 3, k: int = 3) -> int:
 
 
 def spatial_conv(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
+    return Conv3d(in_planes, out_planes, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
 
 
 def temporal_conv(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False)
+    return Conv3d(in_planes, out_planes, (3, 1, 1), (stride, 1, 1), (1, 0, 0), bias=False)
 
 
 class BasicBlock2p1d(nn.Module):
@@ -79,9 +80,9 @@ class ResNet2p1D(ResNet):
     def _build_stem(self, n_input_channels, width, t_size, t_stride, stem_mid_width=None):
         # The original hard-codes 3 input channels in this formula; kept so its files load.
         mid = stem_mid_width or (3 * width * t_size * 49) // (3 * 49 + t_size * width)
-        self.conv1_s = nn.Conv3d(n_input_channels, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
+        self.conv1_s = Conv3d(n_input_channels, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
         self.bn1_s = nn.BatchNorm3d(mid)
-        self.conv1_t = nn.Conv3d(
+        self.conv1_t = Conv3d(
             mid, width, (t_size, 1, 1), (t_stride, 1, 1), (t_size // 2, 0, 0), bias=False
         )
         self.bn1_t = nn.BatchNorm3d(width)
