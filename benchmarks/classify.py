@@ -75,20 +75,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--depth", type=int, default=34)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--gop", type=int, default=250, help="keyframe interval (x264's default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "video.mp4"
         rng = np.random.default_rng(0)
-        write_video(video, render_video("MoveRight", rng, args.seconds * FPS, 240, 320), fps=FPS)
+        frames = render_video("MoveRight", rng, args.seconds * FPS, 240, 320)
+        write_video(video, frames, fps=FPS, gop=args.gop)
         torch.manual_seed(0)
         model = build_model("resnet", args.depth, n_classes=400, shortcut="A").eval()
         model.spec.normalization = PRESETS["hara2018"]
         precision = "bf16+channels_last" if default_amp(device) else "fp32+channels_last"
         print(
             f"device {device}, {torch.get_num_threads()} threads; {args.seconds} s 320x240 "
-            f"{FPS} fps mp4; 3D ResNet-{args.depth}; batch {args.batch_size}"
+            f"{FPS} fps mp4, keyframe every {args.gop}; 3D ResNet-{args.depth}; "
+            f"batch {args.batch_size}"
         )
         times = {"baseline": [], "cnn3d": []}
         for _ in range(args.repeats):  # interleaved, so drift hits both alike

@@ -110,6 +110,7 @@ class VideoDataset(Dataset):
         self.epoch = 0
         self.failed: list[str] = []  # unreadable videos found while indexing (skip_bad only)
         self._sources: dict[int, object] = {}
+        self._open: int | None = None
         if mode == "train":
             self.items = [(v, 0, 1) for v in range(len(self.videos))]
             return
@@ -142,6 +143,11 @@ class VideoDataset(Dataset):
         if v not in self._sources:
             min_side = getattr(self.transform, "min_short_side", None)
             self._sources[v] = open_source(self.videos[v].path, min_side)
+        if self._open != v:  # at most one decoder open: the video being read
+            previous = self._sources.get(self._open)
+            if previous is not None and hasattr(previous, "close"):
+                previous.close()
+            self._open = v
         return self._sources[v]
 
     def _n_frames(self, v: int) -> int:

@@ -150,15 +150,26 @@ class HDF5Source:
 class VideoFileSource:
     """An encoded video file (mp4, avi, webm, mkv, ...) decoded directly with PyAV, frame-exact.
 
-    The first access scans the packets once (no decoding) to list every frame's timestamp; a clip
-    then seeks to the keyframe before its first frame and decodes forward. Cost is dominated by
-    the distance to the previous keyframe: re-encode with short keyframe intervals
-    (`cnn3d prepare frames --format mp4`) for fast random clips.
+    The first access scans the packets once (no decoding) to list every frame's timestamp and the
+    keyframes. A read decodes forward from where the previous read stopped when no keyframe lies
+    in between (so the windows of a video, read in order, decode it once, whatever its keyframe
+    interval); otherwise it seeks to the keyframe before its first frame. The decoder stays open
+    between reads in this process; `close()` releases it. Random clips cost the distance to the
+    previous keyframe: re-encode with short keyframe intervals (`cnn3d prepare frames --format
+    mp4`) for fast training reads.
     """
 
     path: Path
     min_short_side: int | None = None
     _pts: list[int] | None = field(default=None, repr=False)
+    _keyframes: list[int] | None = field(default=None, repr=False)  # positions
+    _position: dict[int, int] | None = field(default=None, repr=False)  # pts -> position
+    _cursor: dict | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cursor"] = None  # an open decoder belongs to one process
+        return state
 
     def _open(self):
         import av
@@ -176,57 +187,105 @@ class VideoFileSource:
             raise VideoReadError(self.path, "has no video stream")
         return container
 
-    def _frame_timestamps(self, container) -> list[int]:
+    def _index(self) -> None:
+        """Every frame's timestamp (presentation order) and which positions are keyframes."""
         import av
 
-        stream = container.streams.video[0]
-        try:
-            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
-        except av.error.FFmpegError as error:
-            raise VideoReadError(self.path, f"cannot read its packets ({error})") from None
-        if not pts:
+        with self._open() as container:
+            stream = container.streams.video[0]
+            try:
+                packets = [
+                    (p.pts, p.is_keyframe)
+                    for p in container.demux(stream)
+                    if p.pts is not None and p.size
+                ]
+            except av.error.FFmpegError as error:
+                raise VideoReadError(self.path, f"cannot read its packets ({error})") from None
+        if not packets:
             raise VideoReadError(self.path, "has no video frames")
-        container.seek(0, stream=stream)
-        return pts
+        pts = sorted(p for p, _ in packets)
+        self._position = {p: i for i, p in enumerate(pts)}
+        self._keyframes = sorted({0} | {self._position[p] for p, key in packets if key})
+        self._pts = pts
 
     @property
     def n_frames(self) -> int:
         if self._pts is None:
-            with self._open() as container:
-                self._pts = self._frame_timestamps(container)
+            self._index()
         return len(self._pts)
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor["container"].close()
+            self._cursor = None
+
+    def _keyframe_before(self, position: int) -> int:
+        i = int(np.searchsorted(self._keyframes, position, side="right")) - 1
+        return self._keyframes[max(0, i)]
+
+    def _resumable(self, first: int) -> bool:
+        """Whether the open cursor reaches `first` no slower than a seek would."""
+        cursor = self._cursor
+        if cursor is None or cursor["pid"] != os.getpid() or cursor["next"] is None:
+            return False
+        if first >= cursor["next"]:  # ahead: decode through unless a keyframe lies in between
+            return self._keyframe_before(first) <= cursor["next"]
+        return all(p in cursor["frames"] for p in range(first, cursor["next"]))  # overlap
+
+    def _start(self, first: int) -> dict:
+        """A cursor that will yield `first` and what follows: the open one, or a fresh seek."""
+        if self._resumable(first):
+            return self._cursor
+        self.close()
+        container = self._open()
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        keyframe = self._keyframe_before(first)
+        if keyframe > 0:
+            container.seek(self._pts[keyframe], stream=stream, backward=True, any_frame=False)
+        self._cursor = {
+            "pid": os.getpid(),
+            "container": container,
+            "decoder": container.decode(stream),
+            "next": None,  # the position after the last decoded frame
+            "frames": {},  # position -> av.VideoFrame, decoded and possibly wanted again
+        }
+        return self._cursor
 
     def read(self, indices) -> torch.Tensor:
         import av
 
         positions = _positions(indices)
-        with self._open() as container:
-            if self._pts is None:
-                self._pts = self._frame_timestamps(container)
-            _check_range(self.path, positions, len(self._pts))
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            wanted = {self._pts[int(p)]: int(p) for p in np.unique(positions)}
-            last = max(wanted)
-            frames: dict[int, np.ndarray] = {}
-            try:
-                first = min(wanted)
-                if first != self._pts[0]:
-                    container.seek(first, stream=stream, backward=True, any_frame=False)
-                for frame in container.decode(stream):
-                    if frame.pts in wanted:
-                        frames[wanted[frame.pts]] = self._to_array(frame)
-                    if frame.pts is not None and frame.pts >= last:
-                        break
-            except av.error.FFmpegError as error:
-                raise VideoReadError(self.path, f"decoding failed ({error})") from None
-        missing = [int(p) for p in np.unique(positions) if int(p) not in frames]
+        _check_range(self.path, positions, self.n_frames)
+        first, last = int(positions.min()), int(positions.max())
+        cursor = self._start(first)
+        frames = cursor["frames"]
+        try:
+            while cursor["next"] is None or cursor["next"] <= last:
+                frame = next(cursor["decoder"], None)
+                if frame is None:
+                    break
+                position = self._position.get(frame.pts)
+                if position is None:
+                    continue
+                cursor["next"] = position + 1
+                if position >= first:
+                    frames[position] = frame
+        except av.error.FFmpegError as error:
+            self.close()
+            raise VideoReadError(self.path, f"decoding failed ({error})") from None
+        wanted = [int(p) for p in np.unique(positions)]
+        missing = [p for p in wanted if p not in frames]
         if missing:
+            self.close()
             raise VideoReadError(
                 self.path,
                 f"frames {missing[0]}..{missing[-1]} could not be decoded (truncated or corrupt?)",
             )
-        return _stack([frames[int(p)] for p in positions], self.path)
+        arrays = {p: self._to_array(frames[p]) for p in wanted}
+        for p in [p for p in frames if p < first]:  # a later window never starts earlier
+            del frames[p]
+        return _stack([arrays[int(p)] for p in positions], self.path)
 
     def _to_array(self, frame) -> np.ndarray:
         if self.min_short_side and min(frame.width, frame.height) > 2 * self.min_short_side:
