@@ -113,3 +113,33 @@ def test_video_reads_in_any_order_match_fresh_reads(tmp_path):
     clone = pickle.loads(pickle.dumps(source))  # the open decoder stays behind
     assert np.array_equal(as_thwc(clone.read([5, 6])), as_thwc(source.read([5, 6])))
     source.close()
+
+
+def test_fork_with_an_open_decoder(tmp_path):
+    # A DataLoader worker forked while this process holds an open decoder must not inherit it
+    # (its codec threads' locks come along, the threads do not). Open decoders are closed before
+    # a fork; the worker and then this process reopen their own.
+    from torch.utils.data import DataLoader
+
+    from cnn3d.data.dataset import Video, VideoDataset, collate_clips, worker_init
+    from cnn3d.data.transforms import EvalTransform
+
+    path = tmp_path / "v.mp4"
+    write_mp4(path, frames_with_index(40), gop=40)
+    dataset = VideoDataset([Video("v", str(path), 0)], EvalTransform(32), "test", clip_length=8)
+    first = dataset[0]["clip"]  # this process now holds an open decoder
+    assert dataset._sources[0]._cursor is not None
+    loader = DataLoader(
+        dataset,
+        batch_size=2,
+        num_workers=1,
+        multiprocessing_context="fork",
+        collate_fn=collate_clips,
+        worker_init_fn=worker_init,
+        timeout=60,
+    )
+    clips = torch.cat([batch["clip"] for batch in loader])
+    assert len(clips) == len(dataset) == 5
+    assert torch.equal(clips[0], first)
+    assert torch.equal(dataset[4]["clip"], clips[4])  # and this process reads on
+    dataset.close()

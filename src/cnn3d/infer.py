@@ -107,6 +107,7 @@ def run_model(
                 result.logits.append(logits[k].float().cpu())
                 if want_features:
                     result.features.append(features[k].float().cpu())
+    dataset.close()
     # a video whose windows failed after indexing is reported once, not also returned
     failed_paths = {message.split(": ")[0] for message in failures}
     ordered = [results[v] for v in sorted(results) if str(paths[v]) not in failed_paths]

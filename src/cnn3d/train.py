@@ -465,6 +465,7 @@ def train(cfg: TrainConfig) -> dict:
                 )
                 bar.update()
         bar.close()
+        train_set.close()
         if world > 1:
             dist.all_reduce(sums)
         train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
@@ -538,6 +539,7 @@ def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator
             with autocast(device, cfg.amp):
                 logits = net(clips)
             acc.add(logits, batch["label"], batch["video"])
+    dataset.close()
     acc.all_reduce()
     return acc
 

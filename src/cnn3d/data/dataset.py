@@ -158,6 +158,13 @@ class VideoDataset(Dataset):
             else self._source(v).n_frames - video.first_frame
         )
 
+    def close(self) -> None:
+        """Release open decoders (this process's); reads reopen them as needed."""
+        for source in self._sources.values():
+            if hasattr(source, "close"):
+                source.close()
+        self._open = None
+
     def positions(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """0-based frame positions (within the segment) of item `i`."""
         v, start, _ = self.items[i]

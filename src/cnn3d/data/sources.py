@@ -9,6 +9,7 @@ video files count decoded frames in presentation order from 0.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +147,20 @@ class HDF5Source:
         return _stack([frames[int(p)] for p in positions], self.path)
 
 
+# Video files with an open decoder. Before this process forks (DataLoader workers), they are
+# closed: a child that inherits a decoder inherits its codec threads' locks but not the threads,
+# and hung when it freed the decoder or decoded. They reopen at the next read.
+_OPEN_DECODERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _close_open_decoders() -> None:
+    for source in list(_OPEN_DECODERS.values()):
+        source.close()
+
+
+os.register_at_fork(before=_close_open_decoders)
+
+
 @dataclass
 class VideoFileSource:
     """An encoded video file (mp4, avi, webm, mkv, ...) decoded directly with PyAV, frame-exact.
@@ -215,9 +230,11 @@ class VideoFileSource:
         return len(self._pts)
 
     def close(self) -> None:
-        if self._cursor is not None:
-            self._cursor["container"].close()
-            self._cursor = None
+        """Release the open decoder, if any (reads reopen as needed)."""
+        cursor, self._cursor = self._cursor, None
+        _OPEN_DECODERS.pop(id(self), None)
+        if cursor is not None and cursor["pid"] == os.getpid():
+            cursor["container"].close()
 
     def _keyframe_before(self, position: int) -> int:
         i = int(np.searchsorted(self._keyframes, position, side="right")) - 1
@@ -250,6 +267,7 @@ class VideoFileSource:
             "next": None,  # the position after the last decoded frame
             "frames": {},  # position -> av.VideoFrame, decoded and possibly wanted again
         }
+        _OPEN_DECODERS[id(self)] = self
         return self._cursor
 
     def read(self, indices) -> torch.Tensor:
