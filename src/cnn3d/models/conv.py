@@ -22,8 +22,8 @@ def risky_dims(
     shape: tuple[int, ...], kernel: tuple[int, ...], padding: tuple[int, ...], dilation
 ) -> list[int]:
     """Spatio-temporal dims (0=T, 1=H, 2=W) whose implicit padding should be made explicit: those
-    from 2 to the kernel's extent long (1-long dims were right in every scan)."""
-    return [d for d in range(3) if padding[d] > 0 and shape[d] <= dilation[d] * (kernel[d] - 1) + 2]
+    no longer than the kernel's extent (every wrong case scanned was one of them)."""
+    return [d for d in range(3) if padding[d] > 0 and shape[d] <= dilation[d] * (kernel[d] - 1) + 1]
 
 
 class Conv3d(nn.Conv3d):
