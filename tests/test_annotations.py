@@ -129,9 +129,10 @@ def test_round_trip_and_missing_videos_reported(tmp_path, capsys):
     assert data["database"]["v_Jump_g01_c01"] == {
         "subset": "training",
         "annotations": {"label": "Jump", "segment": [1, 8]},
-        "video_path": "Jump/v_Jump_g01_c01",
+        "n_frames": 7,  # recorded, so datasets need not open the video; no extension pinned
     }
-    assert data["database"]["v_Jump_g03_c01"]["annotations"]["segment"] == [0, 9]
+    mp4 = data["database"]["v_Jump_g03_c01"]
+    assert mp4["annotations"]["segment"] == [0, 9] and (mp4["n_frames"], mp4["fps"]) == (9, 25)
     again = A.read_annotations(tmp_path / "ann" / "ucf101_01.json")
     assert len(again.entries) == 2
     assert "v_Jump_g02_c01" in (tmp_path / "ann" / "ucf101_01.json.missing.txt").read_text()

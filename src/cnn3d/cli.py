@@ -59,8 +59,14 @@ def _finish_annotations(annotations, args, out_path) -> None:
     from .data.annotations import attach_videos, write_annotations
 
     if args.video_path:
-        annotations = attach_videos(annotations, args.video_path)
+        annotations = attach_videos(
+            annotations, args.video_path, args.jobs, progress=len(annotations.entries) > 1000
+        )
     write_annotations(out_path, annotations)
+    if annotations.skipped_files:
+        from .files import Walk
+
+        print(Walk([], annotations.skipped_files).describe_skipped(getattr(args, "verbose", False)))
     counts = {s: len(annotations.subset(s)) for s in ("training", "validation", "testing")}
     print(
         f"{out_path}: {len(annotations.labels)} classes, "
@@ -77,16 +83,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     kind = args.kind
     if kind == "frames":
         from .data.prepare import prepare_frames
+        from .files import Walk
 
-        done, skipped, failures = prepare_frames(
+        report = prepare_frames(
             args.src, args.dst, args.format, args.short_side or None, args.jobs, args.quality
         )
         print(
-            f"{args.dst}: {done} videos converted, {skipped} already done, {len(failures)} failed"
+            f"{args.dst}: {report.converted} videos converted, {report.already_done} already "
+            f"done, {len(report.failures)} failed"
         )
-        for failure in failures:
+        if report.skipped_files:
+            print(Walk([], report.skipped_files).describe_skipped(args.verbose))
+        for failure in report.failures:
             print(f"  failed: {failure}", file=sys.stderr)
-        return 1 if failures else 0
+        return 1 if report.failures else 0
     if kind == "synthetic":
         from .data.synthetic import CLASSES, write_synthetic_dataset
 
@@ -156,7 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--video-path",
             "--video_path",
-            help="where the videos are: adds frame counts, reports missing videos",
+            help="where the videos are: records each one's frame count and fps (so training "
+            "and testing open no video to start), reports missing and unreadable videos",
+        )
+        q.add_argument(
+            "--jobs",
+            "--n_jobs",
+            type=int,
+            default=1,
+            help="processes counting frames (with --video-path; default 1)",
         )
         if kind in ("ucf101", "hmdb51"):
             q.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3])
@@ -168,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if kind == "custom":
             q.add_argument("--val-fraction", type=float, default=0.2)
+            q.add_argument("--verbose", action="store_true", help="name every file skipped")
         q.set_defaults(func=cmd_prepare)
     q = psub.add_parser("frames", help="videos -> JPEG folders, HDF5 or short-GOP mp4")
     q.add_argument("src")
@@ -176,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--short-side", "--size", type=int, default=240, help="0 keeps the size")
     q.add_argument("--jobs", "--n_jobs", type=int, default=1)
     q.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    q.add_argument("--verbose", action="store_true", help="name every non-video file skipped")
     q.set_defaults(func=cmd_prepare)
     q = psub.add_parser("synthetic", help="write the bundled demo dataset (UCF-101 layout)")
     q.add_argument("dst")
@@ -357,6 +377,9 @@ def add_inference_parser(sub, name: str) -> None:
             "--output", "-o", required=True, help="a folder (.npy per video) or a .h5/.hdf5 file"
         )
     p.add_argument("--window-stride", "--stride", type=int, default=None)
+    p.add_argument(
+        "--verbose", action="store_true", help="name every non-video file the folders held"
+    )
     p.add_argument("--batch-size", "--batch_size", type=int, default=8)
     p.add_argument("--workers", type=int, default=0)
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
@@ -367,6 +390,7 @@ def add_inference_parser(sub, name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     from .data.annotations import AnnotationError
     from .data.sources import VideoReadError
+    from .files import OutputCollision
     from .models import CheckpointError
     from .train import TrainingError
 
@@ -374,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (
+        OutputCollision,
         CheckpointError,
         VideoReadError,
         AnnotationError,

@@ -135,14 +135,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     device = torch.device(args.device or "cpu")
     model.to(memory_format=torch.channels_last_3d)
     acc = evaluate_loader(model, loader, dataset, spec.n_classes, device, cfg)
-    labels = torch.tensor([v.label for v in videos])
+    labels = torch.from_numpy(videos.labels).long()
     metrics = compute_metrics(acc, labels, names)
     out = Path(args.result_path)
     out.mkdir(parents=True, exist_ok=True)
     failed = sorted(set(dataset.failed))
     write_results(
         out / f"{args.subset}.json",
-        [v.video_id for v in videos],
+        list(videos.ids),
         acc.video_scores,
         names,
         args.topk,
@@ -193,13 +193,19 @@ def _report_failures(failures, problems) -> int:
 
 def _infer(args: argparse.Namespace, want_features: bool):
     """Load the checkpoint and run it over every input; (model, results, failures, problems)."""
-    from .infer import collect_inputs, run_model
+    from .files import Walk
+    from .infer import check_output_names, collect_inputs, run_model
 
+    inputs = collect_inputs(args.inputs)
+    if inputs.skipped:
+        print(Walk([], inputs.skipped).describe_skipped(args.verbose), file=sys.stderr)
+    if want_features:  # refuse colliding outputs before any work
+        check_output_names(inputs.names, inputs.paths, "features")
     model = _load_for_inference(args)
-    paths, problems = collect_inputs(args.inputs)
     results, failures = run_model(
         model,
-        paths,
+        inputs.paths,
+        names=inputs.names,
         batch_size=args.batch_size,
         window_stride=args.window_stride,
         device=args.device or "cpu",
@@ -207,7 +213,7 @@ def _infer(args: argparse.Namespace, want_features: bool):
         amp=args.amp,
         want_features=want_features,
     )
-    return model, results, failures, problems
+    return model, results, failures, inputs.problems
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .models.checkpoint import atomic_write
+from .files import atomic_write
 
 
 @dataclass

@@ -7,7 +7,6 @@ the rest are still processed.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,41 +15,68 @@ import torch
 from torch.utils.data import DataLoader
 
 from .data.dataset import Video, VideoDataset, collate_clips, worker_init
-from .data.sources import VIDEO_SUFFIXES
 from .data.transforms import EvalTransform
 from .evaluate import top_k, write_json
-from .models.checkpoint import atomic_write
+from .files import OutputCollision, atomic_write, find_collisions, output_name, walk_videos
 from .train import autocast
 
 
 @dataclass
 class VideoResult:
     video: str
+    name: str  # relative to its input: the key of its outputs
     segments: list[tuple[int, int]] = field(default_factory=list)  # 1-based, inclusive
     logits: list[torch.Tensor] = field(default_factory=list)
     features: list[torch.Tensor] = field(default_factory=list)
 
 
-def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+@dataclass
+class Inputs:
+    """The videos to process, each with its name relative to the input it came from (the key of
+    its outputs), and what was passed over or could not be used."""
+
+    paths: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # relative path, "/"-separated
+    problems: list[str] = field(default_factory=list)  # inputs that cannot be used, named
+    skipped: list[Path] = field(default_factory=list)  # non-video files in the folders
+
+
+def collect_inputs(inputs: list[str]) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
-    line, relative to the list's folder). Returns (videos, problems)."""
-    videos, problems = [], []
+    line, relative to the list's folder). A folder's videos are named relative to the folder,
+    a list's relative to the list's folder (as written), a file by its name."""
+    found = Inputs()
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(
-                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-            )
-            if not found:
-                problems.append(f"{item}: no video files in this folder")
-            videos += found
+            walk = walk_videos(item)
+            if not walk.videos:
+                found.problems.append(f"{item}: no video files in this folder")
+            found.paths += walk.videos
+            found.names += [p.relative_to(item).as_posix() for p in walk.videos]
+            found.skipped += walk.skipped
         elif item.suffix.lower() in (".txt", ".lst", ".list"):
-            lines = [
-                ln.strip() for ln in item.read_text(encoding="utf-8").splitlines() if ln.strip()
-            ]
-            videos += [p if (p := Path(ln)).is_absolute() else item.parent / p for ln in lines]
+            try:
+                text = item.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                found.problems.append(f"{item}: cannot read this list file ({error})")
+                continue
+            for line in (ln.strip() for ln in text.splitlines()):
+                if line:
+                    path = Path(line)
+                    found.paths.append(path if path.is_absolute() else item.parent / path)
+                    found.names.append(path.name if path.is_absolute() else path.as_posix())
         else:
-            videos.append(item)
-    return videos, problems
+            found.paths.append(item)
+            found.names.append(item.name)
+    return found
+
+
+def check_output_names(names: list[str], paths: list[Path], what: str) -> None:
+    """Refuse, before any work, inputs whose outputs would be the same (`x.mp4`, `x.mkv`)."""
+    pairs = zip(paths, (output_name(n) for n in names), strict=True)
+    groups = find_collisions(pairs)
+    if groups:
+        raise OutputCollision(groups, what)
 
 
 def run_model(
@@ -63,8 +89,11 @@ def run_model(
     workers: int = 0,
     amp: bool | None = None,
     want_features: bool = False,
+    names: list[str] | None = None,
 ) -> tuple[list[VideoResult], list[str]]:
-    """Logits (and pooled features) of every window of every video; (results, failures)."""
+    """Logits (and pooled features) of every window of every video; (results, failures).
+    `names`: each video's output key (default: its file name)."""
+    names = names or [p.name for p in paths]
     spec = model.spec
     stride = spec.t_stride
     videos = [Video(p.stem, str(p), -1) for p in paths]
@@ -100,7 +129,7 @@ def run_model(
                 features = model.forward_features(clips)
                 logits = getattr(model, model.classifier_name)(features)
             for k, v in enumerate(batch["video"].tolist()):
-                result = results.setdefault(v, VideoResult(str(paths[v])))
+                result = results.setdefault(v, VideoResult(str(paths[v]), names[v]))
                 n = dataset._n_frames(v)
                 start = int(batch["start"][k])
                 result.segments.append((start + 1, min(start + span, n)))
@@ -136,8 +165,11 @@ def print_table(entries: list[dict], k: int) -> None:
 
 
 def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path]:
-    """Per video: clip features [n_clips, D], their mean [D] and the segments.
-    `npy`: `<out>/<stem>.npy`, `<stem>.mean.npy`, `<stem>.segments.json`; `hdf5`: one file."""
+    """Per video: clip features [n_clips, D], their mean [D] and the segments, keyed by the
+    video's name relative to its input without the extension (class folders kept).
+    `npy`: `<out>/<key>.npy`, `<key>.mean.npy`, `<key>.segments.json`; `hdf5`: one file with a
+    group per key."""
+    check_output_names([r.name for r in results], [Path(r.video) for r in results], "features")
     written = []
     if fmt == "hdf5":
         import h5py
@@ -145,7 +177,7 @@ def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path
         def write(tmp):
             with h5py.File(tmp, "w") as f:
                 for r in results:
-                    g = f.create_group(Path(r.video).stem)
+                    g = f.create_group(output_name(r.name).as_posix())
                     g["clips"] = torch.stack(r.features).numpy()
                     g["mean"] = torch.stack(r.features).mean(0).numpy()
                     g["segments"] = np.asarray(r.segments, dtype=np.int64)
@@ -154,18 +186,14 @@ def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path
         atomic_write(out, write)
         return [out]
     out.mkdir(parents=True, exist_ok=True)
-    counts = defaultdict(int)
     for r in results:
-        stem = Path(r.video).stem
-        counts[stem] += 1
-        if counts[stem] > 1:
-            stem = f"{stem}_{counts[stem]}"
+        key = output_name(r.name)
         clips = torch.stack(r.features).numpy()
-        atomic_write(out / f"{stem}.npy", lambda tmp, a=clips: _save_npy(tmp, a))
+        atomic_write(out / f"{key}.npy", lambda tmp, a=clips: _save_npy(tmp, a))
         mean = clips.mean(0)
-        atomic_write(out / f"{stem}.mean.npy", lambda tmp, a=mean: _save_npy(tmp, a))
-        write_json(out / f"{stem}.segments.json", {"video": r.video, "segments": r.segments})
-        written.append(out / f"{stem}.npy")
+        atomic_write(out / f"{key}.mean.npy", lambda tmp, a=mean: _save_npy(tmp, a))
+        write_json(out / f"{key}.segments.json", {"video": r.video, "segments": r.segments})
+        written.append(out / f"{key}.npy")
     return written
 
 

@@ -6,6 +6,7 @@ gloo on CPU; only rank 0 writes; metrics are summed over ranks).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -21,11 +22,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .data.annotations import read_annotations
-from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
+from .data.dataset import VideoDataset, collate_clips, worker_init
+from .data.index import FolderListing, index_subset
 from .data.transforms import EvalTransform, TrainTransform
 from .evaluate import Accumulator, compute_metrics
+from .files import atomic_write
 from .models import build_model, load_model
-from .models.checkpoint import CheckpointError, atomic_write, read_file, unwrap_state_dict
+from .models.checkpoint import CheckpointError, read_file, unwrap_state_dict
 from .normalization import get_normalization
 
 
@@ -305,19 +308,34 @@ def train(cfg: TrainConfig) -> dict:
     np.random.seed(cfg.seed)
 
     annotations = read_annotations(cfg.annotation_path)
-    train_videos, missing_train = videos_from_annotations(annotations, "training", cfg.video_path)
-    val_videos, missing_val = videos_from_annotations(annotations, "validation", cfg.video_path)
+    listing = FolderListing()  # each folder listed once for both subsets
+    train_videos, missing_train = index_subset(annotations, "training", cfg.video_path, listing)
+    val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
+    labels_list = annotations.labels
+    del annotations, listing  # a Python object per video: workers must not inherit them
     if main_process and (missing_train or missing_val):
+        listed = result / "missing_videos.txt"
+        atomic_write(
+            listed,
+            lambda tmp: Path(tmp).write_text(
+                "\n".join(
+                    [f"training\t{v}" for v in missing_train]
+                    + [f"validation\t{v}" for v in missing_val]
+                )
+                + "\n"
+            ),
+        )
         print(
-            f"{len(missing_train) + len(missing_val)} annotated videos are not under "
-            f"{cfg.video_path} (left out), e.g. {(missing_train + missing_val)[:3]}"
+            f"{len(missing_train)} training and {len(missing_val)} validation videos of the "
+            f"annotation file are not under {cfg.video_path} (left out; all named in {listed}), "
+            f"e.g. {(missing_train + missing_val)[:3]}"
         )
     if not train_videos:
         raise TrainingError(
             f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
         )
 
-    model = build_training_model(cfg, annotations.labels)
+    model = build_training_model(cfg, labels_list)
     frozen = freeze_before(model, cfg.ft_begin_module)
     normalization = model.spec.normalization
     train_set = VideoDataset(
@@ -419,6 +437,10 @@ def train(cfg: TrainConfig) -> dict:
             print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
     writer = make_writer(result, begin_epoch) if main_process and cfg.tensorboard else None
 
+    # Whatever Python objects exist now stay out of the garbage collector's passes, which would
+    # otherwise write to (and so copy) their pages in every forked DataLoader worker.
+    gc.collect()
+    gc.freeze()
     metrics: dict = {}
     bad_videos: list[str] = list(val_set.failed) if val_set else []
     for epoch in range(begin_epoch, cfg.epochs + 1):
@@ -472,10 +494,8 @@ def train(cfg: TrainConfig) -> dict:
         metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
 
         if val_loader is not None:
-            val = evaluate_loader(net, val_loader, val_set, len(annotations.labels), device, cfg)
-            vm = compute_metrics(
-                val, torch.tensor([v.label for v in val_set.videos]), annotations.labels
-            )
+            val = evaluate_loader(net, val_loader, val_set, len(labels_list), device, cfg)
+            vm = compute_metrics(val, torch.from_numpy(val_set.videos.labels).long(), labels_list)
             metrics.update(
                 val_loss=vm.loss,
                 val_clip_acc=vm.clip_top1,
@@ -521,6 +541,7 @@ def train(cfg: TrainConfig) -> dict:
                 print(f"  {message}")
         metrics["curves"] = str(plot_curves(result))
         metrics["skipped_videos"] = sorted(set(bad_videos))
+    gc.unfreeze()
     return metrics
 
 

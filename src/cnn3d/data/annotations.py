@@ -50,6 +50,7 @@ class Annotations:
     entries: list[Entry]
     missing: list[str] = field(default_factory=list)  # videos listed but not found on disk
     unreadable: list[str] = field(default_factory=list)  # found but not readable: the reasons
+    skipped_files: list[Path] = field(default_factory=list)  # non-video files a builder passed
 
     def subset(self, name: str) -> list[Entry]:
         name = SUBSETS.get(name, name)
@@ -79,7 +80,7 @@ def _entry_to_json(entry: Entry) -> dict:
 
 def write_annotations(path: str | os.PathLike, annotations: Annotations) -> None:
     """Write the original JSON format atomically."""
-    from ..models.checkpoint import atomic_write
+    from ..files import atomic_write
 
     data = {
         "labels": annotations.labels,
@@ -260,16 +261,23 @@ def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
         raise AnnotationError(f"{root}: no class folders")
-    entries = []
+    from ..files import is_video_file
+
+    entries, skipped = [], []
     for label in classes:
         for item in sorted((root / label).iterdir()):
             if item.name.startswith("."):
+                continue
+            if item.is_file() and not (
+                is_video_file(item) or item.suffix.lower() in (".hdf5", ".h5")
+            ):
+                skipped.append(item)
                 continue
             video_id = item.stem if item.is_file() else item.name
             bucket = zlib.crc32(video_id.encode()) % 1000 / 1000
             subset = "validation" if bucket < val_fraction else "training"
             entries.append(Entry(video_id, subset, label, video_path=f"{label}/{item.name}"))
-    return Annotations(classes, entries)
+    return Annotations(classes, entries, skipped_files=skipped)
 
 
 def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
@@ -299,52 +307,76 @@ def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
     return Annotations(sorted({e.label for e in entries if e.label}), entries)
 
 
-def attach_videos(annotations: Annotations, video_root: str | os.PathLike) -> Annotations:
-    """Add each found video's frame segment (and ActivityNet fps); list the ones not found.
+def _probe_one(path: str) -> tuple[int, float | None] | str:
+    """A worker's job: (frame count, fps) of one video, or why it cannot be read."""
+    from .sources import VideoReadError, probe
 
+    try:
+        return probe(path)
+    except VideoReadError as error:
+        return str(error)
+    except Exception as error:  # one bad file must not stop the others
+        return f"{path}: {type(error).__name__}: {error}"
+
+
+def attach_videos(
+    annotations: Annotations,
+    video_root: str | os.PathLike,
+    jobs: int = 1,
+    progress: bool = False,
+) -> Annotations:
+    """Record each found video's frame count (`n_frames`, and the segment) and frame rate
+    (`fps`, for video files) in its entry; list the videos not found or not readable.
+
+    Recorded counts let training, validation and test start without opening any video (the
+    original's builders did the same for frame folders). Each folder is listed once; videos
+    are opened in `jobs` processes (video files: one pass over the packets, no decoding).
     Videos not on disk are named in `missing`, unreadable ones (with why) in `unreadable`; both
     stay out of the returned entries, and the caller reports them.
     """
-    from .sources import VideoReadError, find_video, open_source
+    from concurrent.futures import ProcessPoolExecutor
 
-    root = Path(video_root)
-    kept, missing, unreadable = [], [], []
+    from tqdm import tqdm
+
+    from .index import FolderListing, find_entry
+
+    root = str(video_root)
+    listing = FolderListing()
+    found, missing, unreadable = [], [], []
     for entry in annotations.entries:
-        path = (
-            root / entry.video_path
-            if entry.video_path
-            else find_video(root, entry.label, entry.video_id)
-        )
-        if entry.video_path is None and path is None and entry.extra.get("annotations") is not None:
-            path = find_video(root, None, f"v_{entry.video_id}")
-        if path is None or not path.exists():
+        hit = find_entry(listing, root, entry)
+        if hit is None:
             missing.append(entry.video_id)
-            continue
-        try:
-            source = open_source(path)
-            n_frames = source.n_frames
-        except VideoReadError as error:
-            unreadable.append(str(error))
-            continue
-        entry.video_path = str(path.relative_to(root))
-        if isinstance(entry.extra.get("annotations"), list):
-            entry.extra["fps"] = _fps(path, n_frames, entry.extra)
         else:
-            first = 1 if path.is_dir() else 0
+            found.append((entry, hit[0], hit[1]))
+    paths = [os.path.join(root, relative) for _, relative, _ in found]
+    bar = tqdm(total=len(paths), unit="video", desc="counting frames", disable=not progress)
+    if jobs > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = []
+            for result in pool.map(_probe_one, paths, chunksize=16):
+                results.append(result)
+                bar.update()
+    else:
+        results = []
+        for path in paths:
+            results.append(_probe_one(path))
+            bar.update()
+    bar.close()
+    kept = []
+    for (entry, _, is_dir), result in zip(found, results, strict=True):
+        if isinstance(result, str):
+            unreadable.append(result)
+            continue
+        n_frames, fps = result
+        entry.extra["n_frames"] = n_frames
+        if isinstance(entry.extra.get("annotations"), list):
+            duration = entry.extra.get("duration")
+            entry.extra["fps"] = fps or (round(n_frames / float(duration), 2) if duration else 30.0)
+        else:
+            if fps:
+                entry.extra["fps"] = round(fps, 3)
+            first = 1 if is_dir else 0
             entry.segment = (first, first + n_frames)
         kept.append(entry)
-    return Annotations(annotations.labels, kept, missing, unreadable)
-
-
-def _fps(path: Path, n_frames: int, extra: dict) -> float:
-    duration = extra.get("duration")
-    if not path.is_dir():
-        import av
-
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            if stream.average_rate:
-                return float(stream.average_rate)
-    if duration:
-        return round(n_frames / float(duration), 2)
-    return 30.0
+    return Annotations(annotations.labels, kept, missing, unreadable, annotations.skipped_files)

@@ -9,7 +9,7 @@ workers and with a DistributedSampler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -17,62 +17,23 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import sampling
-from .annotations import Annotations, Entry
-from .sources import VideoReadError, find_video, open_source
+from .annotations import Annotations
+from .index import Video, VideoIndex, index_subset
+from .sources import VideoReadError, open_source
 
+__all__ = ["Video", "VideoDataset", "VideoIndex", "collate_clips", "videos_from_annotations"]
 
-@dataclass(frozen=True)
-class Video:
-    """One annotated video (or ActivityNet segment): where it is and which frames it spans."""
-
-    video_id: str
-    path: str
-    label: int  # -1 when unlabelled
-    first_frame: int = 0  # 0-based position of the segment's first frame in the source
-    n_frames: int | None = None  # None: ask the source
-
-
-def _segment_to_positions(entry: Entry, path: Path) -> tuple[int, int | None]:
-    if entry.segment is None:
-        return 0, None
-    start, end = int(entry.segment[0]), int(entry.segment[1])
-    first = start - 1 if path.is_dir() else start  # frame folders are 1-based
-    return max(0, first), max(0, end - start)
+# Sources kept open per process: enough for the windows of a few videos read in turn; a
+# training epoch touches each video once, so a larger cache would only grow.
+OPEN_SOURCES = 4
 
 
 def videos_from_annotations(
     annotations: Annotations, subset: str, video_root: str | Path
-) -> tuple[list[Video], list[str]]:
-    """The subset's videos found under `video_root`, and the ids of those that are not there."""
-    root = Path(video_root)
-    index = annotations.class_index
-    videos, missing = [], []
-    for entry in annotations.subset(subset):
-        path = (
-            root / entry.video_path
-            if entry.video_path
-            else find_video(root, entry.label, entry.video_id)
-        )
-        if path is None and isinstance(entry.extra.get("annotations"), list):
-            path = find_video(root, None, f"v_{entry.video_id}")
-        if path is None or not path.exists():
-            missing.append(entry.video_id)
-            continue
-        label = index[entry.label] if entry.label is not None else -1
-        segments = entry.extra.get("annotations")
-        if isinstance(segments, list):  # ActivityNet: one item per segment, seconds -> frames
-            fps = float(entry.extra.get("fps") or 30.0)
-            for seg in segments:
-                first = int(round(seg["segment"][0] * fps))
-                n = max(1, int(round((seg["segment"][1] - seg["segment"][0]) * fps)))
-                videos.append(Video(entry.video_id, str(path), index[seg["label"]], first, n))
-            continue
-        first, n_frames = _segment_to_positions(entry, path)
-        if n_frames == 0:
-            missing.append(entry.video_id)
-            continue
-        videos.append(Video(entry.video_id, str(path), label, first, n_frames))
-    return videos, missing
+) -> tuple[VideoIndex, list[str]]:
+    """The subset's videos found under `video_root` (a `VideoIndex`), and the ids of those that
+    are not there. See `index.index_subset`."""
+    return index_subset(annotations, subset, video_root)
 
 
 class VideoDataset(Dataset):
@@ -81,13 +42,18 @@ class VideoDataset(Dataset):
     `mode="test"`: every sliding window (`window_stride`, default one clip span) per video.
     `n_views` > 1 (val/test, with a `three`-crop EvalTransform) adds spatial views per clip.
 
+    `videos` is a `VideoIndex` (or a list of `Video`s, converted to one). Items are kept as
+    arrays, so a dataset of 650k videos costs tens of MB, shared by forked workers. Val/test
+    items need each video's frame count: recorded counts are used as they are, a video without
+    one is opened once here.
+
     With `skip_bad`, an unreadable video yields an item with `error` instead of a clip;
     `collate_clips` counts and names it. Otherwise the VideoReadError (naming the file) is raised.
     """
 
     def __init__(
         self,
-        videos: list[Video],
+        videos: VideoIndex | list[Video],
         transform,
         mode: str = "train",
         clip_length: int = 16,
@@ -100,7 +66,7 @@ class VideoDataset(Dataset):
     ):
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be train, val or test, not {mode!r}")
-        self.videos = list(videos)
+        self.videos = videos if isinstance(videos, VideoIndex) else VideoIndex.from_videos(videos)
         self.transform = transform
         self.mode = mode
         self.clip_length = clip_length
@@ -109,12 +75,12 @@ class VideoDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.failed: list[str] = []  # unreadable videos found while indexing (skip_bad only)
-        self._sources: dict[int, object] = {}
-        self._open: int | None = None
+        self._sources: OrderedDict[int, object] = OrderedDict()
+        self._counts = self.videos.n_frames.copy()  # -1: not known yet
         if mode == "train":
-            self.items = [(v, 0, 1) for v in range(len(self.videos))]
+            self._items = None  # item i is video i
             return
-        self.items = []
+        items = []
         for v in range(len(self.videos)):
             try:
                 n = self._n_frames(v)
@@ -125,61 +91,93 @@ class VideoDataset(Dataset):
                 continue
             if mode == "val":
                 clips = sampling.even_clips(n, clip_length, n_clips, stride)
+                starts = [int(c[0]) for c in clips]
             else:
                 clips = sampling.sliding_clips(n, clip_length, window_stride, stride)
-            starts = (
-                sorted({int(c[0]) for c in clips}) if mode == "test" else [int(c[0]) for c in clips]
-            )
-            self.items += [(v, s, view) for s in starts for view in range(n_views)]
+                starts = sorted({int(c[0]) for c in clips})
+            items += [(v, s, view) for s in starts for view in range(n_views)]
+        self._items = np.asarray(items, dtype=np.int64).reshape(-1, 3)
+
+    @property
+    def items(self) -> np.ndarray:
+        """(video, first frame position, view) of every item, one row each."""
+        if self._items is None:
+            n = len(self.videos)
+            return np.stack([np.arange(n), np.zeros(n, np.int64), np.zeros(n, np.int64)], 1)
+        return self._items
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the training draws; call before each epoch (workers are re-forked per epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.videos) if self._items is None else len(self._items)
+
+    def _item(self, i: int) -> tuple[int, int, int]:
+        if self._items is None:
+            return i, 0, 0
+        v, start, view = self._items[i]
+        return int(v), int(start), int(view)
 
     def _source(self, v: int):
-        if v not in self._sources:
-            min_side = getattr(self.transform, "min_short_side", None)
-            self._sources[v] = open_source(self.videos[v].path, min_side)
-        if self._open != v:  # at most one decoder open: the video being read
-            previous = self._sources.get(self._open)
-            if previous is not None and hasattr(previous, "close"):
+        if v in self._sources:
+            self._sources.move_to_end(v)
+            return self._sources[v]
+        if self._sources:  # at most one decoder open: the video being read
+            previous = next(reversed(self._sources.values()))
+            if hasattr(previous, "close"):
                 previous.close()
-            self._open = v
-        return self._sources[v]
+        while len(self._sources) >= OPEN_SOURCES:
+            _, old = self._sources.popitem(last=False)
+            if hasattr(old, "close"):
+                old.close()
+        min_side = getattr(self.transform, "min_short_side", None)
+        self._sources[v] = source = open_source(self.videos.path(v), min_side)
+        return source
 
     def _n_frames(self, v: int) -> int:
-        video = self.videos[v]
-        return (
-            video.n_frames
-            if video.n_frames is not None
-            else self._source(v).n_frames - video.first_frame
-        )
+        n = int(self._counts[v])
+        if n < 0:
+            n = self._source(v).n_frames - int(self.videos.first_frames[v])
+            self._counts[v] = n
+        return n
 
     def close(self) -> None:
         """Release open decoders (this process's); reads reopen them as needed."""
         for source in self._sources.values():
             if hasattr(source, "close"):
                 source.close()
-        self._open = None
+        self._sources.clear()
 
     def positions(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """0-based frame positions (within the segment) of item `i`."""
-        v, start, _ = self.items[i]
+        v, start, _ = self._item(i)
         n = self._n_frames(v)
         if self.mode == "train":
             return sampling.random_clip(n, self.clip_length, self.stride, rng)
         return sampling.clip_at(start, n, self.clip_length, self.stride)
 
+    def _read(self, v: int, positions: np.ndarray) -> torch.Tensor:
+        first = int(self.videos.first_frames[v])
+        source = self._source(v)
+        try:
+            return source.read(positions + first)
+        except VideoReadError:
+            recorded = int(self.videos.n_frames[v])
+            if recorded >= 0 and source.n_frames < first + recorded:
+                raise VideoReadError(
+                    self.videos.path(v),
+                    f"has {source.n_frames} frames, but the annotation file records "
+                    f"{first + recorded} (a stale count: re-run `cnn3d prepare` with --video-path)",
+                ) from None
+            raise
+
     def __getitem__(self, i: int) -> dict:
-        v, _, view = self.items[i]
+        v, _, view = self._item(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        video = self.videos[v]
         try:
             positions = self.positions(i, rng)
-            clip = self._source(v).read(positions + video.first_frame)
+            clip = self._read(v, positions)
         except VideoReadError as error:
             if not self.skip_bad:
                 raise
@@ -190,7 +188,7 @@ class VideoDataset(Dataset):
             x = self.transform(clip, rng, view=view)
         return {
             "clip": x,
-            "label": video.label,
+            "label": int(self.videos.labels[v]),
             "video": v,
             "start": int(positions[0]),
             "view": view,

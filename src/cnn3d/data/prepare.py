@@ -1,22 +1,34 @@
 """Frame extraction and re-encoding without the ffmpeg command line: video files -> JPEG frame
 folders (`image_%05d.jpg`), the original HDF5 layout, or short-keyframe mp4.
 
-Resumable (a finished video is skipped; each is written to a temporary name and renamed), parallel
-over processes, with a progress bar, and every failure listed at the end.
+Outputs are named by each video's path relative to the source root (class folders kept, only the
+last extension dropped); two videos that would share an output (`x.mp4`, `x.mkv`) are refused
+before any work. Resumable: each output is written to a temporary name and renamed, then recorded
+with its source's path, size and modification time in `<dst>/.cnn3d-sources.tsv`; a re-run skips
+exactly the outputs whose source is unchanged. Parallel over processes, with a progress bar, and
+every failure listed at the end.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .sources import VIDEO_SUFFIXES, VideoReadError
+from ..files import (
+    OutputCollision,
+    SourceStamp,
+    StampLog,
+    Walk,
+    atomic_directory,
+    atomic_write,
+    find_collisions,
+    output_name,
+    walk_videos,
+)
+from .sources import VideoReadError
 
 FORMATS = ("jpg", "hdf5", "mp4")
 
@@ -25,8 +37,6 @@ def write_video(path, frames: np.ndarray, fps: float = 30, gop: int = 16, crf: i
     """Encode uint8 RGB frames [T, H, W, 3] with H.264 (or MPEG-4 Part 2 for `.avi`), a keyframe
     every `gop` frames, atomically."""
     import av
-
-    from ..models.checkpoint import atomic_write
 
     path = Path(path)
     frames = np.asarray(frames, dtype=np.uint8)
@@ -100,9 +110,13 @@ class Job:
     quality: int
 
 
+STAMPS = ".cnn3d-sources.tsv"
+
+
 def destination(src: Path, src_root: Path, dst_root: Path, fmt: str) -> Path:
-    rel = src.relative_to(src_root).with_suffix("")
-    return dst_root / rel if fmt == "jpg" else dst_root / rel.with_suffix(f".{fmt}")
+    """`<dst_root>/<class>/<name>` (a frame folder) or `<name>.hdf5` / `<name>.mp4`."""
+    relative = src.relative_to(src_root)
+    return dst_root / output_name(relative, "" if fmt == "jpg" else f".{fmt}")
 
 
 def run_job(job: Job) -> str | None:
@@ -111,7 +125,6 @@ def run_job(job: Job) -> str | None:
 
     try:
         frames, fps = decode_all(job.src, job.short_side)
-        job.dst.parent.mkdir(parents=True, exist_ok=True)
         if job.fmt == "mp4":
             write_video(job.dst, np.stack(frames), fps)
             return None
@@ -119,18 +132,14 @@ def run_job(job: Job) -> str | None:
             simplejpeg.encode_jpeg(np.ascontiguousarray(f), quality=job.quality) for f in frames
         ]
         if job.fmt == "jpg":
-            tmp = Path(tempfile.mkdtemp(prefix=f".{job.dst.name}.", dir=job.dst.parent))
-            try:
+
+            def fill(tmp: Path) -> None:
                 for i, data in enumerate(encoded, start=1):
                     (tmp / f"image_{i:05d}.jpg").write_bytes(data)
-                os.replace(tmp, job.dst)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+
+            atomic_directory(job.dst, fill)
         else:
             import h5py
-
-            from ..models.checkpoint import atomic_write
 
             def write(tmp):
                 with h5py.File(tmp, "w") as f:
@@ -139,6 +148,8 @@ def run_job(job: Job) -> str | None:
                     )
                     for i, blob in enumerate(encoded):
                         data[i] = np.frombuffer(blob, dtype=np.uint8)
+                    f.attrs["source"] = str(job.src)
+                    f.attrs["fps"] = fps
 
             atomic_write(job.dst, write)
         return None
@@ -149,7 +160,15 @@ def run_job(job: Job) -> str | None:
 
 
 def list_videos(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    return walk_videos(root).videos
+
+
+@dataclass
+class PrepareReport:
+    converted: int
+    already_done: int
+    failures: list[str]
+    skipped_files: list[Path]  # non-video files under the source folder
 
 
 def prepare_frames(
@@ -160,36 +179,46 @@ def prepare_frames(
     jobs: int = 1,
     quality: int = 90,
     progress: bool = True,
-) -> tuple[int, int, list[str]]:
-    """Convert every video under `src_root` (keeping the class folders). Returns
-    (converted, skipped as already done, failures)."""
+) -> PrepareReport:
+    """Convert every video under `src_root` (keeping the class folders)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
         raise FileNotFoundError(f"{src_root}: no such folder")
-    todo, skipped = [], 0
-    for src in list_videos(src_root):
-        dst = destination(src, src_root, dst_root, fmt)
-        if dst.exists():
-            skipped += 1
+    walk: Walk = walk_videos(src_root)
+    targets = [(src, destination(src, src_root, dst_root, fmt)) for src in walk.videos]
+    collisions = find_collisions(targets)
+    if collisions:
+        raise OutputCollision(collisions, "output")
+    stamps = StampLog(dst_root / STAMPS)
+    todo, stamp_of, already = [], {}, 0
+    for src, dst in targets:
+        key = dst.relative_to(dst_root).as_posix()
+        stamp_of[key] = SourceStamp.of(src)
+        if dst.exists() and stamps.is_done(key, stamp_of[key]):
+            already += 1
             continue
         todo.append(Job(src, dst, fmt, short_side, quality))
     failures: list[str] = []
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), unit="video", disable=not progress, desc=f"prepare {fmt}")
+
+    def finish(job: Job, result: str | None) -> None:
+        if result:
+            failures.append(result)
+        else:
+            key = job.dst.relative_to(dst_root).as_posix()
+            stamps.record(key, stamp_of[key])
+        bar.update()
+
     if jobs <= 1:
-        results = map(run_job, todo)
-        for result in results:
-            if result:
-                failures.append(result)
-            bar.update()
+        for job in todo:
+            finish(job, run_job(job))
     else:
         with ProcessPoolExecutor(jobs) as pool:
-            for result in pool.map(run_job, todo, chunksize=1):
-                if result:
-                    failures.append(result)
-                bar.update()
+            for job, result in zip(todo, pool.map(run_job, todo, chunksize=1), strict=True):
+                finish(job, result)
     bar.close()
-    return len(todo) - len(failures), skipped, failures
+    return PrepareReport(len(todo) - len(failures), already, failures, walk.skipped)

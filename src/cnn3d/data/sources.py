@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
+from ..files import VIDEO_SUFFIXES
+
 FRAME_PATTERN = "image_{:05d}.jpg"
 
 
@@ -149,36 +150,67 @@ class HDF5Source:
 
 # Video files with an open decoder. Before this process forks (DataLoader workers), they are
 # closed: a child that inherits a decoder inherits its codec threads' locks but not the threads,
-# and hung when it freed the decoder or decoded. They reopen at the next read.
+# and hung when it freed the decoder or decoded. They reopen at the next read. The containers are
+# also held here (strongly) until closed: a source dropped inside a reference cycle is freed only
+# by a later garbage collection, which may run in the child.
 _OPEN_DECODERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_OPEN_CONTAINERS: dict[int, object] = {}
+
+
+def _close_container(container) -> None:
+    _OPEN_CONTAINERS.pop(id(container), None)
+    container.close()
 
 
 def _close_open_decoders() -> None:
     for source in list(_OPEN_DECODERS.values()):
         source.close()
+    for container in list(_OPEN_CONTAINERS.values()):
+        _close_container(container)
 
 
 os.register_at_fork(before=_close_open_decoders)
+
+
+# Decoders reorder frames by at most their delay (H.264 allows 16); a timestamp whose rank among
+# all timestamps lies further than this from its packet's place in decode order is not a
+# presentation order the decoder will follow, so such files are read by counting frames only.
+MAX_REORDER = 32
+
+
+class _Inconsistent(Exception):
+    """Decoded frames contradicted the timestamp ranks: count frames from the start instead."""
 
 
 @dataclass
 class VideoFileSource:
     """An encoded video file (mp4, avi, webm, mkv, ...) decoded directly with PyAV, frame-exact.
 
-    The first access scans the packets once (no decoding) to list every frame's timestamp and the
-    keyframes. A read decodes forward from where the previous read stopped when no keyframe lies
-    in between (so the windows of a video, read in order, decode it once, whatever its keyframe
-    interval); otherwise it seeks to the keyframe before its first frame. The decoder stays open
-    between reads in this process; `close()` releases it. Random clips cost the distance to the
-    previous keyframe: re-encode with short keyframe intervals (`cnn3d prepare frames --format
-    mp4`) for fast training reads.
+    Position n is the n-th frame PyAV decodes from the start of the file, whatever the file's
+    timestamps say. The first access scans the packets once (no decoding): the frame count, and
+    the keyframes that can be seek targets. A keyframe is a seek target when its timestamp is
+    unique, all timestamps are present and they rank in an order a decoder can produce (B-frame
+    reordering, open GOPs and non-zero starts are fine); its position is then its timestamp's
+    rank. After a seek, decoded frames are counted from that anchor and checked against the
+    ranks of unique timestamps; frames with repeated or missing timestamps are placed by
+    counting. A file whose timestamps cannot be trusted (missing, out of any decodable order, or
+    contradicted while decoding) is read by decoding from its start, still frame-exact but slower
+    for random clips far into it.
+
+    A read decodes forward from where the previous read stopped when no seek target lies in
+    between (so the windows of a video, read in order, decode it once, whatever its keyframe
+    interval). The decoder stays open between reads in this process; `close()` releases it.
+    Random clips cost the distance to the previous keyframe: re-encode with short keyframe
+    intervals (`cnn3d prepare frames --format mp4`) for fast training reads.
     """
 
     path: Path
     min_short_side: int | None = None
-    _pts: list[int] | None = field(default=None, repr=False)
-    _keyframes: list[int] | None = field(default=None, repr=False)  # positions
-    _position: dict[int, int] | None = field(default=None, repr=False)  # pts -> position
+    _n_frames: int | None = field(default=None, repr=False)
+    _fps: float | None = field(default=None, repr=False)
+    _rank: dict[int, int] | None = field(default=None, repr=False)  # unique pts -> position
+    _seek_positions: list[int] | None = field(default=None, repr=False)  # 0 = from the start
+    _seek_pts: list[int | None] | None = field(default=None, repr=False)
     _cursor: dict | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):
@@ -203,95 +235,154 @@ class VideoFileSource:
         return container
 
     def _index(self) -> None:
-        """Every frame's timestamp (presentation order) and which positions are keyframes."""
+        """The frame count and the seek targets, from one pass over the packets (no decoding)."""
         import av
 
         with self._open() as container:
             stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            self._fps = float(rate) if rate else None
             try:
                 packets = [
                     (p.pts, p.is_keyframe)
                     for p in container.demux(stream)
-                    if p.pts is not None and p.size
+                    if p.size and not p.is_discard
                 ]
             except av.error.FFmpegError as error:
                 raise VideoReadError(self.path, f"cannot read its packets ({error})") from None
         if not packets:
             raise VideoReadError(self.path, "has no video frames")
-        pts = sorted(p for p, _ in packets)
-        self._position = {p: i for i, p in enumerate(pts)}
-        self._keyframes = sorted({0} | {self._position[p] for p, key in packets if key})
-        self._pts = pts
+        self._n_frames = len(packets)
+        self._rank, self._seek_positions, self._seek_pts = {}, [0], [None]
+        if any(pts is None for pts, _ in packets):
+            return
+        pts = np.array([p for p, _ in packets], dtype=np.int64)
+        ordered = np.sort(pts)
+        first = np.searchsorted(ordered, pts, side="left")
+        unique = np.searchsorted(ordered, pts, side="right") - first == 1
+        if np.abs(first - np.arange(len(pts))).max() > MAX_REORDER:
+            return
+        self._rank = {int(p): int(r) for p, r in zip(pts[unique], first[unique], strict=True)}
+        targets = sorted(
+            (int(first[i]), int(pts[i]))
+            for i, (_, key) in enumerate(packets)
+            if key and unique[i] and first[i] > 0
+        )
+        self._seek_positions += [position for position, _ in targets]
+        self._seek_pts += [p for _, p in targets]
 
     @property
     def n_frames(self) -> int:
-        if self._pts is None:
+        if self._n_frames is None:
             self._index()
-        return len(self._pts)
+        return self._n_frames
+
+    @property
+    def fps(self) -> float | None:
+        """The stream's average frame rate (None if the file does not say)."""
+        if self._n_frames is None:
+            self._index()
+        return self._fps
 
     def close(self) -> None:
         """Release the open decoder, if any (reads reopen as needed)."""
         cursor, self._cursor = self._cursor, None
         _OPEN_DECODERS.pop(id(self), None)
         if cursor is not None and cursor["pid"] == os.getpid():
-            cursor["container"].close()
+            cursor["finalizer"]()  # closes the container (once)
 
-    def _keyframe_before(self, position: int) -> int:
-        i = int(np.searchsorted(self._keyframes, position, side="right")) - 1
-        return self._keyframes[max(0, i)]
+    def _target_before(self, position: int) -> int:
+        """Index (into the seek targets) of the last target at or before `position`."""
+        return max(0, int(np.searchsorted(self._seek_positions, position, side="right")) - 1)
 
     def _resumable(self, first: int) -> bool:
         """Whether the open cursor reaches `first` no slower than a seek would."""
         cursor = self._cursor
         if cursor is None or cursor["pid"] != os.getpid() or cursor["next"] is None:
             return False
-        if first >= cursor["next"]:  # ahead: decode through unless a keyframe lies in between
-            return self._keyframe_before(first) <= cursor["next"]
+        if first >= cursor["next"]:  # ahead: decode through unless a seek target lies between
+            return self._seek_positions[self._target_before(first)] <= cursor["next"]
         return all(p in cursor["frames"] for p in range(first, cursor["next"]))  # overlap
 
-    def _start(self, first: int) -> dict:
-        """A cursor that will yield `first` and what follows: the open one, or a fresh seek."""
-        if self._resumable(first):
-            return self._cursor
+    def _seek(self, target: int) -> dict:
+        """A fresh cursor at seek target `target` (0: the start of the file, no seek)."""
         self.close()
         container = self._open()
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        keyframe = self._keyframe_before(first)
-        if keyframe > 0:
-            container.seek(self._pts[keyframe], stream=stream, backward=True, any_frame=False)
+        if target > 0:
+            container.seek(self._seek_pts[target], stream=stream, backward=True, any_frame=False)
+        _OPEN_CONTAINERS[id(container)] = container
         self._cursor = {
             "pid": os.getpid(),
-            "container": container,
+            "finalizer": weakref.finalize(self, _close_container, container),
             "decoder": container.decode(stream),
-            "next": None,  # the position after the last decoded frame
+            "floor": self._seek_positions[target],  # frames before it are not trusted
+            "next": None if target > 0 else 0,  # the position of the next decoded frame
+            "pending": [],  # frames decoded after a seek, before one with a unique timestamp
             "frames": {},  # position -> av.VideoFrame, decoded and possibly wanted again
         }
         _OPEN_DECODERS[id(self)] = self
         return self._cursor
 
-    def read(self, indices) -> torch.Tensor:
+    def _place(self, cursor: dict, frame, keep_from: int) -> None:
+        """Give a decoded frame its position (by rank or by counting) and keep it if wanted."""
+        rank = self._rank.get(frame.pts) if frame.pts is not None else None
+        if cursor["next"] is None:  # after a seek: wait for a frame whose timestamp is unique
+            if rank is None:
+                cursor["pending"].append(frame)
+                return
+            if rank < cursor["floor"]:  # an open GOP's leading frames: decoded without refs
+                cursor["pending"].clear()
+                return
+            placed = list(enumerate(cursor["pending"], start=rank - len(cursor["pending"])))
+            cursor["pending"] = []
+            for position, earlier in placed:
+                if position >= max(keep_from, cursor["floor"]):
+                    cursor["frames"][position] = earlier
+            cursor["next"] = rank
+        elif rank is not None and rank != cursor["next"]:
+            raise _Inconsistent
+        if cursor["next"] >= keep_from:
+            cursor["frames"][cursor["next"]] = frame
+        cursor["next"] += 1
+
+    def _decode(self, first: int, last: int) -> dict:
+        """Decoded frames covering positions first..last (a dict position -> frame)."""
         import av
 
+        if self._resumable(first):
+            cursor = self._cursor
+        else:
+            target = self._target_before(first)
+            cursor = self._seek(target)
+        while True:
+            try:
+                while cursor["next"] is None or cursor["next"] <= last:
+                    frame = next(cursor["decoder"], None)
+                    if frame is None:
+                        break
+                    self._place(cursor, frame, first)
+            except av.error.FFmpegError as error:
+                self.close()
+                raise VideoReadError(self.path, f"decoding failed ({error})") from None
+            landed = cursor["next"] is not None and min(cursor["frames"], default=first) <= first
+            if landed or cursor["floor"] == 0:
+                return cursor["frames"]
+            # the seek landed after the frames wanted (an imprecise container index): go back
+            cursor = self._seek(self._target_before(cursor["floor"] - 1))
+
+    def read(self, indices) -> torch.Tensor:
         positions = _positions(indices)
         _check_range(self.path, positions, self.n_frames)
         first, last = int(positions.min()), int(positions.max())
-        cursor = self._start(first)
-        frames = cursor["frames"]
         try:
-            while cursor["next"] is None or cursor["next"] <= last:
-                frame = next(cursor["decoder"], None)
-                if frame is None:
-                    break
-                position = self._position.get(frame.pts)
-                if position is None:
-                    continue
-                cursor["next"] = position + 1
-                if position >= first:
-                    frames[position] = frame
-        except av.error.FFmpegError as error:
+            frames = self._decode(first, last)
+        except _Inconsistent:
+            # the timestamps lied: from now on, count frames from the start of the file
+            self._rank, self._seek_positions, self._seek_pts = {}, [0], [None]
             self.close()
-            raise VideoReadError(self.path, f"decoding failed ({error})") from None
+            frames = self._decode(first, last)
         wanted = [int(p) for p in np.unique(positions)]
         missing = [p for p in wanted if p not in frames]
         if missing:
@@ -326,14 +417,8 @@ def open_source(path, min_short_side: int | None = None):
     raise VideoReadError(path, "no such file or frame folder")
 
 
-def find_video(root: Path, label: str | None, video_id: str) -> Path | None:
-    """The original layouts: `<root>/<label>/<id>` (frames), `<id>.hdf5` or `<id>.<video ext>`."""
-    folder = root / (label if label is not None else "test")
-    candidates = [folder / video_id, folder / f"{video_id}.hdf5"]
-    candidates += [folder / f"{video_id}{s}" for s in VIDEO_SUFFIXES]
-    candidates += [root / video_id, root / f"{video_id}.hdf5"]
-    candidates += [root / f"{video_id}{s}" for s in VIDEO_SUFFIXES]
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    return None
+def probe(path: str | os.PathLike) -> tuple[int, float | None]:
+    """(frame count, frames per second or None) of a video file, frame folder or HDF5 file.
+    Video files: one pass over the packets, no decoding."""
+    source = open_source(path)
+    return source.n_frames, getattr(source, "fps", None)

@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import atomic_write
 from ..normalization import PRESETS, Normalization
 from .densenet import BLOCK_CONFIGS
 from .resnet import DEPTHS
@@ -432,23 +432,6 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- saving
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)` then rename onto `path`, so a crash never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, extra: dict | None = None) -> None:

@@ -1,0 +1,175 @@
+"""Files on disk: which files are videos, how outputs are named after their inputs, and writing
+them so that a crash never leaves half a file.
+
+Outputs are named by the input's path relative to the input root with its last extension
+dropped (`Run/a.mp4` -> `Run/a`), so class folders survive and `a/clip.mp4` and `b/clip.mp4`
+never meet. Two inputs that would still share an output (`x.mp4` and `x.mkv`) are refused before
+any work starts. Files and folders get the user's umask (0644/0755 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Lower case; matched case-insensitively.
+VIDEO_SUFFIXES = (
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".f4v", ".ts", ".mts", ".m2ts",
+    ".3gp", ".3g2", ".mpg", ".mpeg", ".m2v", ".wmv", ".ogv", ".asf", ".vob", ".mxf", ".divx",
+)  # fmt: skip
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class Walk:
+    """What a folder walk found: the video files (sorted) and every other file it passed over."""
+
+    videos: list[Path]
+    skipped: list[Path]
+
+    def describe_skipped(self, verbose: bool = False) -> str:
+        """One line (or, verbose, one per file) saying what was not taken as a video."""
+        if not self.skipped:
+            return ""
+        suffixes = sorted({p.suffix.lower() or "(no extension)" for p in self.skipped})
+        line = f"skipped {len(self.skipped)} non-video file(s) ({', '.join(suffixes[:8])})"
+        if verbose:
+            return "\n".join([line] + [f"  skipped: {p}" for p in self.skipped])
+        return line + "; --verbose names them"
+
+
+def walk_videos(root: str | os.PathLike) -> Walk:
+    """Every video file under `root` (recursively, hidden entries left out), one `scandir` per
+    folder."""
+    videos, skipped = [], []
+    stack = [Path(root)]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif is_video_file(entry.name):
+                    videos.append(Path(entry.path))
+                else:
+                    skipped.append(Path(entry.path))
+    return Walk(sorted(videos), sorted(skipped))
+
+
+def output_name(relative: str | os.PathLike, suffix: str = "") -> Path:
+    """`Run/a.b.mp4` -> `Run/a.b` + suffix: only the last extension is dropped."""
+    relative = Path(relative)
+    stem = relative.name[: -len(relative.suffix)] if relative.suffix else relative.name
+    return relative.parent / f"{stem}{suffix}"
+
+
+def find_collisions(outputs: Iterable[tuple[Path, Path]]) -> list[list[Path]]:
+    """Groups of inputs that would write the same output, from (input, output) pairs."""
+    by_output: dict[Path, list[Path]] = defaultdict(list)
+    for source, output in outputs:
+        by_output[output].append(source)
+    return [sorted(sources) for sources in by_output.values() if len(sources) > 1]
+
+
+class OutputCollision(ValueError):
+    """Several inputs would write one output; the message lists them."""
+
+    def __init__(self, groups: list[list[Path]], target: str):
+        lines = [" and ".join(str(p) for p in group) for group in groups[:10]]
+        more = f"\n  ... and {len(groups) - 10} more" if len(groups) > 10 else ""
+        super().__init__(
+            f"{len(groups)} group(s) of inputs would write the same {target} "
+            "(only the extension differs); rename or move one of each, nothing was written:\n  "
+            + "\n  ".join(lines)
+            + more
+        )
+
+
+@dataclass(frozen=True)
+class SourceStamp:
+    """What an output was made from: the source's path, size and modification time."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> SourceStamp:
+        stat = os.stat(path)
+        return cls(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+class StampLog:
+    """An append-only record `output<TAB>source<TAB>size<TAB>mtime_ns` per finished output, kept
+    beside the outputs; the last line for an output wins. An output written but not yet recorded
+    (a kill between the two) counts as not done, so it is made again."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.stamps: dict[str, SourceStamp] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                fields = line.split("\t")
+                if len(fields) == 4 and fields[2].isdigit() and fields[3].isdigit():
+                    self.stamps[fields[0]] = SourceStamp(fields[1], int(fields[2]), int(fields[3]))
+
+    def is_done(self, output: str, source: SourceStamp) -> bool:
+        return self.stamps.get(output) == source
+
+    def record(self, output: str, source: SourceStamp) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"{output}\t{source.path}\t{source.size}\t{source.mtime_ns}\n"
+        with open(self.path, "a", encoding="utf-8") as f:  # one short append: whole lines
+            f.write(line)
+        self.stamps[output] = source
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call `write(tmp_path)` then rename onto `path`, so a crash never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_directory(path: str | os.PathLike, fill) -> None:
+    """Call `fill(tmp_dir)` then rename the folder onto `path` (replacing an older one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
