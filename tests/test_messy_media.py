@@ -76,7 +76,9 @@ def test_every_command_reads_the_same_frames(messy, tmp_path, capsys):
     model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
     save_model(tmp_path / "m.safetensors", model)
     out = tmp_path / "out.json"
-    rc = main(["classify", str(src), "--checkpoint", str(tmp_path / "m.safetensors"), "-o", str(out)])
+    rc = main(
+        ["classify", str(src), "--checkpoint", str(tmp_path / "m.safetensors"), "-o", str(out)]
+    )
     assert rc == 0, capsys.readouterr().err
     entries = json.loads(out.read_text())
     assert len(entries) == 3

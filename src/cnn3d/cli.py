@@ -60,7 +60,7 @@ def _finish_annotations(annotations, args, out_path) -> None:
 
     if args.video_path:
         annotations = attach_videos(
-            annotations, args.video_path, args.jobs, progress=len(annotations.entries) > 1000
+            annotations, args.video_path, args.jobs, progress=len(annotations) > 1000
         )
     write_annotations(out_path, annotations)
     if annotations.skipped_files:

@@ -14,9 +14,10 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 SUBSETS = {
     "train": "training",
@@ -44,17 +45,84 @@ class Entry:
     extra: dict = field(default_factory=dict)  # ActivityNet: fps, duration, several segments
 
 
-@dataclass
+class Row(NamedTuple):
+    """What indexing needs of one entry (see `Annotations.rows`)."""
+
+    video_id: str
+    label: str | None
+    segment: tuple | list | None  # frames, end exclusive; None for ActivityNet
+    video_path: str | None
+    n_frames: int | None  # recorded by `prepare --video-path`
+    segments: list | None  # ActivityNet: [{"label", "segment": [t0_s, t1_s]}, ...]
+    fps: float | None
+
+
 class Annotations:
-    labels: list[str]
-    entries: list[Entry]
-    missing: list[str] = field(default_factory=list)  # videos listed but not found on disk
-    unreadable: list[str] = field(default_factory=list)  # found but not readable: the reasons
-    skipped_files: list[Path] = field(default_factory=list)  # non-video files a builder passed
+    """Labels and entries, plus what a builder could not use. Read from a file, the entries are
+    built only when asked for: indexing walks the parsed JSON directly (`rows`), which at
+    Kinetics-700 scale saves seconds and a Python object per video."""
+
+    def __init__(
+        self,
+        labels: list[str],
+        entries: list[Entry] | None = None,
+        missing: list[str] | None = None,
+        unreadable: list[str] | None = None,
+        skipped_files: list[Path] | None = None,
+        *,
+        database: dict | None = None,
+    ):
+        self.labels = labels
+        self._entries = entries
+        self._database = database if entries is None else None
+        if self._entries is None and self._database is None:
+            self._entries = []
+        self.missing = missing or []  # videos listed but not found on disk
+        self.unreadable = unreadable or []  # found but not readable: the reasons
+        self.skipped_files = skipped_files or []  # non-video files a builder passed over
+
+    @property
+    def entries(self) -> list[Entry]:
+        if self._entries is None:
+            self._entries = [_entry_from_json(k, v) for k, v in self._database.items()]
+            self._database = None
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: list[Entry]) -> None:
+        self._entries, self._database = entries, None
+
+    def __len__(self) -> int:
+        return len(self._entries) if self._entries is not None else len(self._database)
 
     def subset(self, name: str) -> list[Entry]:
         name = SUBSETS.get(name, name)
         return [e for e in self.entries if e.subset == name]
+
+    def rows(self, subset: str) -> Iterator[Row]:
+        """The subset's entries as `Row`s, in file order."""
+        subset = SUBSETS.get(subset, subset)
+        if self._entries is not None:
+            for e in self._entries:
+                if e.subset == subset:
+                    segments = e.extra.get("annotations")
+                    segments = segments if isinstance(segments, list) else None
+                    yield Row(
+                        e.video_id, e.label, e.segment, e.video_path,
+                        e.extra.get("n_frames"), segments, e.extra.get("fps"),
+                    )  # fmt: skip
+            return
+        for video_id, item in self._database.items():
+            if item.get("subset") != subset:
+                continue
+            ann = item.get("annotations") or {}
+            if isinstance(ann, list):
+                label = ann[0]["label"] if ann else None
+                yield Row(video_id, label, None, item.get("video_path"), item.get("n_frames"),
+                          ann, item.get("fps"))  # fmt: skip
+            else:
+                yield Row(video_id, ann.get("label"), ann.get("segment"), item.get("video_path"),
+                          item.get("n_frames"), None, item.get("fps"))  # fmt: skip
 
     @property
     def class_index(self) -> dict[str, int]:
@@ -108,24 +176,34 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
             f"{path}: no 'database' key; not an ActivityNet-style annotation file"
         )
     labels = data.get("labels") or _taxonomy_leaves(data.get("taxonomy"), path)
-    entries = []
-    for video_id, item in data["database"].items():
-        subset = item.get("subset", "")
-        ann = item.get("annotations", {})
-        if isinstance(ann, list):  # ActivityNet: segments in seconds
-            extra = {k: v for k, v in item.items() if k not in ("subset", "video_path")}
-            label = ann[0]["label"] if ann else None
-            entries.append(Entry(video_id, subset, label, None, item.get("video_path"), extra))
-            continue
-        segment = tuple(ann["segment"]) if "segment" in ann else None
-        extra = {k: v for k, v in item.items() if k not in ("subset", "annotations", "video_path")}
-        entries.append(
-            Entry(video_id, subset, ann.get("label"), segment, item.get("video_path"), extra)
-        )
-    unknown = sorted({e.label for e in entries if e.label is not None} - set(labels))
+    database = data["database"]
+    if not isinstance(database, dict):
+        raise AnnotationError(f"{path}: 'database' is not an object of video ids")
+    used = set()
+    for video_id, item in database.items():
+        ann = item.get("annotations") if isinstance(item, dict) else None
+        if isinstance(ann, dict):
+            used.add(ann.get("label"))
+        elif isinstance(ann, list):
+            used.update(seg.get("label") for seg in ann)
+        elif ann is not None or not isinstance(item, dict):
+            raise AnnotationError(f"{path}: entry {video_id!r} is not in the expected format")
+    unknown = sorted(str(x) for x in used - set(labels) - {None})
     if unknown:
         raise AnnotationError(f"{path}: labels not in the label list: {unknown[:5]}")
-    return Annotations(list(labels), entries)
+    return Annotations(list(labels), database=database)
+
+
+def _entry_from_json(video_id: str, item: dict) -> Entry:
+    subset = item.get("subset", "")
+    ann = item.get("annotations", {})
+    if isinstance(ann, list):  # ActivityNet: segments in seconds
+        extra = {k: v for k, v in item.items() if k not in ("subset", "video_path")}
+        label = ann[0]["label"] if ann else None
+        return Entry(video_id, subset, label, None, item.get("video_path"), extra)
+    segment = tuple(ann["segment"]) if "segment" in ann else None
+    extra = {k: v for k, v in item.items() if k not in ("subset", "annotations", "video_path")}
+    return Entry(video_id, subset, ann.get("label"), segment, item.get("video_path"), extra)
 
 
 def _taxonomy_leaves(taxonomy, path) -> list[str]:
@@ -344,7 +422,8 @@ def attach_videos(
     listing = FolderListing()
     found, missing, unreadable = [], [], []
     for entry in annotations.entries:
-        hit = find_entry(listing, root, entry)
+        activitynet = isinstance(entry.extra.get("annotations"), list)
+        hit = find_entry(listing, root, entry.video_id, entry.label, entry.video_path, activitynet)
         if hit is None:
             missing.append(entry.video_id)
         else:

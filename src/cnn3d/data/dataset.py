@@ -80,7 +80,8 @@ class VideoDataset(Dataset):
         if mode == "train":
             self._items = None  # item i is video i
             return
-        items = []
+        starts_of: dict[int, np.ndarray] = {}  # frame count -> clip starts (few distinct)
+        videos, starts = [], []
         for v in range(len(self.videos)):
             try:
                 n = self._n_frames(v)
@@ -89,14 +90,25 @@ class VideoDataset(Dataset):
                     raise
                 self.failed.append(str(error))
                 continue
-            if mode == "val":
-                clips = sampling.even_clips(n, clip_length, n_clips, stride)
-                starts = [int(c[0]) for c in clips]
-            else:
-                clips = sampling.sliding_clips(n, clip_length, window_stride, stride)
-                starts = sorted({int(c[0]) for c in clips})
-            items += [(v, s, view) for s in starts for view in range(n_views)]
-        self._items = np.asarray(items, dtype=np.int64).reshape(-1, 3)
+            if n not in starts_of:
+                if mode == "val":
+                    clips = sampling.even_clips(n, clip_length, n_clips, stride)
+                    starts_of[n] = np.asarray([int(c[0]) for c in clips], dtype=np.int64)
+                else:
+                    clips = sampling.sliding_clips(n, clip_length, window_stride, stride)
+                    starts_of[n] = np.asarray(sorted({int(c[0]) for c in clips}), np.int64)
+            videos.append(np.full(len(starts_of[n]), v, dtype=np.int64))
+            starts.append(starts_of[n])
+        video = np.concatenate(videos) if videos else np.zeros(0, np.int64)
+        start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        self._items = np.stack(
+            [
+                np.repeat(video, n_views),
+                np.repeat(start, n_views),
+                np.tile(np.arange(n_views), len(video)),
+            ],
+            axis=1,
+        )
 
     @property
     def items(self) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..files import VIDEO_SUFFIXES
-from .annotations import SUBSETS, Annotations, Entry
+from .annotations import Annotations
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
@@ -36,10 +36,15 @@ class StringTable:
     """Many strings in two arrays (UTF-8 bytes and offsets): no Python object per string."""
 
     def __init__(self, strings: Iterable[str]):
-        encoded = [s.encode("utf-8") for s in strings]
-        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=self.offsets[1:])
-        self.data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        strings = list(strings)
+        joined = "".join(strings)
+        if joined.isascii():  # one byte per character: no per-string encoding
+            lengths = [len(s) for s in strings]
+        else:
+            lengths = [len(s.encode("utf-8")) for s in strings]
+        self.offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        self.data = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -129,6 +134,7 @@ class FolderListing:
     def __init__(self):
         self._folders: dict[str, dict[str, bool]] = {}  # folder -> {name: is_dir}
         self._stems: dict[str, dict[str, str]] = {}  # folder -> {video id: best name}
+        self._relative: dict[str, dict[str, tuple[str, bool]]] = {}
 
     def names(self, folder: str) -> dict[str, bool]:
         if folder not in self._folders:
@@ -167,6 +173,19 @@ class FolderListing:
         name = self._stems[folder].get(video_id)
         return None if name is None else (name, self._folders[folder][name])
 
+    def relative_map(self, root: str, folder: str) -> dict[str, tuple[str, bool]]:
+        """{video id: (path relative to root, is a frame folder)} for `<root>/<folder>`."""
+        key = f"{root}\0{folder}"
+        if key not in self._relative:
+            path = os.path.join(root, folder)
+            self.lookup(path, "")  # builds the folder's stems
+            names = self._folders[path]
+            self._relative[key] = {
+                video_id: (f"{folder}/{name}", names[name])
+                for video_id, name in self._stems[path].items()
+            }
+        return self._relative[key]
+
     def exists(self, path: str) -> tuple[bool, bool]:
         """(exists, is a folder) for a path, from its parent folder's listing."""
         parent, name = os.path.split(path)
@@ -174,21 +193,28 @@ class FolderListing:
         return is_dir is not None, bool(is_dir)
 
 
-def find_entry(listing: FolderListing, root: str, entry: Entry) -> tuple[str, bool] | None:
-    """(path relative to root, is a frame folder) of an entry, or None."""
-    if entry.video_path:
-        found, is_dir = listing.exists(os.path.join(root, entry.video_path))
-        return (entry.video_path, is_dir) if found else None
-    ids = [entry.video_id]
-    if isinstance(entry.extra.get("annotations"), list):  # ActivityNet folders are v_<id>
-        ids.append(f"v_{entry.video_id}")
-    folders = [entry.label if entry.label is not None else "test", ""]
-    for video_id in ids:
-        for folder in folders:
-            hit = listing.lookup(os.path.join(root, folder) if folder else root, video_id)
-            if hit is not None:
-                name, is_dir = hit
-                return (f"{folder}/{name}" if folder else name), is_dir
+def find_entry(
+    listing: FolderListing,
+    root: str,
+    video_id: str,
+    label: str | None,
+    video_path: str | None = None,
+    activitynet: bool = False,
+) -> tuple[str, bool] | None:
+    """(path relative to root, is a frame folder) of a video in the original layouts, or None:
+    `video_path` if the entry gives one, else `<label>/<id>` (`test/<id>` when unlabelled), else
+    `<id>` at the root; ActivityNet's `v_<id>` too."""
+    if video_path:
+        found, is_dir = listing.exists(os.path.join(root, video_path))
+        return (video_path, is_dir) if found else None
+    folder = label if label is not None else "test"
+    for name in (video_id, f"v_{video_id}") if activitynet else (video_id,):
+        hit = listing.lookup(os.path.join(root, folder), name)
+        if hit is not None:
+            return f"{folder}/{hit[0]}", hit[1]
+        hit = listing.lookup(root, name)
+        if hit is not None:
+            return hit
     return None
 
 
@@ -208,40 +234,46 @@ def index_subset(
     root = str(video_root)
     listing = listing or FolderListing()
     class_index = annotations.class_index
-    subset = SUBSETS.get(subset, subset)
     ids, paths, labels, firsts, counts, missing = [], [], [], [], [], []
-    for entry in annotations.entries:
-        if entry.subset != subset:
-            continue
-        found = find_entry(listing, root, entry)
+    maps: dict[str, dict] = {}  # label folder -> {video id: (relative path, is a folder)}
+    for row in annotations.rows(subset):
+        found = None
+        if not row.video_path and row.segments is None:  # the common case, without joins
+            folder = row.label if row.label is not None else "test"
+            ids_here = maps.get(folder)
+            if ids_here is None:
+                ids_here = maps[folder] = listing.relative_map(root, folder)
+            found = ids_here.get(row.video_id)
         if found is None:
-            missing.append(entry.video_id)
+            found = find_entry(
+                listing, root, row.video_id, row.label, row.video_path, row.segments is not None
+            )
+        if found is None:
+            missing.append(row.video_id)
             continue
         relative, is_dir = found
-        segments = entry.extra.get("annotations")
-        if isinstance(segments, list):  # ActivityNet: one item per segment, seconds -> frames
-            fps = float(entry.extra.get("fps") or 30.0)
-            for seg in segments:
-                first = int(round(seg["segment"][0] * fps))
-                n = max(1, int(round((seg["segment"][1] - seg["segment"][0]) * fps)))
-                ids.append(entry.video_id)
+        if row.segments is not None:  # ActivityNet: one item per segment, seconds -> frames
+            fps = float(row.fps or 30.0)
+            for seg in row.segments:
+                t0, t1 = seg["segment"]
+                ids.append(row.video_id)
                 paths.append(relative)
                 labels.append(class_index[seg["label"]])
-                firsts.append(first)
-                counts.append(n)
+                firsts.append(int(round(t0 * fps)))
+                counts.append(max(1, int(round((t1 - t0) * fps))))
             continue
-        if entry.segment is not None:
-            start, end = int(entry.segment[0]), int(entry.segment[1])
+        if row.segment is not None:
+            start, end = int(row.segment[0]), int(row.segment[1])
             first = max(0, start - 1 if is_dir else start)  # frame folders are 1-based
-            n = max(0, end - start)
-            if n == 0:
-                missing.append(entry.video_id)
+            n = end - start
+            if n <= 0:
+                missing.append(row.video_id)
                 continue
         else:
-            first, n = 0, int(entry.extra.get("n_frames") or -1)
-        ids.append(entry.video_id)
+            first, n = 0, int(row.n_frames or -1)
+        ids.append(row.video_id)
         paths.append(relative)
-        labels.append(class_index[entry.label] if entry.label is not None else -1)
+        labels.append(class_index[row.label] if row.label is not None else -1)
         firsts.append(first)
         counts.append(n)
     return VideoIndex(root, ids, paths, labels, firsts, counts), missing
