@@ -125,13 +125,14 @@ class CollectEvery(Dataset):
     """Runs the garbage collector in the worker every `every` items, as a long epoch would."""
 
     def __init__(self, dataset, every: int = 50):
-        self.dataset, self.every = dataset, every
+        self.dataset, self.every, self.calls = dataset, every, 0
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, i):
-        if i % self.every == 0:
+        self.calls += 1  # this worker's count
+        if self.calls % self.every == 1:
             gc.collect()
         return self.dataset[i]
 
@@ -227,7 +228,7 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=882)
     parser.add_argument("--val-per-class", type=int, default=50)
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--keep", help="build (or reuse) the tree here instead of a temp dir")
     args = parser.parse_args()
     torch.set_num_threads(2)
