@@ -326,7 +326,14 @@ def add_train_parser(sub) -> None:
         "and for CPUs with native bf16 (AVX512-BF16/AMX), off elsewhere",
     )
     _switch(g, "channels-last", True, "channels_last_3d memory format")
-    _switch(g, "sync-bn", False, "SyncBatchNorm under DDP")
+    _switch(g, "sync-bn", False, "SyncBatchNorm under DDP (GPUs only)")
+    _switch(
+        g,
+        "freeze-bn",
+        False,
+        "BatchNorm layers use and keep their running statistics while training (for small "
+        "per-GPU batches, and for DDP on CPUs, where SyncBatchNorm is not available)",
+    )
     _switch(g, "tensorboard", True, "TensorBoard scalars in <result>/tensorboard")
     _switch(g, "progress", True, "progress bar")
     g.add_argument("--seed", "--manual_seed", type=int, default=1)

@@ -63,6 +63,7 @@ def train_config_from_args(args: argparse.Namespace):
         amp=args.amp,
         channels_last=args.channels_last,
         sync_bn=args.sync_bn,
+        freeze_bn=args.freeze_bn,
         tensorboard=args.tensorboard,
         progress=args.progress,
         seed=args.seed,

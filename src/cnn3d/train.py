@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from .data.annotations import read_annotations
 from .data.dataset import VideoDataset, collate_clips, worker_init
@@ -78,6 +78,7 @@ class TrainConfig:
     amp: bool | None = None  # None: default_amp (GPUs, and CPUs with native bf16)
     channels_last: bool = True
     sync_bn: bool = False
+    freeze_bn: bool = False  # BatchNorm layers use and keep their running statistics
     tensorboard: bool = True
     progress: bool = True
     seed: int = 1
@@ -153,20 +154,28 @@ class ShardSampler(Sampler):
 
 
 class EpochSampler(Sampler):
-    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same data."""
+    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same data.
 
-    def __init__(self, n: int, seed: int):
+    Under DDP, rank r of w takes every w-th item of the same order (padded by repeating its
+    start, as DistributedSampler does, when w does not divide n): batch k of w ranks x B items
+    holds exactly the items of batch k of one process with w x B, so the two runs train alike.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
         self.n, self.seed, self.epoch = n, seed, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        order = torch.randperm(self.n, generator=generator).tolist()
+        order += order[: len(self) * self.world - self.n]
+        return iter(order[self.rank :: self.world])
 
     def __len__(self):
-        return self.n
+        return -(-self.n // self.world)
 
 
 def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
@@ -363,10 +372,7 @@ def train(cfg: TrainConfig) -> dict:
         else None
     )
 
-    if world > 1:
-        train_sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed)
-    else:
-        train_sampler = EpochSampler(len(train_set), cfg.seed)
+    train_sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
     loader_options = {
         "num_workers": cfg.workers,
         "collate_fn": collate_clips,
@@ -448,6 +454,10 @@ def train(cfg: TrainConfig) -> dict:
         train_sampler.set_epoch(epoch)
         lr = max(g["lr"] for g in optimizer.param_groups)
         net.train()
+        if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
         start_time = time.perf_counter()
         bar = progress_bar(
