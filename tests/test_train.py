@@ -178,6 +178,39 @@ def test_non_finite_loss_stops_with_epoch_and_batch(tiny, tmp_path, capsys):
     assert "non-finite loss" in err and "epoch" in err and "batch" in err
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path):
+    # 2 ranks x batch 2 against 1 process x batch 4, fp32. BatchNorm is the one part that
+    # differs by design (per-rank statistics; SyncBatchNorm needs a GPU), so it is frozen here:
+    # with --freeze-bn (or SyncBatchNorm on GPUs) DDP training is the single-process training.
+    common = ["--n_epochs", "2", "--no-amp", "--freeze-bn", "--no-val", "--lr", "0.05"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    args = train_args(tiny, single, *common)
+    args[args.index("--batch_size") + 1] = "4"
+    assert main(args) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(free_port()), "-m", "cnn3d"]
+    ddp_args = train_args(tiny, ddp, *common)
+    ddp_args[ddp_args.index("--batch_size") + 1] = "2"  # per rank
+    cmd += ddp_args
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = weights(single / "last.pth"), weights(ddp / "last.pth")
+    initial = build_model("resnet", 10, 2, widen_factor=0.25).state_dict()
+    changed = max((a[k].float() - initial[k].float()).abs().max().item() for k in a)
+    assert changed > 1e-3  # training moved the weights
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < 1e-5, worst
+
+
 def test_ddp_two_processes_agree_with_one(tiny, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -188,7 +221,7 @@ def test_ddp_two_processes_agree_with_one(tiny, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29533",
+        str(free_port()),
         "-m",
         "cnn3d",
         *train_args(tiny, run, "--n_epochs", "1"),
