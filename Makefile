@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnn3d-installed
 
-.PHONY: test demo lint install clean
+.PHONY: test demo lint install clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,14 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cnn3d demo --output demo_output
 
+# mutation testing of the critical modules, each against its own tests (not part of `make test`)
+mutate: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check 'mutmut>=3.3'
+	$(BIN)/python tests/mutate.py $(MODULES)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mutate

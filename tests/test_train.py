@@ -432,3 +432,26 @@ def test_train_crop_options_reach_the_transform():
     )
     cfg = train_config_from_args(args)
     assert cfg.train_crop == "random" and cfg.crop_scale == (0.5, 1.0) and not cfg.flip
+
+
+@pytest.mark.parametrize(
+    "options,t_stride,clips_per_video",
+    [
+        ([], 1, 2),  # 16 frames, 8-frame windows: [0-7], [8-15]
+        (["--window-stride", "4"], 1, 3),  # [0-7], [4-11], [8-15]: the last one ends the list
+        (["--n-clips", "3"], 1, 3),  # starts 0, 4, 8
+        (["--three-crop"], 1, 6),  # 2 windows x 3 crops
+        (["--n-clips", "2", "--three-crop"], 1, 6),
+        (["--window-stride", "4"], 2, 2),  # a 15-frame span: [0, 2, .., 14], [4, .., 18->looped]
+    ],
+)
+def test_test_protocols_count_their_clips(tiny, tmp_path, options, t_stride, clips_per_video):
+    model = build_model("resnet", 10, 2, widen_factor=0.25)
+    model.spec.clip_length, model.spec.sample_size, model.spec.t_stride = 8, 32, t_stride
+    save_model(tmp_path / "m.pth", model)
+    videos, ann = tiny
+    argv = ["test", "--checkpoint", str(tmp_path / "m.pth"), "--video-path", str(videos)]
+    argv += ["--annotation-path", str(ann), "--result-path", str(tmp_path / "out")]
+    assert main([*argv, "--workers", "0", "--no-amp", *options]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["n_videos"] == 4 and metrics["n_clips"] == 4 * clips_per_video
