@@ -37,24 +37,29 @@ def write_mp4(path: Path, frames, gop=16):
 
 
 def frames_with_code(n, h=48, w=64, seed=0):
-    """Frames that carry their index in 8 black/white blocks (bit k: columns 8k..8k+7 of the
-    top 16 rows) over a textured background: any codec keeps the bits, so a frame decoded from
-    any file can be named by `read_code`."""
+    """Frames that carry their index in 8 black/white blocks (bit k: the k-th eighth of the
+    width, top third of the height) over a textured background: any codec and any resize keep
+    the bits, so a frame decoded from any file can be named by `read_code`."""
     rng = np.random.default_rng(seed)
     base = rng.integers(60, 190, size=(h, w, 3)).astype(np.uint8)
     out = []
     for i in range(n):
         frame = base.copy()
         for bit in range(8):
-            frame[:16, 8 * bit : 8 * bit + 8] = 255 if (i >> bit) & 1 else 0
+            block = frame[: h // 3, bit * w // 8 : (bit + 1) * w // 8]
+            block[...] = 255 if (i >> bit) & 1 else 0
         out.append(frame)
     return np.stack(out)
 
 
 def read_code(frame) -> int:
-    """The index `frames_with_code` wrote into an [H, W, 3] frame."""
+    """The index `frames_with_code` wrote into an [H, W, 3] frame (of any size)."""
     frame = np.asarray(frame)
-    bits = [frame[2:14, 8 * b + 2 : 8 * b + 6].mean() > 128 for b in range(8)]
+    h, w = frame.shape[:2]
+    rows = slice(h // 24, h * 7 // 24)  # the middle of the top third
+    bits = [
+        frame[rows, (8 * b + 2) * w // 64 : (8 * b + 6) * w // 64].mean() > 128 for b in range(8)
+    ]
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 

@@ -100,3 +100,15 @@ def test_a_file_whose_timestamps_lie_is_read_by_counting(messy, monkeypatch):
         got = frames_of(source.read(list(range(first, first + 10))))
         assert all(np.array_equal(got[k], reference[first + k]) for k in range(10)), first
         assert source._seek_positions == [0]  # from now on: decode from the start
+
+
+def test_decode_time_downscaling_keeps_frames_exact(tmp_path):
+    # frames far larger than the model needs are shrunk while converting (never below the
+    # short side asked for); the shrunk frame n is still frame n, after any seek
+    path = write_messy_video(tmp_path, "h264-bframes.mp4", frames_with_code(N, 192, 256))
+    source = VideoFileSource(path, min_short_side=40)
+    for positions in READS:
+        clip = frames_of(source.read(positions))
+        assert min(clip.shape[1:3]) >= 40 and max(clip.shape[1:3]) < 256
+        assert [read_code(f) for f in clip] == positions, positions
+    source.close()
