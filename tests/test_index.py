@@ -139,3 +139,25 @@ def test_a_stale_count_is_named_not_read_past(tree, tmp_path):
         dataset[4]
     skipping = VideoDataset(index, EvalTransform(16), "test", clip_length=8, skip_bad=True)
     assert "stale count" in skipping[4]["error"] and "clip" in skipping[0]
+
+
+def test_an_annotation_naming_the_avi_finds_the_frame_folder_or_hdf5(tree, tmp_path):
+    # written before `prepare frames`: the entry names Run/r3.avi, the disk has Run/r3/ (frames)
+    ann = Annotations(
+        ["Jump", "Run"],
+        [
+            Entry("r3", "training", "Run", segment=(0, 7), video_path="Run/r3.avi"),
+            Entry("j1", "training", "Jump", video_path="Jump/j1.avi"),  # j1.hdf5 beats j1.mp4
+            Entry("r9", "training", "Run", video_path="Run/r9.avi"),
+        ],
+    )
+    index, missing = index_subset(ann, "training", tree)
+    assert [index.paths[i] for i in range(len(index))] == ["Run/r3", "Jump/j1.hdf5"]
+    assert missing == ["r9"]
+    assert index.notes == [
+        "1 training video(s) the annotation file names in another form were found as "
+        "frame folders",
+        "1 training video(s) the annotation file names in another form were found as "
+        ".hdf5 files",
+    ]
+    assert (index.first_frames[0], index.n_frames[0]) == (0, 7)

@@ -166,6 +166,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
     for message in failed:
         print(f"unreadable: {message}", file=sys.stderr)
+    for note in videos.notes:
+        print(note)
     if missing:
         print(f"{len(missing)} annotated videos not found, e.g. {missing[:3]}", file=sys.stderr)
     print(f"wrote {out / f'{args.subset}.json'}, metrics.json, per_class.csv, confusion.png")

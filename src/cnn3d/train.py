@@ -322,6 +322,9 @@ def train(cfg: TrainConfig) -> dict:
     val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
     labels_list = annotations.labels
     del annotations, listing  # a Python object per video: workers must not inherit them
+    if main_process:
+        for note in train_videos.notes + val_videos.notes:
+            print(note)
     if main_process and (missing_train or missing_val):
         listed = result / "missing_videos.txt"
         atomic_write(

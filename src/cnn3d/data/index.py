@@ -82,6 +82,7 @@ class VideoIndex:
         self.labels = np.asarray(labels, dtype=np.int32).reshape(-1)
         self.first_frames = np.asarray(first_frames, dtype=np.int64).reshape(-1)
         self.n_frames = np.asarray(n_frames, dtype=np.int64).reshape(-1)
+        self.notes: list[str] = []  # how the videos were found, where it is worth saying
         sizes = {len(self.ids), len(self.paths), len(self.labels), len(self.first_frames)}
         if len(sizes | {len(self.n_frames)}) != 1:
             raise ValueError("every column of a VideoIndex needs one value per video")
@@ -206,7 +207,16 @@ def find_entry(
     `<id>` at the root; ActivityNet's `v_<id>` too."""
     if video_path:
         found, is_dir = listing.exists(os.path.join(root, video_path))
-        return (video_path, is_dir) if found else None
+        if found:
+            return video_path, is_dir
+        # the same video in another form: a frame folder, an .hdf5 or another container with
+        # the same relative stem (an annotation file written before `prepare frames`)
+        folder, name = os.path.split(video_path)
+        stem = name.rpartition(".")[0] or name
+        hit = listing.lookup(os.path.join(root, folder), stem)
+        if hit is None:
+            return None
+        return (f"{folder}/{hit[0]}" if folder else hit[0]), hit[1]
     folder = label if label is not None else "test"
     for name in (video_id, f"v_{video_id}") if activitynet else (video_id,):
         hit = listing.lookup(os.path.join(root, folder), name)
@@ -235,6 +245,7 @@ def index_subset(
     listing = listing or FolderListing()
     class_index = annotations.class_index
     ids, paths, labels, firsts, counts, missing = [], [], [], [], [], []
+    substituted: dict[str, int] = {}
     maps: dict[str, dict] = {}  # label folder -> {video id: (relative path, is a folder)}
     for row in annotations.rows(subset):
         found = None
@@ -252,6 +263,9 @@ def index_subset(
             missing.append(row.video_id)
             continue
         relative, is_dir = found
+        if row.video_path and relative != row.video_path:
+            kind = "frame folders" if is_dir else f"{os.path.splitext(relative)[1]} files"
+            substituted[kind] = substituted.get(kind, 0) + 1
         if row.segments is not None:  # ActivityNet: one item per segment, seconds -> frames
             fps = float(row.fps or 30.0)
             for seg in row.segments:
@@ -276,4 +290,9 @@ def index_subset(
         labels.append(class_index[row.label] if row.label is not None else -1)
         firsts.append(first)
         counts.append(n)
-    return VideoIndex(root, ids, paths, labels, firsts, counts), missing
+    index = VideoIndex(root, ids, paths, labels, firsts, counts)
+    index.notes = [
+        f"{n} {subset} video(s) the annotation file names in another form were found as {kind}"
+        for kind, n in substituted.items()
+    ]
+    return index, missing
