@@ -155,9 +155,7 @@ def test_an_annotation_naming_the_avi_finds_the_frame_folder_or_hdf5(tree, tmp_p
     assert [index.paths[i] for i in range(len(index))] == ["Run/r3", "Jump/j1.hdf5"]
     assert missing == ["r9"]
     assert index.notes == [
-        "1 training video(s) the annotation file names in another form were found as "
-        "frame folders",
-        "1 training video(s) the annotation file names in another form were found as "
-        ".hdf5 files",
+        "1 training video(s) the annotation file names in another form were found as frame folders",
+        "1 training video(s) the annotation file names in another form were found as .hdf5 files",
     ]
     assert (index.first_frames[0], index.n_frames[0]) == (0, 7)

@@ -131,23 +131,91 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (where it has one) after its help."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _parser(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="cnn3d", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cnn3d {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="table of every model family and depth")
-    p.add_argument("--n-classes", "--n_classes", type=int, default=400)
-    p.add_argument("--clip-length", "--sample_duration", type=int, default=16)
-    p.add_argument("--size", "--sample_size", type=int, default=112)
+    p = _parser(sub, "models", "table of every model family and depth")
+    p.add_argument(
+        "--n-classes",
+        "--n_classes",
+        type=positive_int,
+        default=400,
+        help="classes of the head the parameter counts include",
+    )
+    p.add_argument(
+        "--clip-length",
+        "--sample_duration",
+        type=positive_int,
+        default=16,
+        help="frames per clip for the GFLOPs column",
+    )
+    p.add_argument(
+        "--size",
+        "--sample_size",
+        type=positive_int,
+        default=112,
+        help="clip height and width for the GFLOPs column",
+    )
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("convert", help="re-save any supported checkpoint in cnn3d's format")
-    p.add_argument("src")
+    p = _parser(sub, "convert", "re-save any supported checkpoint in cnn3d's format")
+    p.add_argument(
+        "src", help="any checkpoint cnn3d loads (original 2018/2020, torchvision, cnn3d)"
+    )
     p.add_argument("dst", help="a .pth or .safetensors path")
-    p.add_argument("--class-names", "--class_names", help="text file, one class name per line")
+    p.add_argument(
+        "--class-names",
+        "--class_names",
+        help="text file, one class name per line, stored in the output",
+    )
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("prepare", help="build annotation JSON, extract frames, write the demo data")
+    p = _parser(sub, "prepare", "build annotation JSON, extract frames, write the demo data")
     psub = p.add_subparsers(dest="kind", required=True)
     for kind, src_help in [
         ("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
@@ -156,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("activitynet", "the ActivityNet v1.3 JSON"),
         ("custom", "a folder with a folder per class, or a CSV of path,label[,subset]"),
     ]:
-        q = psub.add_parser(kind, help=f"annotations from {src_help}")
+        q = _parser(psub, kind, f"annotations from {src_help}")
         q.add_argument("src", nargs="+" if kind == "kinetics" else 1, help=src_help)
         q.add_argument(
             "--out",
@@ -166,52 +234,98 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--video-path",
             "--video_path",
-            help="where the videos are: records each one's frame count and fps (so training "
-            "and testing open no video to start), reports missing and unreadable videos",
+            help="where the videos are: records each one's frame count and fps (so "
+            "training and testing open no video to start), reports missing and "
+            "unreadable videos",
         )
         q.add_argument(
             "--jobs",
             "--n_jobs",
-            type=int,
+            type=positive_int,
             default=1,
-            help="processes counting frames (with --video-path; default 1)",
+            help="processes counting frames (with --video-path)",
         )
         if kind in ("ucf101", "hmdb51"):
-            q.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3])
+            q.add_argument(
+                "--splits",
+                type=int,
+                nargs="+",
+                choices=[1, 2, 3],
+                default=[1, 2, 3],
+                help="which official splits to write (a split whose files are "
+                "missing is skipped with a note)",
+            )
         if kind == "kinetics":
             q.add_argument(
                 "--class-order",
                 choices=["alphabetical", "first-appearance"],
                 default="alphabetical",
+                help="label order: first-appearance in the training CSV is what "
+                "the 2020 Kinetics-700 models use",
             )
         if kind == "custom":
-            q.add_argument("--val-fraction", type=float, default=0.2)
+            q.add_argument(
+                "--val-fraction",
+                type=fraction,
+                default=0.2,
+                help="share of each class's videos put in validation",
+            )
             q.add_argument("--verbose", action="store_true", help="name every file skipped")
         q.set_defaults(func=cmd_prepare)
-    q = psub.add_parser("frames", help="videos -> JPEG folders, HDF5 or short-GOP mp4")
-    q.add_argument("src")
-    q.add_argument("dst")
-    q.add_argument("--format", choices=["jpg", "hdf5", "mp4"], default="jpg")
-    q.add_argument("--short-side", "--size", type=int, default=240, help="0 keeps the size")
-    q.add_argument("--jobs", "--n_jobs", type=int, default=1)
-    q.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    q = _parser(psub, "frames", "videos -> JPEG folders, HDF5 or short-GOP mp4")
+    q.add_argument("src", help="folder of videos (class folders kept)")
+    q.add_argument("dst", help="output folder")
+    q.add_argument(
+        "--format",
+        choices=["jpg", "hdf5", "mp4"],
+        default="jpg",
+        help="image_%%05d.jpg folders, the original HDF5 layout, or mp4 with a "
+        "keyframe every 16 frames",
+    )
+    q.add_argument(
+        "--short-side",
+        "--size",
+        type=non_negative_int,
+        default=240,
+        help="resize so the short side has this many pixels (0 keeps the size)",
+    )
+    q.add_argument(
+        "--jobs",
+        "--n_jobs",
+        type=positive_int,
+        default=1,
+        help="videos converted in parallel (processes)",
+    )
+    q.add_argument("--quality", type=positive_int, default=90, help="JPEG quality (1-100)")
     q.add_argument("--verbose", action="store_true", help="name every non-video file skipped")
     q.set_defaults(func=cmd_prepare)
-    q = psub.add_parser("synthetic", help="write the bundled demo dataset (UCF-101 layout)")
-    q.add_argument("dst")
-    q.add_argument("--n-classes", type=int, default=6)
-    q.add_argument("--classes", nargs="+")
-    q.add_argument("--groups", type=int, default=6)
-    q.add_argument("--clips-per-group", type=int, default=3)
+    q = _parser(
+        psub, "synthetic", "write the bundled demo dataset (UCF-101 layout) and its annotation JSON"
+    )
+    q.add_argument("dst", help="output folder (videos/, splits/, synthetic_01.json)")
+    q.add_argument(
+        "--n-classes",
+        type=positive_int,
+        default=6,
+        help="how many of the motion classes (8 at most)",
+    )
+    q.add_argument("--classes", nargs="+", help="class names to use instead of --n-classes")
+    q.add_argument(
+        "--groups",
+        type=positive_int,
+        default=6,
+        help="groups per class (group 1 is the validation split)",
+    )
+    q.add_argument("--clips-per-group", type=positive_int, default=3, help="videos per group")
     q.set_defaults(func=cmd_prepare)
 
     add_train_parser(sub)
     add_test_parser(sub)
     for name in ("classify", "features"):
         add_inference_parser(sub, name)
-    p = sub.add_parser("demo", help="the end-to-end demo on the bundled synthetic dataset")
-    p.add_argument("--output", default="demo_output")
-    p.add_argument("--epochs", type=int, default=12)
+    p = _parser(sub, "demo", "the end-to-end demo on the bundled synthetic dataset")
+    p.add_argument("--output", default="demo_output", help="folder for everything it writes")
+    p.add_argument("--epochs", type=positive_int, default=12, help="training epochs")
     p.set_defaults(func=lambda a: _commands().cmd_demo(a))
     return parser
 
@@ -222,7 +336,7 @@ def _commands():
     return commands
 
 
-def _switch(p, name: str, default: bool, help: str) -> None:
+def _switch(p, name: str, default: bool | None, help: str) -> None:
     """A positive flag with its --no- form (no negative booleans)."""
     p.add_argument(
         f"--{name}",
@@ -234,11 +348,28 @@ def _switch(p, name: str, default: bool, help: str) -> None:
 
 
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train or fine-tune a 3D CNN (torchrun for DDP)")
+    from .models.zoo import FAMILIES
+
+    p = _parser(sub, "train", "train or fine-tune a 3D CNN (torchrun for DDP)")
     g = p.add_argument_group("data")
-    g.add_argument("--video-path", "--video_path", required=True)
-    g.add_argument("--annotation-path", "--annotation_path", required=True)
-    g.add_argument("--result-path", "--result_path", required=True)
+    g.add_argument(
+        "--video-path",
+        "--video_path",
+        required=True,
+        help="root of the videos (files, frame folders or HDF5)",
+    )
+    g.add_argument(
+        "--annotation-path",
+        "--annotation_path",
+        required=True,
+        help="the annotation JSON (`cnn3d prepare ...`)",
+    )
+    g.add_argument(
+        "--result-path",
+        "--result_path",
+        required=True,
+        help="folder for logs, checkpoints and plots (made if missing)",
+    )
     g.add_argument("--dataset", default=None, help="accepted for old command lines; not needed")
     g.add_argument(
         "--n-classes",
@@ -247,22 +378,38 @@ def add_train_parser(sub) -> None:
         default=None,
         help="accepted for old command lines; the annotation file decides",
     )
-    g.add_argument("--clip-length", "--sample_duration", type=int, default=16)
-    g.add_argument("--sample-size", "--sample_size", type=int, default=112)
-    g.add_argument("--t-stride", "--sample_t_stride", type=int, default=1)
+    g.add_argument(
+        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
+    )
+    g.add_argument(
+        "--sample-size",
+        "--sample_size",
+        type=positive_int,
+        default=112,
+        help="clip height and width in pixels",
+    )
+    g.add_argument(
+        "--t-stride",
+        "--sample_t_stride",
+        type=positive_int,
+        default=1,
+        help="take every N-th frame within a clip",
+    )
     g.add_argument(
         "--train-crop",
         "--train_crop",
         default="corner",
         choices=["corner", "random", "multiscale_random", "center"],
+        help="corner: the paper's multi-scale corner crop; random: the 2020 code's "
+        "random resized crop",
     )
     g.add_argument(
         "--crop-scale",
-        type=float,
+        type=positive_float,
         nargs=2,
         default=(0.25, 1.0),
         metavar=("MIN", "MAX"),
-        help="area fractions of the `random` train crop (default 0.25 1)",
+        help="area fractions of the `random` train crop",
     )
     _switch(g, "flip", True, "random horizontal flip")
     g.add_argument(
@@ -270,54 +417,161 @@ def add_train_parser(sub) -> None:
         "--mean_dataset",
         default=None,
         choices=["hara2018", "kinetics", "activitynet", "0.5", "torchvision"],
-        help="default: the pretrained model's, else kinetics",
+        help="input preset (default: the pretrained model's, else kinetics)",
     )
-    g.add_argument("--n-val-clips", "--n_val_samples", type=int, default=3)
-    g.add_argument("--batch-size", "--batch_size", type=int, default=32)
-    g.add_argument("--workers", "--n_threads", type=int, default=2)
+    g.add_argument(
+        "--n-val-clips",
+        "--n_val_samples",
+        type=positive_int,
+        default=3,
+        help="evenly spaced clips per validation video",
+    )
+    g.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        default=32,
+        help="clips per step (per process under DDP)",
+    )
+    g.add_argument(
+        "--workers",
+        "--n_threads",
+        type=non_negative_int,
+        default=2,
+        help="DataLoader worker processes (per process)",
+    )
     _switch(g, "skip-bad-videos", False, "count and list unreadable videos instead of stopping")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="resnet")
-    g.add_argument("--model-depth", "--model_depth", type=int, default=18)
-    g.add_argument("--n-input-channels", "--n_input_channels", type=int)
-    g.add_argument("--conv1-t-size", "--conv1_t_size", type=int)
-    g.add_argument("--conv1-t-stride", "--conv1_t_stride", type=int)
-    g.add_argument("--no-max-pool", "--no_max_pool", action="store_true")
-    g.add_argument("--shortcut", "--resnet_shortcut", choices=["A", "B"])
-    g.add_argument("--widen-factor", "--resnet_widen_factor", "--wide_resnet_k", type=float)
-    g.add_argument("--cardinality", "--resnext_cardinality", type=int)
-    g.add_argument("--stem-width", type=int)
-    g.add_argument("--pretrain-path", "--pretrain_path")
+    g.add_argument(
+        "--model",
+        default="resnet",
+        help=f"family: {', '.join(FAMILIES)} (or an alias: r3d, preact, wrn, r2p1d)",
+    )
+    g.add_argument(
+        "--model-depth",
+        "--model_depth",
+        type=positive_int,
+        default=18,
+        help="depth (`cnn3d models` lists each family's)",
+    )
+    g.add_argument(
+        "--n-input-channels",
+        "--n_input_channels",
+        type=positive_int,
+        help="input channels (3 for RGB)",
+    )
+    g.add_argument(
+        "--conv1-t-size",
+        "--conv1_t_size",
+        type=positive_int,
+        help="temporal kernel of the first conv (7 in the 2020 code)",
+    )
+    g.add_argument(
+        "--conv1-t-stride",
+        "--conv1_t_stride",
+        type=positive_int,
+        help="temporal stride of the first conv",
+    )
+    g.add_argument(
+        "--no-max-pool",
+        "--no_max_pool",
+        action="store_true",
+        help="no max-pool after the first conv",
+    )
+    g.add_argument(
+        "--shortcut",
+        "--resnet_shortcut",
+        choices=["A", "B"],
+        help="A: zero-padded identity (2018 ResNet-18/34); B: 1x1x1 conv",
+    )
+    g.add_argument(
+        "--widen-factor",
+        "--resnet_widen_factor",
+        "--wide_resnet_k",
+        type=positive_float,
+        help="width multiplier (Wide ResNet's k)",
+    )
+    g.add_argument(
+        "--cardinality", "--resnext_cardinality", type=positive_int, help="ResNeXt groups"
+    )
+    g.add_argument(
+        "--stem-width", type=positive_int, help="first conv's width (64 in the 2018 files)"
+    )
+    g.add_argument(
+        "--pretrain-path",
+        "--pretrain_path",
+        help="checkpoint to fine-tune from (any supported format)",
+    )
     g.add_argument(
         "--ft-begin-module",
         "--ft_begin_module",
         default="",
-        help="train from this module on (conv1, layer1..4, fc, denseblockN...)",
+        help="train from this module on (conv1, layer1..4, fc, denseblockN...); "
+        "empty: train everything",
     )
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", "--learning_rate", type=float, default=0.1)
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--dampening", type=float, default=0.0)
-    g.add_argument("--weight-decay", "--weight_decay", type=float, default=1e-3)
-    g.add_argument("--nesterov", action="store_true")
+    g.add_argument(
+        "--lr", "--learning_rate", type=positive_float, default=0.1, help="initial learning rate"
+    )
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument(
+        "--dampening", type=float, default=0.0, help="SGD dampening (0.9 in the 2018 code)"
+    )
+    g.add_argument(
+        "--weight-decay", "--weight_decay", type=float, default=1e-3, help="L2 weight decay"
+    )
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     g.add_argument(
         "--lr-scheduler",
         "--lr_scheduler",
         default="multistep",
         choices=["multistep", "plateau", "cosine"],
+        help="multistep: x0.1 at each milestone; plateau: x0.1 when the val loss "
+        "stops improving; cosine: per-epoch cosine after --warmup-epochs",
     )
     g.add_argument(
-        "--milestones", "--multistep_milestones", type=int, nargs="+", default=[50, 100, 150]
+        "--milestones",
+        "--multistep_milestones",
+        type=positive_int,
+        nargs="+",
+        default=[50, 100, 150],
+        help="epochs after which multistep cuts the rate",
     )
     g.add_argument(
-        "--plateau-patience", "--plateau_patience", "--lr_patience", type=int, default=10
+        "--plateau-patience",
+        "--plateau_patience",
+        "--lr_patience",
+        type=non_negative_int,
+        default=10,
+        help="epochs without improvement before plateau cuts the rate",
     )
-    g.add_argument("--warmup-epochs", type=int, default=0)
-    g.add_argument("--n-epochs", "--n_epochs", "--epochs", type=int, default=200)
+    g.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        default=0,
+        help="linear warm-up epochs of the cosine schedule",
+    )
+    g.add_argument(
+        "--n-epochs",
+        "--n_epochs",
+        "--epochs",
+        type=positive_int,
+        default=200,
+        help="epochs to train",
+    )
     g = p.add_argument_group("run")
     _switch(g, "val", True, "validate every epoch")
-    g.add_argument("--resume", "--resume_path", help="a checkpoint, or 'auto' (<result>/last.pth)")
-    g.add_argument("--checkpoint", type=int, default=10, help="save_<N>.pth every N epochs")
+    g.add_argument(
+        "--resume",
+        "--resume_path",
+        help="a checkpoint, or 'auto' (<result>/last.pth if there is one)",
+    )
+    g.add_argument(
+        "--checkpoint",
+        type=non_negative_int,
+        default=10,
+        help="also keep save_<N>.pth every N epochs (0: never)",
+    )
     _switch(
         g,
         "amp",
@@ -336,61 +590,119 @@ def add_train_parser(sub) -> None:
     )
     _switch(g, "tensorboard", True, "TensorBoard scalars in <result>/tensorboard")
     _switch(g, "progress", True, "progress bar")
-    g.add_argument("--seed", "--manual_seed", type=int, default=1)
+    g.add_argument(
+        "--seed",
+        "--manual_seed",
+        type=int,
+        default=1,
+        help="seed of the model's initialisation and the data order",
+    )
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.set_defaults(func=lambda a: _commands().cmd_train(a))
 
 
 def add_test_parser(sub) -> None:
-    p = sub.add_parser("test", help="video-level evaluation of a checkpoint on an annotated subset")
-    p.add_argument("--checkpoint", "--resume_path", required=True)
-    p.add_argument("--video-path", "--video_path", required=True)
-    p.add_argument("--annotation-path", "--annotation_path", required=True)
-    p.add_argument("--result-path", "--result_path", required=True)
-    p.add_argument("--subset", "--inference_subset", default="validation")
+    p = _parser(sub, "test", "video-level evaluation of a checkpoint on an annotated subset")
+    p.add_argument(
+        "--checkpoint", "--resume_path", required=True, help="the model (any supported checkpoint)"
+    )
+    p.add_argument("--video-path", "--video_path", required=True, help="root of the videos")
+    p.add_argument(
+        "--annotation-path", "--annotation_path", required=True, help="the annotation JSON"
+    )
+    p.add_argument(
+        "--result-path",
+        "--result_path",
+        required=True,
+        help="folder for <subset>.json, metrics.json, per_class.csv, confusion.png",
+    )
+    p.add_argument(
+        "--subset",
+        "--inference_subset",
+        default="validation",
+        help="training, validation or testing",
+    )
     p.add_argument(
         "--window-stride",
         "--inference_stride",
-        type=int,
+        type=positive_int,
         default=None,
         help="sliding-window stride in frames (default: one clip, no overlap)",
     )
     p.add_argument(
         "--n-clips",
-        type=int,
+        type=non_negative_int,
         default=0,
-        help="N evenly spaced clips per video instead of every window",
+        help="N evenly spaced clips per video instead of every window (0: windows)",
     )
     p.add_argument("--three-crop", action="store_true", help="3 spatial crops per clip")
-    p.add_argument("--topk", "--output_topk", type=int, default=5)
-    p.add_argument("--batch-size", "--batch_size", type=int, default=16)
-    p.add_argument("--workers", "--n_threads", type=int, default=2)
+    p.add_argument(
+        "--topk",
+        "--output_topk",
+        type=positive_int,
+        default=5,
+        help="labels per video in <subset>.json",
+    )
+    p.add_argument(
+        "--batch-size", "--batch_size", type=positive_int, default=16, help="clips per forward pass"
+    )
+    p.add_argument(
+        "--workers",
+        "--n_threads",
+        type=non_negative_int,
+        default=2,
+        help="DataLoader worker processes",
+    )
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
     p.set_defaults(func=lambda a: _commands().cmd_test(a))
 
 
 def add_inference_parser(sub, name: str) -> None:
     what = "per-video and per-clip labels" if name == "classify" else "pooled clip features"
-    p = sub.add_parser(name, help=f"{what} of raw video files, folders or list files")
-    p.add_argument("inputs", nargs="+")
-    p.add_argument("--checkpoint", "--model", required=True)
-    p.add_argument("--class-names", "--class_names")
+    p = _parser(sub, name, f"{what} of raw video files, folders or list files")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="video files, folders (searched recursively) or .txt/.lst/.list files "
+        "of paths (relative to the list's folder)",
+    )
+    p.add_argument(
+        "--checkpoint", "--model", required=True, help="the model (any supported checkpoint)"
+    )
+    p.add_argument(
+        "--class-names",
+        "--class_names",
+        help="text file, one class name per line (when the checkpoint has none)",
+    )
     if name == "classify":
         p.add_argument("--output", "-o", help="JSON file (the sister tool's layout)")
-        p.add_argument("--topk", type=int, default=5)
+        p.add_argument("--topk", type=positive_int, default=5, help="labels shown per video")
     else:
         p.add_argument(
             "--output", "-o", required=True, help="a folder (.npy per video) or a .h5/.hdf5 file"
         )
-    p.add_argument("--window-stride", "--stride", type=int, default=None)
+    p.add_argument(
+        "--window-stride",
+        "--stride",
+        type=positive_int,
+        default=None,
+        help="sliding-window stride in frames (default: one clip, no overlap)",
+    )
     p.add_argument(
         "--verbose", action="store_true", help="name every non-video file the folders held"
     )
-    p.add_argument("--batch-size", "--batch_size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument(
+        "--batch-size", "--batch_size", type=positive_int, default=8, help="clips per forward pass"
+    )
+    p.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="DataLoader worker processes decoding ahead of the model",
+    )
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
     p.set_defaults(func=lambda a: getattr(_commands(), f"cmd_{name}")(a))
 
 
@@ -399,11 +711,17 @@ def main(argv: list[str] | None = None) -> int:
     from .data.sources import VideoReadError
     from .files import OutputCollision
     from .models import CheckpointError
-    from .train import TrainingError
+    from .train import TrainingError, TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except TrainingInterrupted as stop:
+        print(f"cnn3d {args.command}: {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"cnn3d {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (
         OutputCollision,
         CheckpointError,

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,10 @@ from .normalization import get_normalization
 
 class TrainingError(RuntimeError):
     pass
+
+
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C: what was saved and how to go on."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,40 @@ def amp_dtype(device: torch.device, enabled: bool | None) -> torch.dtype | None:
     return torch.bfloat16
 
 
+class GracefulStop:
+    """The first Ctrl-C asks training to stop after the step in progress (so the loader and its
+    workers shut down in order); a second one stops at once. Single-process runs only: DDP ranks
+    must stop together, so there Ctrl-C stops at once."""
+
+    def __init__(self, enabled: bool):
+        import signal
+        import threading
+
+        self.requested = False
+        self._previous = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def precision_name(device: torch.device, enabled: bool | None) -> str:
+    dtype = amp_dtype(device, enabled)
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
+
+
 def autocast(device: torch.device, enabled: bool | None):
     """The autocast context of `amp_dtype`, or nothing.
 
@@ -219,8 +258,15 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
 class TSVLog:
     """The original's tab-separated logs: a header row, then one flushed row per call."""
 
-    def __init__(self, path: Path, columns: list[str], resume: bool):
+    def __init__(self, path: Path, columns: list[str], resume: bool, begin_epoch: int = 1):
         exists = resume and path.exists()
+        if exists:  # rows of epochs that will run again (an interrupted epoch) go
+            lines = path.read_text(encoding="utf-8").splitlines()
+            kept = lines[:1] + [
+                ln for ln in lines[1:] if ln.split("\t")[0].isdigit()
+                and int(ln.split("\t")[0]) < begin_epoch
+            ]  # fmt: skip
+            atomic_write(path, lambda tmp: Path(tmp).write_text("".join(f"{ln}\n" for ln in kept)))
         self.file = open(path, "a" if exists else "w", encoding="utf-8")  # noqa: SIM115
         if not exists:
             self.write(columns)
@@ -235,20 +281,21 @@ class TSVLog:
         self.file.close()
 
 
-def save_training_state(path: Path, model, optimizer, scheduler, epoch: int, best: float) -> None:
+def save_training_state(
+    path: Path, model, optimizer, scheduler, epoch: int, best: float, resumable: bool = True
+) -> None:
+    """A checkpoint; `resumable` adds the optimizer, scheduler and RNG state (`best.pth`, meant
+    for inference and fine-tuning, leaves them out and is about half the size)."""
     from .models.checkpoint import save_model
 
-    save_model(
-        path,
-        model,
-        extra={
-            "epoch": epoch,
+    extra = {"epoch": epoch, "best_video_top1": best}
+    if resumable:
+        extra |= {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "best_video_top1": best,
             "torch_rng": torch.get_rng_state(),
-        },
-    )
+        }
+    save_model(path, model, extra=extra)
 
 
 def plot_curves(result_path: Path) -> Path:
@@ -310,9 +357,6 @@ def train(cfg: TrainConfig) -> dict:
     rank, world, device = setup_distributed(torch.device(cfg.device) if cfg.device else None)
     main_process = rank == 0
     result = Path(cfg.result_path)
-    if main_process:
-        result.mkdir(parents=True, exist_ok=True)
-        (result / "opts.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
@@ -322,7 +366,26 @@ def train(cfg: TrainConfig) -> dict:
     val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
     labels_list = annotations.labels
     del annotations, listing  # a Python object per video: workers must not inherit them
+    if not train_videos:
+        raise TrainingError(
+            f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
+        )
+    model = build_training_model(cfg, labels_list)
+    frozen = freeze_before(model, cfg.ft_begin_module)
+    # every argument is checked by now: only from here on is anything written
     if main_process:
+        result.mkdir(parents=True, exist_ok=True)
+        used = asdict(cfg) | {
+            "amp": amp_dtype(device, cfg.amp) is not None,
+            "precision": precision_name(device, cfg.amp),
+            "normalization": model.spec.normalization.name,
+            "device": str(device),
+            "world_size": world,
+        }
+        atomic_write(
+            result / "opts.json",
+            lambda tmp: Path(tmp).write_text(json.dumps(used, indent=1, default=str)),
+        )
         for note in train_videos.notes + val_videos.notes:
             print(note)
     if main_process and (missing_train or missing_val):
@@ -342,13 +405,7 @@ def train(cfg: TrainConfig) -> dict:
             f"annotation file are not under {cfg.video_path} (left out; all named in {listed}), "
             f"e.g. {(missing_train + missing_val)[:3]}"
         )
-    if not train_videos:
-        raise TrainingError(
-            f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
-        )
 
-    model = build_training_model(cfg, labels_list)
-    frozen = freeze_before(model, cfg.ft_begin_module)
     normalization = model.spec.normalization
     train_set = VideoDataset(
         train_videos,
@@ -382,8 +439,17 @@ def train(cfg: TrainConfig) -> dict:
         "worker_init_fn": worker_init,
         "pin_memory": device.type == "cuda",
     }
+    # A last batch of one clip cannot train BatchNorm ("expected more than 1 value per
+    # channel"): it is left out of the epoch (another clip order comes next epoch).
+    per_process = len(train_sampler)
+    if per_process == 1 and not cfg.freeze_bn:
+        raise TrainingError(
+            f"{cfg.annotation_path}: one training clip per process cannot train BatchNorm; "
+            "add videos, use fewer processes, or --freeze-bn"
+        )
+    drop_last = per_process % cfg.batch_size == 1 and not cfg.freeze_bn
     train_loader = DataLoader(
-        train_set, cfg.batch_size, sampler=train_sampler, drop_last=False, **loader_options
+        train_set, cfg.batch_size, sampler=train_sampler, drop_last=drop_last, **loader_options
     )
     val_loader = (
         DataLoader(
@@ -420,6 +486,21 @@ def train(cfg: TrainConfig) -> dict:
         begin_epoch, best = resume_from(resume_path, model, optimizer, scheduler, cfg, device)
         if main_process:
             print(f"resumed from {resume_path} at epoch {begin_epoch}")
+    elif cfg.resume == "auto" and main_process:
+        print(f"--resume auto: nothing to resume ({resume_path} does not exist); starting fresh")
+    if main_process:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"training {model.spec.arch} ({n_params / 1e6:.2f} M parameters, "
+            f"{len(labels_list)} classes) on {len(train_videos)} training and "
+            f"{len(val_videos) if val_set else 0} validation videos\n"
+            f"  device {device} x {world} process(es), {precision_name(device, cfg.amp)}, "
+            f"{'channels_last_3d' if cfg.channels_last else 'contiguous'} memory format, "
+            f"{cfg.normalization or model.spec.normalization.name} input\n"
+            f"  batch {cfg.batch_size} per process, {len(train_loader)} steps per epoch"
+            + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
+            + f", epochs {begin_epoch}..{cfg.epochs}\n  results in {result}"
+        )
 
     net = model
     if world > 1:
@@ -432,15 +513,19 @@ def train(cfg: TrainConfig) -> dict:
     logs = {}
     if main_process:
         logs["train"] = TSVLog(
-            result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1
+            result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1, begin_epoch
         )
         logs["batch"] = TSVLog(
             result / "train_batch.log",
             ["epoch", "batch", "iter", "loss", "acc", "lr"],
             begin_epoch > 1,
+            begin_epoch,
         )
         logs["val"] = TSVLog(
-            result / "val.log", ["epoch", "loss", "acc", "video_acc", "video_top5"], begin_epoch > 1
+            result / "val.log",
+            ["epoch", "loss", "acc", "video_acc", "video_top5"],
+            begin_epoch > 1,
+            begin_epoch,
         )
         if frozen:
             print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
@@ -452,97 +537,129 @@ def train(cfg: TrainConfig) -> dict:
     gc.freeze()
     metrics: dict = {}
     bad_videos: list[str] = list(val_set.failed) if val_set else []
-    for epoch in range(begin_epoch, cfg.epochs + 1):
-        train_set.set_epoch(epoch)
-        train_sampler.set_epoch(epoch)
-        lr = max(g["lr"] for g in optimizer.param_groups)
-        net.train()
-        if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
-            for module in model.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
-        start_time = time.perf_counter()
-        bar = progress_bar(
-            len(train_loader), f"epoch {epoch}/{cfg.epochs}", main_process and cfg.progress
-        )
-        for i, batch in enumerate(train_loader, start=1):
-            bad_videos += batch["failed"]
-            if batch["clip"] is None:
-                continue
-            clips = batch["clip"].to(device, non_blocking=True)
-            if cfg.channels_last:
-                clips = clips.contiguous(memory_format=torch.channels_last_3d)
-            labels = batch["label"].to(device, non_blocking=True)
-            with autocast(device, cfg.amp):
-                logits = net(clips)
-            loss = F.cross_entropy(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
-                    f"last good checkpoint is {result / 'last.pth'} (lower the learning rate?)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            correct = (logits.argmax(1) == labels).sum().item()
-            n = len(labels)
-            sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
-            if main_process:
-                step = (epoch - 1) * len(train_loader) + i
-                logs["batch"].write([epoch, i, step, loss.item(), correct / n, lr])
-                elapsed = time.perf_counter() - start_time
-                bar.set_postfix(
-                    loss=f"{sums[0] / sums[2]:.3f}",
-                    acc=f"{sums[1] / sums[2]:.3f}",
-                    clips_s=f"{sums[2] * world / elapsed:.1f}",
-                )
-                bar.update()
-        bar.close()
-        train_set.close()
-        if world > 1:
-            dist.all_reduce(sums)
-        train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
-        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
-
-        if val_loader is not None:
-            val = evaluate_loader(net, val_loader, val_set, len(labels_list), device, cfg)
-            vm = compute_metrics(val, torch.from_numpy(val_set.videos.labels).long(), labels_list)
-            metrics.update(
-                val_loss=vm.loss,
-                val_clip_acc=vm.clip_top1,
-                val_video_top1=vm.video_top1,
-                val_video_top5=vm.video_top5,
+    finished = begin_epoch - 1  # the last epoch whose checkpoint is written
+    stop = GracefulStop(enabled=world == 1)
+    try:
+        for epoch in range(begin_epoch, cfg.epochs + 1):
+            train_set.set_epoch(epoch)
+            train_sampler.set_epoch(epoch)
+            lr = max(g["lr"] for g in optimizer.param_groups)
+            net.train()
+            if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
+                for module in model.modules():
+                    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                        module.eval()
+            sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+            start_time = time.perf_counter()
+            bar = progress_bar(
+                len(train_loader), f"epoch {epoch}/{cfg.epochs}", main_process and cfg.progress
             )
-        if cfg.schedule == "plateau":
-            scheduler.step(metrics.get("val_loss", train_loss))
-        else:
-            scheduler.step()
+            batches = iter(train_loader)
+            for i, batch in enumerate(batches, start=1):
+                if stop.requested:
+                    break
+                bad_videos += batch["failed"]
+                if batch["clip"] is None:
+                    continue
+                clips = batch["clip"].to(device, non_blocking=True)
+                if cfg.channels_last:
+                    clips = clips.contiguous(memory_format=torch.channels_last_3d)
+                labels = batch["label"].to(device, non_blocking=True)
+                with autocast(device, cfg.amp):
+                    logits = net(clips)
+                loss = F.cross_entropy(logits.float(), labels)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
+                        f"last good checkpoint is {result / 'last.pth'} (lower the learning rate?)"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                correct = (logits.argmax(1) == labels).sum().item()
+                n = len(labels)
+                sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+                if main_process:
+                    step = (epoch - 1) * len(train_loader) + i
+                    logs["batch"].write([epoch, i, step, loss.item(), correct / n, lr])
+                    elapsed = time.perf_counter() - start_time
+                    bar.set_postfix(
+                        loss=f"{sums[0] / sums[2]:.3f}",
+                        acc=f"{sums[1] / sums[2]:.3f}",
+                        clips_s=f"{sums[2] * world / elapsed:.1f}",
+                    )
+                    bar.update()
+            bar.close()
+            batches = None  # its workers stop here
+            train_set.close()
+            if stop.requested:
+                raise KeyboardInterrupt
+            if world > 1:
+                dist.all_reduce(sums)
+            train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+            metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
 
-        if main_process:
-            logs["train"].write([epoch, train_loss, train_acc, lr])
             if val_loader is not None:
-                logs["val"].write([epoch, vm.loss, vm.clip_top1, vm.video_top1, vm.video_top5])
-            if writer:
-                for key, value in metrics.items():
-                    if key != "epoch":
-                        writer.add_scalar(key.replace("_", "/", 1), value, epoch)
-                writer.flush()
-            score = metrics.get("val_video_top1", train_acc)
-            improved = score > best
-            best = max(best, score)
-            save_training_state(result / "last.pth", model, optimizer, scheduler, epoch, best)
-            if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
-                save_training_state(
-                    result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best
+                val = evaluate_loader(net, val_loader, val_set, len(labels_list), device, cfg)
+                vm = compute_metrics(
+                    val, torch.from_numpy(val_set.videos.labels).long(), labels_list
                 )
-            if improved:
-                save_training_state(result / "best.pth", model, optimizer, scheduler, epoch, best)
-            print(format_epoch(metrics))
-        if world > 1:
-            dist.barrier()
+                metrics.update(
+                    val_loss=vm.loss,
+                    val_clip_acc=vm.clip_top1,
+                    val_video_top1=vm.video_top1,
+                    val_video_top5=vm.video_top5,
+                )
+            if cfg.schedule == "plateau":
+                scheduler.step(metrics.get("val_loss", train_loss))
+            else:
+                scheduler.step()
 
+            if main_process:
+                logs["train"].write([epoch, train_loss, train_acc, lr])
+                if val_loader is not None:
+                    logs["val"].write([epoch, vm.loss, vm.clip_top1, vm.video_top1, vm.video_top5])
+                if writer:
+                    for key, value in metrics.items():
+                        if key != "epoch":
+                            writer.add_scalar(key.replace("_", "/", 1), value, epoch)
+                    writer.flush()
+                score = metrics.get("val_video_top1", train_acc)
+                improved = score > best
+                best = max(best, score)
+                save_training_state(result / "last.pth", model, optimizer, scheduler, epoch, best)
+                if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
+                    save_training_state(
+                        result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best
+                    )
+                if improved:
+                    save_training_state(
+                        result / "best.pth", model, optimizer, scheduler, epoch, best, False
+                    )
+                print(format_epoch(metrics))
+            if world > 1:
+                dist.barrier()
+            finished = epoch
+    except KeyboardInterrupt:
+        # Ctrl-C: the workers ignore it (see worker_init); they were stopped with their loader
+        stop.restore()
+        for log in logs.values():
+            log.close()
+        if writer:
+            writer.close()
+        if finished >= 1:
+            saved = f"{result / 'last.pth'} holds epoch {finished}"
+        else:
+            saved = "nothing was saved (no epoch had finished)"
+        raise TrainingInterrupted(
+            f"interrupted during epoch {finished + 1}: {saved}. Resume with the same command "
+            "and --resume auto" + (" (it re-runs that epoch)" if finished >= 1 else "")
+        ) from None
+    finally:
+        stop.restore()
+
+    stop.restore()
     if main_process:
         for log in logs.values():
             log.close()

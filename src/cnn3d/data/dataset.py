@@ -217,5 +217,9 @@ def collate_clips(batch: list[dict]) -> dict:
 
 
 def worker_init(worker_id: int) -> None:
-    """One torch thread per DataLoader worker: the cores belong to the model."""
+    """One torch thread per DataLoader worker: the cores belong to the model. Ctrl-C is left
+    to the main process, which stops the workers (no worker tracebacks)."""
+    import signal
+
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

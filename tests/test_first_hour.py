@@ -1,0 +1,133 @@
+"""The rough edges a new user meets first: Ctrl-C, odd batch sizes, argument checks, --help,
+what `train` says and stores."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from cnn3d.cli import build_parser, main
+from cnn3d.models.checkpoint import read_file
+from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def start_training(tiny, result, *extra):  # noqa: F811
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    argv = train_args(tiny, result, "--workers", "2", *extra)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnn3d", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(path, rows, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= rows + 1:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never reached {rows} rows")
+
+
+def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  # noqa: F811
+    result = tmp_path / "run"
+    process = start_training(tiny, result, "--n_epochs", "3", "--batch_size", "2")
+    wait_for_rows(result / "train_batch.log", 1, process)
+    process.send_signal(signal.SIGINT)  # Ctrl-C reaches the main process
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "nothing was saved" in err and "--resume auto" in err
+    assert "Traceback" not in err and "exited unexpectedly" not in err
+    assert not (result / "last.pth").exists()
+
+    process = start_training(
+        tiny, result, "--n_epochs", "3", "--batch_size", "2", "--resume", "auto"
+    )
+    wait_for_rows(result / "train.log", 1, process)  # epoch 1 done and saved
+    wait_for_rows(result / "train_batch.log", 8, process)  # into epoch 2
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "nothing to resume" in out  # the first start said so
+    assert "interrupted during epoch 2" in err and "holds epoch 1" in err
+
+    assert (
+        main(train_args(tiny, result, "--n_epochs", "3", "--batch_size", "2", "--resume", "auto"))
+        == 0
+    )
+    rows = [ln.split("\t")[:2] for ln in (result / "train_batch.log").read_text().splitlines()[1:]]
+    assert len(rows) == len(set(map(tuple, rows))) == 3 * 6  # 12 videos / 2: no duplicate rows
+    assert [ln.split("\t")[0] for ln in (result / "train.log").read_text().splitlines()[1:]] == [
+        "1",
+        "2",
+        "3",
+    ]
+
+
+def test_a_last_batch_of_one_clip_is_left_out(tiny, tmp_path, capsys):  # noqa: F811
+    # 12 training videos at batch 11: the second batch would be a single clip
+    result = tmp_path / "run"
+    assert main(train_args(tiny, result, "--n_epochs", "1", "--batch_size", "11")) == 0
+    assert "the last clip of each epoch left out" in capsys.readouterr().out
+    assert len((result / "train_batch.log").read_text().splitlines()) == 2  # header + 1 step
+
+
+def test_arguments_are_checked_before_anything_is_written(tiny, tmp_path, capsys):  # noqa: F811
+    for bad in (["--n_epochs", "0"], ["--batch_size", "-2"], ["--sample_size", "0"]):
+        with pytest.raises(SystemExit) as stop:
+            main(train_args(tiny, tmp_path / "a", *bad))
+        assert stop.value.code == 2
+        assert "must be at least 1" in capsys.readouterr().err
+    assert main(train_args(tiny, tmp_path / "b", "--model_depth", "19")) == 2
+    assert "depth" in capsys.readouterr().err
+    assert main(train_args(tiny, tmp_path / "c", "--ft_begin_module", "layer9")) == 2
+    assert "layer9" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()  # no stray opts.json
+
+
+def test_every_option_has_help_and_shows_its_default(capsys):
+    parser = build_parser()
+    subparsers = parser._subparsers._group_actions[0].choices
+    pending = list(subparsers.items())
+    while pending:
+        name, sub = pending.pop()
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            if isinstance(action, type(parser._subparsers._group_actions[0])):
+                pending += [(f"{name} {k}", v) for k, v in action.choices.items()]
+                continue
+            assert action.help, f"cnn3d {name}: {action.option_strings or action.dest} has no help"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("(default: 32)", "(default: 0.1)", "(default: 200)", "(default: 18)"):
+        assert shown in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("cnn3d 0.")
+
+
+def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, capsys):  # noqa: F811
+    result = tmp_path / "run"
+    assert main(train_args(tiny, result, "--n_epochs", "1", "--no-amp")) == 0
+    out = capsys.readouterr().out
+    assert "12 training and 4 validation videos" in out and "2 classes" in out
+    assert "fp32" in out and "channels_last_3d" in out and str(result) in out
+    opts = json.loads((result / "opts.json").read_text())
+    assert opts["amp"] is False and opts["precision"] == "fp32"
+    assert opts["normalization"] == "kinetics" and opts["device"] == "cpu"
+    best, last = read_file(result / "best.pth"), read_file(result / "last.pth")
+    assert "optimizer" in last and "optimizer" not in best  # best.pth is for inference
+    assert torch.equal(best["state_dict"]["fc.weight"], last["state_dict"]["fc.weight"])
