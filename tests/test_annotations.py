@@ -84,9 +84,19 @@ def test_custom_folder_and_csv(tmp_path):
     for label in ("jump", "run"):
         for i in range(5):
             write_mp4(tmp_path / "vids" / label / f"{label}{i}.mp4", frames_with_index(4, 16, 16))
+    for i in range(2):  # a small class still gets one validation video
+        write_mp4(tmp_path / "vids" / "wave" / f"wave{i}.mp4", frames_with_index(4, 16, 16))
+    (tmp_path / "vids" / "wave" / "notes.txt").write_text("not a video")
     ann = A.build_custom_folders(tmp_path / "vids", val_fraction=0.4)
-    assert ann.labels == ["jump", "run"] and len(ann.entries) == 10
-    assert {e.subset for e in ann.entries} == {"training", "validation"}
+    assert ann.labels == ["jump", "run", "wave"] and len(ann.entries) == 12
+    per_class = {
+        label: sum(e.subset == "validation" for e in ann.entries if e.label == label)
+        for label in ann.labels
+    }
+    assert per_class == {"jump": 2, "run": 2, "wave": 1}  # round(0.4 n), at least 1, stratified
+    assert [p.name for p in ann.skipped_files] == ["notes.txt"]
+    again = A.build_custom_folders(tmp_path / "vids", val_fraction=0.4)  # stable
+    assert [e.subset for e in again.entries] == [e.subset for e in ann.entries]
     (tmp_path / "list.csv").write_text(
         "path,label,subset\njump/jump0.mp4,jump,train\nrun/run1.mp4,run,val\n"
     )
@@ -154,3 +164,23 @@ def test_reads_original_json_unchanged(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(A.AnnotationError, match="bad.json: not valid JSON"):
         A.read_annotations(tmp_path / "bad.json")
+
+
+def test_prepare_synthetic_writes_annotations_and_ucf101_takes_split_1_alone(tmp_path, capsys):
+    from cnn3d.cli import main
+
+    dst = tmp_path / "demo"
+    args = ["prepare", "synthetic", str(dst), "--n-classes", "2", "--groups", "2"]
+    assert main([*args, "--clips-per-group", "1"]) == 0
+    data = json.loads((dst / "synthetic_01.json").read_text())
+    assert len(data["labels"]) == 2 and len(data["database"]) == 4
+    assert all("n_frames" in item for item in data["database"].values())
+    capsys.readouterr()
+    out = tmp_path / "ann"
+    # the obvious next step: the synthetic splits hold only split 1
+    args = ["prepare", "ucf101", str(dst / "splits"), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "split 2 skipped" in printed and "split 3 skipped" in printed
+    assert (out / "ucf101_01.json").exists() and not (out / "ucf101_02.json").exists()
+    assert main([*args, "--splits", "2"]) == 2  # asked for it alone: an error

@@ -131,3 +131,34 @@ def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, caps
     best, last = read_file(result / "best.pth"), read_file(result / "last.pth")
     assert "optimizer" in last and "optimizer" not in best  # best.pth is for inference
     assert torch.equal(best["state_dict"]["fc.weight"], last["state_dict"]["fc.weight"])
+
+
+def test_small_things(tiny, tmp_path, capsys):  # noqa: F811
+    from cnn3d.models import build_model, save_model
+
+    model = build_model("resnet", 10, 2, widen_factor=0.25)
+    model.spec.clip_length, model.spec.sample_size = 8, 32
+    save_model(tmp_path / "m.pth", model)  # no class names stored
+    videos, ann = tiny
+    video = str(next(iter(sorted(videos.rglob("*.avi")))))
+    assert (
+        main(
+            ["features", video, "--checkpoint", str(tmp_path / "m.pth"), "-o", str(tmp_path / "f")]
+        )
+        == 0
+    )
+    assert "class names" not in capsys.readouterr().err  # features need none
+    assert main(["classify", video, "--checkpoint", str(tmp_path / "m.pth")]) == 0
+    assert "no class names stored" in capsys.readouterr().err
+    names = tmp_path / "names.txt"
+    names.write_text("Grow\nMoveRight\n")
+    argv = ["convert", str(tmp_path / "m.pth"), str(tmp_path / "n.safetensors")]
+    assert main([*argv, "--class-names", str(names)]) == 0
+    assert f"class names from {names} (Grow, MoveRight, ...)" in capsys.readouterr().out
+    argv = ["test", "--checkpoint", str(tmp_path / "n.safetensors"), "--video-path", str(videos)]
+    argv += ["--annotation-path", str(ann), "--result-path", str(tmp_path / "t"), "--workers", "0"]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    want = (metrics["video_top1"] + metrics["video_top5"]) / 2
+    assert metrics["average_top1_top5"] == pytest.approx(want)
+    assert "average" in capsys.readouterr().out

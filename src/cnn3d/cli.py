@@ -30,9 +30,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     model = convert(args.src, args.dst, args.class_names)
     spec = model.spec
+    if args.class_names:
+        names = f"class names from {args.class_names}"
+    elif spec.class_names:
+        names = "class names as found (the checkpoint's, or Kinetics-400's for a 2018 file)"
+    else:
+        names = "no class names (give --class-names FILE)"
+    first = f" ({', '.join(spec.class_names[:3])}, ...)" if spec.class_names else ""
     print(
         f"{args.src} -> {args.dst}: {spec.arch}, {spec.n_classes} classes, "
-        f"normalisation {spec.normalization.name}, options {spec.options}"
+        f"normalisation {spec.normalization.name}, options {spec.options}; {names}{first}"
     )
     return 0
 
@@ -101,19 +108,36 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from .data.synthetic import CLASSES, write_synthetic_dataset
 
         classes = tuple(args.classes) if args.classes else CLASSES[: args.n_classes]
+        from .data.annotations import attach_videos, build_ucf101, write_annotations
+
         layout = write_synthetic_dataset(args.dst, classes, args.groups, args.clips_per_group)
+        annotation = Path(args.dst) / "synthetic_01.json"
+        built = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
+        write_annotations(annotation, built)
         print(
             f"{layout.video_dir}: {layout.n_videos} videos of {len(classes)} classes; "
-            f"splits in {layout.split_dir}"
+            f"splits in {layout.split_dir}; annotations in {annotation} (train with "
+            f"--video-path {layout.video_dir} --annotation-path {annotation})"
         )
         return 0
     out = Path(args.out)
     if kind in ("ucf101", "hmdb51"):
         build = A.build_ucf101 if kind == "ucf101" else A.build_hmdb51
         out.mkdir(parents=True, exist_ok=True)
+        written = 0
         for split in args.splits:
             name = f"ucf101_0{split}.json" if kind == "ucf101" else f"hmdb51_{split}.json"
-            _finish_annotations(build(args.src[0], split), args, out / name)
+            try:
+                built = build(args.src[0], split)
+            except A.AnnotationError as error:
+                if len(args.splits) == 1:
+                    raise
+                print(f"split {split} skipped: {error}")
+                continue
+            _finish_annotations(built, args, out / name)
+            written += 1
+        if not written:
+            raise A.AnnotationError(f"{args.src[0]}: none of the splits {args.splits} is there")
     elif kind == "kinetics":
         _finish_annotations(A.build_kinetics(args.src, args.class_order), args, out)
     elif kind == "activitynet":

@@ -27,6 +27,16 @@ def run_demo(out: Path, epochs: int = 12) -> int:
     print(f"annotations: {annotation_path}")
 
     run = out / "run"
+    earlier = run / "opts.json"
+    if earlier.exists():
+        done_epochs = json.loads(earlier.read_text()).get("epochs")
+        if done_epochs != epochs:
+            import shutil
+
+            print(f"an earlier demo run in {run} trained for {done_epochs} epochs: starting again")
+            shutil.rmtree(run)
+        else:
+            print(f"continuing the earlier demo run in {run} (--resume auto)")
     common = ["--video-path", str(layout.video_dir), "--annotation-path", str(annotation_path)]
     rc = main(
         [

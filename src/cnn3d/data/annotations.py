@@ -333,15 +333,16 @@ def build_activitynet(json_path: str | os.PathLike) -> Annotations:
 
 
 def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.2) -> Annotations:
-    """A folder per class of video files or frame folders; a stable hash of each name puts
-    `val_fraction` of every class in validation."""
+    """A folder per class of video files or frame folders. Each class is split on its own:
+    its videos, ordered by a stable hash of their names, give `round(val_fraction * n)` (at
+    least one, when a class has two or more) to validation."""
     root = Path(video_root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
         raise AnnotationError(f"{root}: no class folders")
     from ..files import is_video_file
 
-    entries, skipped = [], []
+    entries, skipped, found = [], [], []
     for label in classes:
         for item in sorted((root / label).iterdir()):
             if item.name.startswith("."):
@@ -352,9 +353,15 @@ def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.
                 skipped.append(item)
                 continue
             video_id = item.stem if item.is_file() else item.name
-            bucket = zlib.crc32(video_id.encode()) % 1000 / 1000
-            subset = "validation" if bucket < val_fraction else "training"
-            entries.append(Entry(video_id, subset, label, video_path=f"{label}/{item.name}"))
+            found.append(Entry(video_id, "training", label, video_path=f"{label}/{item.name}"))
+        found.sort(key=lambda e: (zlib.crc32(e.video_id.encode()), e.video_id))
+        n_val = round(val_fraction * len(found))
+        if val_fraction > 0 and len(found) >= 2:
+            n_val = min(max(1, n_val), len(found) - 1)
+        for entry in found[:n_val]:
+            entry.subset = "validation"
+        entries += sorted(found, key=lambda e: e.video_id)
+        found = []
     return Annotations(classes, entries, skipped_files=skipped)
 
 
