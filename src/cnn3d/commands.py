@@ -86,14 +86,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     from .data.annotations import read_annotations
     from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
     from .data.transforms import EvalTransform
-    from .evaluate import (
-        compute_metrics,
-        plot_confusion,
-        write_json,
-        write_per_class_csv,
-        write_results,
-    )
+    from .evaluate import compute_metrics, write_json, write_per_class_csv, write_results
     from .models import load_model
+    from .plots import write_test_figures
     from .train import TrainConfig, evaluate_loader
 
     model = load_model(args.checkpoint, device=args.device or "cpu")
@@ -160,7 +155,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     }
     write_json(out / "metrics.json", summary)
     write_per_class_csv(out / "per_class.csv", metrics)
-    plot_confusion(out / "confusion.png", metrics, names)
+    title = f"{Path(args.checkpoint).name}: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
+    figures = write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
     print(f"{metrics.n_videos} videos, {metrics.n_clips} clips ({args.subset})")
     print(
         f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  average "
@@ -173,7 +169,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(note)
     if missing:
         print(f"{len(missing)} annotated videos not found, e.g. {missing[:3]}", file=sys.stderr)
-    print(f"wrote {out / f'{args.subset}.json'}, metrics.json, per_class.csv, confusion.png")
+    print(
+        f"wrote {out / f'{args.subset}.json'}, metrics.json, per_class.csv, "
+        + ", ".join(f.name for f in figures)
+    )
     return 1 if failed else 0
 
 

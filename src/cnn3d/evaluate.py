@@ -148,24 +148,3 @@ def write_per_class_csv(path, metrics: Metrics) -> None:
             writer.writerows(metrics.per_class)
 
     atomic_write(path, write)
-
-
-def plot_confusion(path, metrics: Metrics, class_names: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(class_names)
-    size = min(20, 3 + n * 0.35)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(torch.tensor(metrics.confusion).numpy(), cmap="Blues")
-    if n <= 60:
-        ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), class_names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)

@@ -31,6 +31,7 @@ from .files import atomic_write
 from .models import build_model, load_model
 from .models.checkpoint import CheckpointError, read_file, unwrap_state_dict
 from .normalization import get_normalization
+from .plots import write_curves
 
 
 class TrainingError(RuntimeError):
@@ -296,39 +297,6 @@ def save_training_state(
             "torch_rng": torch.get_rng_state(),
         }
     save_model(path, model, extra=extra)
-
-
-def plot_curves(result_path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def read(name):
-        path = result_path / name
-        if not path.exists():
-            return {}
-        rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()]
-        if len(rows) < 2:
-            return {}
-        return {h: [float(r[i]) for r in rows[1:]] for i, h in enumerate(rows[0])}
-
-    train_log, val_log = read("train.log"), read("val.log")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    if train_log:
-        a1.plot(train_log["epoch"], train_log["loss"], label="train")
-        a2.plot(train_log["epoch"], train_log["acc"], label="train clip acc")
-    if val_log:
-        a1.plot(val_log["epoch"], val_log["loss"], label="val")
-        a2.plot(val_log["epoch"], val_log["acc"], label="val clip acc")
-        a2.plot(val_log["epoch"], val_log["video_acc"], label="val video acc")
-    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend()
-    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend()
-    fig.tight_layout()
-    out = result_path / "curves.png"
-    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-    return out
 
 
 # -------------------------------------------------------------------------------------- training
@@ -669,7 +637,9 @@ def train(cfg: TrainConfig) -> dict:
             print(f"{len(bad_videos)} unreadable video reads were skipped:")
             for message in sorted(set(bad_videos))[:20]:
                 print(f"  {message}")
-        metrics["curves"] = str(plot_curves(result))
+        curves = write_curves(result)
+        if curves is not None:
+            metrics["curves"] = str(curves)
         metrics["skipped_videos"] = sorted(set(bad_videos))
     gc.unfreeze()
     return metrics

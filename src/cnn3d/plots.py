@@ -1,0 +1,160 @@
+"""Figures worth reading: the confusion matrix, per-class accuracy, training curves.
+
+Each `*_figure` function builds a matplotlib Figure (tests inspect it); `save` writes it
+atomically. Confusion matrices are row-normalised (each true class sums to 1, so classes of
+different sizes compare), with a colour bar; cell values are printed up to 30 classes, tick
+labels up to 120 (the figure grows with the class count); above that the full matrix stays
+unlabelled and a second figure shows the 30 most-confused classes with their names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write
+
+VALUES_UP_TO = 30
+LABELS_UP_TO = 120
+MOST_CONFUSED = 30
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    _pyplot().close(fig)
+    return path
+
+
+def row_normalised(confusion) -> np.ndarray:
+    matrix = np.asarray(confusion, dtype=np.float64)
+    totals = matrix.sum(1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+def confusion_figure(confusion, class_names: list[str], title: str):
+    plt = _pyplot()
+    rates = row_normalised(confusion)
+    n = len(class_names)
+    side = min(40.0, max(6.0, 2.5 + 0.22 * n)) if n <= LABELS_UP_TO else 14.0
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= LABELS_UP_TO:
+        fontsize = 9 if n <= 30 else (8 if n <= 60 else 7)
+        ax.set_xticks(range(n), class_names, rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(n), class_names, fontsize=fontsize)
+    else:
+        ax.set_xticks([]), ax.set_yticks([])
+    if n <= VALUES_UP_TO:
+        for i in range(n):
+            for j in range(n):
+                if rates[i, j] > 0:
+                    colour = "white" if rates[i, j] > 0.5 else "black"
+                    ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center",
+                            fontsize=7 if n > 12 else 9, color=colour)  # fmt: skip
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def most_confused(confusion, k: int = MOST_CONFUSED) -> list[int]:
+    """The `k` classes whose videos are most often predicted as another class (rate)."""
+    rates = row_normalised(confusion)
+    errors = 1 - np.diag(rates)
+    errors[np.asarray(confusion).sum(1) == 0] = -1  # classes without videos last
+    return sorted(np.argsort(-errors, kind="stable")[:k].tolist())
+
+
+def per_class_figure(per_class: list[dict], title: str):
+    plt = _pyplot()
+    rows = sorted((r for r in per_class if r["videos"]), key=lambda r: r["accuracy"])
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(8, min(60.0, max(3.0, 0.6 + 0.18 * n))))
+    ax.barh(range(n), [r["accuracy"] for r in rows], color="tab:blue")
+    ax.set_yticks(range(n), [r["class"] for r in rows], fontsize=max(4, 9 - n // 60))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel("video top-1 accuracy")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def write_test_figures(out: Path, confusion, per_class: list[dict], names: list[str], title: str):
+    """confusion.png, per_class.png and, above LABELS_UP_TO classes, confusion_top30.png."""
+    written = [save(confusion_figure(confusion, names, title), out / "confusion.png")]
+    if len(names) > LABELS_UP_TO:
+        keep = most_confused(confusion)
+        sub = np.asarray(confusion)[np.ix_(keep, keep)]
+        fig = confusion_figure(
+            sub, [names[i] for i in keep], f"{title}: the {len(keep)} most-confused classes"
+        )
+        written.append(save(fig, out / f"confusion_top{MOST_CONFUSED}.png"))
+    written.append(save(per_class_figure(per_class, title), out / "per_class.png"))
+    return written
+
+
+def read_tsv(path: Path) -> dict[str, list[float]]:
+    if not path.exists():
+        return {}
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    if len(rows) < 2:
+        return {}
+    return {h: [float(r[i]) for r in rows[1:]] for i, h in enumerate(rows[0])}
+
+
+def curves_figure(train_log: dict, val_log: dict):
+    """Loss (linear and log scale) and accuracy per epoch, with markers, integer epochs."""
+    plt = _pyplot()
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    fig, (linear, log, accuracy) = plt.subplots(1, 3, figsize=(15, 4))
+    style = {"marker": "o", "markersize": 4}
+    for label, log_rows in (("train", train_log), ("val", val_log)):
+        if log_rows:
+            linear.plot(log_rows["epoch"], log_rows["loss"], label=f"{label} loss", **style)
+            log.plot(log_rows["epoch"], log_rows["loss"], label=f"{label} loss", **style)
+            accuracy.plot(log_rows["epoch"], log_rows["acc"], label=f"{label} clip acc", **style)
+    if val_log:
+        accuracy.plot(val_log["epoch"], val_log["video_acc"], label="val video top-1", **style)
+    log.set_yscale("log")
+    log.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    log.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    epochs = [int(e) for e in train_log.get("epoch", [])] or [1]
+    linear.set_title("loss")
+    log.set_title("loss (log scale)")
+    accuracy.set_title("accuracy")
+    accuracy.set_ylim(0, 1)
+    for ax in (linear, log, accuracy):
+        ax.set_xlabel("epoch")
+        if max(epochs) - min(epochs) <= 20:
+            ax.set_xticks(range(min(epochs), max(epochs) + 1))
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def write_curves(result_path: Path) -> Path | None:
+    """curves.png from train.log and val.log (None when no epoch has been logged)."""
+    train_log, val_log = read_tsv(result_path / "train.log"), read_tsv(result_path / "val.log")
+    if not train_log:
+        return None
+    return save(curves_figure(train_log, val_log), result_path / "curves.png")
