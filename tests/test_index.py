@@ -81,6 +81,13 @@ def test_every_layout_resolves_and_missing_are_named(tree):
     assert val[1].path.endswith("elsewhere/custom.webm")
     anet = val[2]  # seconds x fps: frames 5..9
     assert (anet.path.endswith("v_anet1.mp4"), anet.first_frame, anet.n_frames) == (True, 5, 5)
+    first = train[0]  # a Video built from the arrays
+    assert (first.video_id, first.label, first.first_frame, first.n_frames) == ("r1", 1, 0, None)
+    assert train[-1].video_id == "j1" and train[3].n_frames == 9
+    with pytest.raises(IndexError):
+        train[4]
+    with pytest.raises(IndexError):
+        train[-5]
     test, missing = index_subset(ann, "testing", tree)
     assert (len(test), test.labels.tolist(), missing) == (1, [-1], [])
 

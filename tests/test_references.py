@@ -60,28 +60,50 @@ def test_video_metrics_on_twelve_classes_by_hand():
         (0, 0, logits(c0=-30.0, c1=0.0)),
         # video 1, label 3: class 5 first, class 3 second: top-1 wrong, top-5 right
         (1, 3, logits(c5=3.0, c3=2.0, c6=1.5, c7=1.4, c8=1.3)),
-        # video 2, label 7: class 7 ranks 7th: top-1 and top-5 wrong
-        (2, 7, logits(c0=6.0, c1=5.0, c2=4.0, c3=3.0, c4=2.0, c5=1.0, c7=0.5)),
+        # video 2, label 7: class 7 ranks 6th: top-1 and top-5 wrong
+        (2, 7, logits(c0=6.0, c1=5.0, c2=4.0, c3=3.0, c4=2.0, c7=0.5)),
         # video 3, label 3: both clips right
         (3, 3, logits(c3=4.0, c2=1.0)),
         (3, 3, logits(c3=3.0, c9=2.0)),
+        # video 4, label 0: right (a second (0, 0) cell of the confusion matrix)
+        (4, 0, logits(c0=1.0)),
+        # video 6: unlabelled (a test-subset video): scored, but in no metric
+        (6, -1, logits(c2=5.0)),
     ]
-    acc = Accumulator(n_videos=4, n_classes=n)
-    for video, label, row in clips:
+    # video 5 (label 4) has no clip at all (unreadable): it is left out, not counted wrong
+    acc = Accumulator(n_videos=7, n_classes=n)
+    acc.add(  # two clips in one batch: the loss sums over clips, it does not average batches
+        torch.stack([clips[0][2], clips[1][2]]), torch.tensor([0, 0]), torch.tensor([0, 0])
+    )
+    for video, label, row in clips[2:]:
         acc.add(row[None], torch.tensor([label]), torch.tensor([video]))
     names = [f"class{i}" for i in range(n)]
-    m = compute_metrics(acc, torch.tensor([0, 3, 7, 3]), names)
-    assert m.n_videos == 4 and m.n_clips == 7
-    assert m.video_top1 == pytest.approx(2 / 4)
-    assert m.video_top5 == pytest.approx(3 / 4)
-    assert m.clip_top1 == pytest.approx(4 / 7)  # video 0's two clips, video 3's two clips
-    assert m.mean_class_accuracy == pytest.approx((1 + 0.5 + 0) / 3)
-    assert m.confusion[3][5] == 1 and m.confusion[3][3] == 1 and m.confusion[7][0] == 1
+    m = compute_metrics(acc, torch.tensor([0, 3, 7, 3, 0, 4, -1]), names)
+    assert m.n_videos == 5 and m.n_clips == 8
+    assert m.video_top1 == pytest.approx(3 / 5)
+    assert m.video_top5 == pytest.approx(4 / 5)
+    assert m.clip_top1 == pytest.approx(5 / 8)  # videos 0 (2 of 3), 3 (2), 4 (1)
+    assert m.mean_class_accuracy == pytest.approx((1 + 0.5 + 0) / 3)  # classes 0, 3, 7
+    assert m.confusion[0][0] == 2 and m.confusion[3][5] == 1 and m.confusion[3][3] == 1
+    assert m.confusion[7][0] == 1 and sum(map(sum, m.confusion)) == 5
+    assert m.per_class[4] == {
+        "class": "class4",
+        "videos": 0,
+        "correct": 0,
+        "accuracy": m.per_class[4]["accuracy"],
+    }
+    assert math.isnan(m.per_class[4]["accuracy"])
     logit_mean = torch.stack([row for video, _, row in clips if video == 0]).mean(0)
     assert int(logit_mean.argmax()) == 1 and int(acc.video_scores[0].argmax()) == 0
     # the loss is the mean cross-entropy of the labelled clips, in float64 here
-    want = np.mean([float(-torch.log_softmax(r.double(), 0)[label]) for _, label, r in clips])
+    want = np.mean(
+        [float(-torch.log_softmax(r.double(), 0)[label]) for _, label, r in clips if label >= 0]
+    )
     assert m.loss == pytest.approx(want, rel=1e-5)
+    empty = compute_metrics(Accumulator(2, n), torch.tensor([0, 1]), names)
+    assert empty.n_videos == 0 and empty.n_clips == 0
+    assert all(math.isnan(x) for x in (empty.video_top1, empty.video_top5, empty.loss))
+    assert math.isnan(empty.clip_top1) and math.isnan(empty.mean_class_accuracy)
 
 
 def coordinate_clip(t=2, h=32, w=48):
@@ -135,6 +157,13 @@ def test_corner_crop_boxes_and_the_flip_mirror():
         assert torch.equal(out, clip[:, :, top : top + 32, left : left + 32])
         seen.add(box)
     assert len(seen) == 3  # tl/bl share a box here, as do tr/br: left, centre, right
+    # scale 0.5: a square of half the short side (16 px), here left as it is by size 16
+    for seed in range(20):
+        out = T.multiscale_corner_crop(clip, 16, np.random.default_rng(seed), scales=(0.5,))
+        top, left, side_h, side_w = box_of(out.permute(1, 0, 2, 3).float())
+        assert (side_h, side_w) == (16, 16)
+        assert (top, left) in {(0, 0), (0, 32), (16, 0), (16, 32), (8, 16)}
+        assert torch.equal(out, clip[:, :, top : top + 16, left : left + 16])
     transform = T.TrainTransform(32, "center", True, IDENTITY)
     outs = [transform(clip, np.random.default_rng(seed)) for seed in range(20)]
     centre = clip[:, :, :, 8:40].permute(1, 0, 2, 3).float()

@@ -62,3 +62,13 @@ def test_normalisation_presets():
     assert torch.allclose(kin[1], torch.tensor((1 - 0.4051) / 0.2713))
     flow = T.normalize(clip[:, :2], PRESETS["0.5"])
     assert flow.shape == (2, 2, 4, 4) and torch.allclose(flow, torch.ones(()))
+
+
+def test_normalization_keeps_its_name_when_cut_to_flow_channels():
+    from cnn3d.normalization import Normalization
+
+    preset = PRESETS["kinetics"]
+    flow = preset.for_channels(2)
+    assert (flow.name, flow.mean, flow.std) == ("kinetics", preset.mean[:2], preset.std[:2])
+    assert flow.value_range == preset.value_range
+    assert Normalization.from_dict(PRESETS["hara2018"].to_dict()) == PRESETS["hara2018"]

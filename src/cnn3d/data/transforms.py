@@ -103,15 +103,16 @@ def random_resized_crop(
 
 
 def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
-    """View 0, 1 or 2 of a resized clip: left/centre/right (landscape) or top/centre/bottom."""
+    """View 0, 1 or 2 of a clip resized to short side `size`: left/centre/right (landscape) or
+    top/centre/bottom (portrait)."""
     h, w = clip.shape[-2:]
     if view == 1:
         return center_crop(clip, size)
+    if view not in (0, 2):
+        raise ValueError(f"three-crop views are 0, 1 and 2, not {view}")
     if w >= h:
-        left = (0, (w - size) // 2, w - size)[view]
-        return TF.crop(clip, (h - size) // 2, left, size, size)
-    top = (0, (h - size) // 2, h - size)[view]
-    return TF.crop(clip, top, (w - size) // 2, size, size)
+        return TF.crop(clip, (h - size) // 2, 0 if view == 0 else w - size, size, size)
+    return TF.crop(clip, 0 if view == 0 else h - size, (w - size) // 2, size, size)
 
 
 def normalize(clip: torch.Tensor, normalization: Normalization) -> torch.Tensor:
