@@ -174,6 +174,27 @@ def test_corner_crop_boxes_and_the_flip_mirror():
         assert o[1, 0, 0, 0] == 4 * 39 and o[1, 0, 0, 31] == 4 * 8
 
 
+def test_each_train_crop_mode_crops_as_named():
+    clip = coordinate_clip(h=32, w=48)
+
+    def boxes(crop, **options):
+        transform = T.TrainTransform(32, crop, False, IDENTITY, **options)
+        outs = [transform(clip, np.random.default_rng(seed)) for seed in range(24)]
+        # the crop's extent in source pixels, read from the coordinates it holds
+        return [
+            (round(float(o[1, 0].max() - o[1, 0].min()) / 4), int(o[1, 0, 0, 0]) // 4) for o in outs
+        ]
+
+    assert set(boxes("center")) == {(31, 8)}  # always the central 32x32 square
+    corner = boxes("corner")  # squares of 32, 26, 22, 19, 16 px at 5 positions
+    assert {extent for extent, _ in corner} >= {31, 15} and len(set(corner)) > 4
+    random = boxes("random", crop_scale=(0.25, 0.25), crop_ratio=(1.0, 1.0))
+    # a quarter of the area at aspect 1: a square of sqrt(32 * 48 / 4) = 19.6 px, anywhere
+    assert {extent for extent, _ in random} <= {18, 19, 20} and len(set(random)) > 4
+    multiscale = boxes("multiscale_random")
+    assert len({extent for extent, _ in multiscale}) > 2
+
+
 def test_shortcut_a_passes_gradient_to_its_input():
     # Zero the residual branch: the block's output is relu(shortcut(x)), so any gradient that
     # reaches x came through the shortcut (the original detached it: zero gradient).
@@ -327,6 +348,22 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
     ]
     assert [t["score"] for t in entry["top_k"]] == pytest.approx(
         sorted(video_probs.tolist(), reverse=True), abs=1e-4
+    )
+    # `test` on the same video: the original's result JSON holds the video-level top-k
+    root = tmp_path / "videos"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "v.mp4").write_bytes(video.read_bytes())
+    write_annotations(
+        tmp_path / "ann.json", Annotations(["a", "b", "c", "d"], [Entry("v", "validation", "a")])
+    )
+    argv = ["test", "--video-path", str(root), "--annotation-path", str(tmp_path / "ann.json")]
+    argv += ["--result-path", str(tmp_path / "t"), "--topk", "3", "--workers", "0", *args]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "t" / "validation.json").read_text())["results"]
+    order = video_probs.argsort(descending=True)[:3].tolist()
+    assert [r["label"] for r in results["v"]] == ["abcd"[i] for i in order]
+    assert [r["score"] for r in results["v"]] == pytest.approx(
+        video_probs[order].tolist(), abs=1e-4
     )
     saved = np.load(tmp_path / "f" / "v.npy")
     np.testing.assert_allclose(saved, features.numpy(), rtol=1e-3, atol=1e-4)
