@@ -166,3 +166,12 @@ def test_an_annotation_naming_the_avi_finds_the_frame_folder_or_hdf5(tree, tmp_p
         "1 training video(s) the annotation file names in another form were found as .hdf5 files",
     ]
     assert (index.first_frames[0], index.n_frames[0]) == (0, 7)
+
+
+def test_subsets_spelled_short_and_the_single_video_lookup(tree):
+    ann = Annotations(["Run"], [Entry("r1", "train", "Run"), Entry("r2", "val", "Run")])
+    assert len(index_subset(ann, "training", tree)[0]) == 1
+    assert len(index_subset(ann, "validation", tree)[0]) == 1
+    assert sources.find_video(tree, "Run", "r2") == tree / "Run" / "r2.MKV"
+    assert sources.find_video(tree, None, "t1") == tree / "test" / "t1.mp4"
+    assert sources.find_video(tree, "Run", "nope") is None

@@ -104,7 +104,7 @@ class Annotations:
         subset = SUBSETS.get(subset, subset)
         if self._entries is not None:
             for e in self._entries:
-                if e.subset == subset:
+                if e.subset == subset or SUBSETS.get(e.subset) == subset:
                     segments = e.extra.get("annotations")
                     segments = segments if isinstance(segments, list) else None
                     yield Row(
@@ -113,7 +113,8 @@ class Annotations:
                     )  # fmt: skip
             return
         for video_id, item in self._database.items():
-            if item.get("subset") != subset:
+            found = item.get("subset")
+            if found != subset and SUBSETS.get(found) != subset:  # also "train", "val", "test"
                 continue
             ann = item.get("annotations") or {}
             if isinstance(ann, list):

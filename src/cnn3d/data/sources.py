@@ -422,3 +422,13 @@ def probe(path: str | os.PathLike) -> tuple[int, float | None]:
     Video files: one pass over the packets, no decoding."""
     source = open_source(path)
     return source.n_frames, getattr(source, "fps", None)
+
+
+def find_video(root, label: str | None, video_id: str) -> Path | None:
+    """The original layouts: `<root>/<label>/<id>` (frames), `<id>.hdf5` or `<id>.<video ext>`
+    (`test/<id>` when unlabelled), else `<root>/<id>...`. For many videos, `index.index_subset`
+    does the same with one folder listing per class."""
+    from .index import FolderListing, find_entry
+
+    hit = find_entry(FolderListing(), str(root), video_id, label)
+    return None if hit is None else Path(root) / hit[0]
