@@ -112,3 +112,35 @@ def test_decode_time_downscaling_keeps_frames_exact(tmp_path):
         assert min(clip.shape[1:3]) >= 40 and max(clip.shape[1:3]) < 256
         assert [read_code(f) for f in clip] == positions, positions
     source.close()
+
+
+@pytest.mark.parametrize("degrees,container", [(-90, "mp4"), (90, "mov"), (180, "mkv")])
+def test_phone_videos_are_turned_upright(tmp_path, degrees, container):
+    # stored sideways with a display rotation, as phones write portrait video; the frames come
+    # out as they are shown (ffmpeg's command line, and so the original's frames, do the same)
+    import av
+
+    frames = frames_with_code(20, 48, 64)
+    path = tmp_path / f"phone.{container}"
+    fmt = {"mkv": "matroska"}.get(container, container)
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for array in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        out.mux(stream.encode())
+    stored = decode_every_frame(path)  # as coded: 48 x 64
+    turn = {-90: -1, 90: 1, 180: 2}[degrees]  # counter-clockwise quarter turns
+    source = VideoFileSource(path)
+    clip = frames_of(source.read([3, 17]))
+    assert clip.shape[1:3] == ((48, 64) if degrees == 180 else (64, 48))
+    for k, p in enumerate([3, 17]):
+        assert np.array_equal(clip[k], np.rot90(stored[p], turn))
+    source.close()
+    dst = tmp_path / "frames"
+    (tmp_path / "in" / "A").mkdir(parents=True)
+    path.rename(tmp_path / "in" / "A" / path.name)
+    assert main(["prepare", "frames", str(tmp_path / "in"), str(dst), "--short-side", "0"]) == 0
+    folder = open_source(dst / "A" / "phone")
+    assert folder.read([0]).shape[-2:] == clip.shape[1:3]

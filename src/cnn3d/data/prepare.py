@@ -28,7 +28,7 @@ from ..files import (
     output_name,
     walk_videos,
 )
-from .sources import VideoReadError
+from .sources import VideoReadError, upright
 
 FORMATS = ("jpg", "hdf5", "mp4")
 
@@ -71,13 +71,14 @@ def write_video(path, frames: np.ndarray, fps: float = 30, gop: int = 16, crf: i
 
 def _resize_short(frame, short_side: int | None) -> np.ndarray:
     if not short_side:
-        return frame.to_ndarray(format="rgb24")
+        return upright(frame, frame.to_ndarray(format="rgb24"))
     w, h = frame.width, frame.height
     if h <= w:
         nh, nw = short_side, round(w * short_side / h)
     else:
         nw, nh = short_side, round(h * short_side / w)
-    return frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
+    array = frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
+    return upright(frame, array)
 
 
 def decode_all(path: Path, short_side: int | None = None) -> tuple[list[np.ndarray], float]:

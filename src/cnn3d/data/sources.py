@@ -401,8 +401,19 @@ class VideoFileSource:
             # let swscale shrink very large frames while converting (never below the short side)
             factor = min(frame.width, frame.height) / self.min_short_side
             w, h = round(frame.width / factor), round(frame.height / factor)
-            return frame.to_ndarray(format="rgb24", width=w - w % 2, height=h - h % 2)
-        return frame.to_ndarray(format="rgb24")
+            array = frame.to_ndarray(format="rgb24", width=w - w % 2, height=h - h % 2)
+        else:
+            array = frame.to_ndarray(format="rgb24")
+        return upright(frame, array)
+
+
+def upright(frame, array: np.ndarray) -> np.ndarray:
+    """The frame as it is meant to be shown: turned as the file's display matrix says (phone
+    videos shot upright are stored sideways with a rotation), as ffmpeg's command line does."""
+    quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    if not quarter_turns:
+        return array
+    return np.ascontiguousarray(np.rot90(array, quarter_turns))  # counter-clockwise
 
 
 def open_source(path, min_short_side: int | None = None):
