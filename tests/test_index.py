@@ -175,3 +175,27 @@ def test_subsets_spelled_short_and_the_single_video_lookup(tree):
     assert sources.find_video(tree, "Run", "r2") == tree / "Run" / "r2.MKV"
     assert sources.find_video(tree, None, "t1") == tree / "test" / "t1.mp4"
     assert sources.find_video(tree, "Run", "nope") is None
+
+
+def test_segments_not_starting_at_the_first_frame(tree):
+    ann = Annotations(
+        ["Jump", "Run"],
+        [
+            Entry("r3", "training", "Run", segment=(3, 8)),  # frame folder, 1-based: 2..6
+            Entry("j1", "training", "Jump", segment=(2, 9)),  # HDF5, 0-based: 2..8
+            Entry("r1", "training", "Run", segment=(5, 5)),  # empty: listed as missing
+            Entry("r2", "training", "Run", extra={"n_frames": 10}),
+            Entry(  # ActivityNet without fps: 30 assumed; a tiny segment still has a frame
+                "anet1", "training", "Jump",
+                extra={"annotations": [{"label": "Jump", "segment": [1.0, 1.001]}]},
+            ),
+            Entry("j.2", "training", "Jump", video_path="Jump/j.2.avi"),  # dotted stem
+        ],
+    )  # fmt: skip
+    index, missing = index_subset(ann, "training", tree)
+    assert missing == ["r1"]
+    assert [index.paths[i] for i in range(len(index))] == [
+        "Run/r3", "Jump/j1.hdf5", "Run/r2.MKV", "v_anet1.mp4", "Jump/j.2.mp4",
+    ]  # fmt: skip
+    assert index.first_frames.tolist() == [2, 2, 0, 30, 0]
+    assert index.n_frames.tolist() == [5, 7, 10, 1, -1]

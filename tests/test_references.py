@@ -370,3 +370,17 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "f" / "v.mean.npy"), features.mean(0).numpy(), rtol=1e-3, atol=1e-4
     )
+
+
+def test_top_k_and_clip_accuracy_of_a_mixed_batch():
+    from cnn3d.evaluate import top_k
+
+    scores = torch.tensor([0.1, 0.5, 0.3, 0.1])
+    names = ["a", "b", "c", "d"]
+    assert [t["label"] for t in top_k(scores, names, 1)] == ["b"]
+    assert [t["label"] for t in top_k(scores, names, 2)] == ["b", "c"]
+    assert len(top_k(scores, names, 0)) == 4 and len(top_k(scores, names, 9)) == 4
+    acc = Accumulator(n_videos=2, n_classes=4)
+    logits = torch.tensor([[0.0, 5.0, 0.0, 0.0], [0.0, 0.0, 0.0, 5.0], [5.0, 0.0, 0.0, 0.0]])
+    acc.add(logits, torch.tensor([1, 3, 2]), torch.tensor([0, 0, 1]))  # right, right, wrong
+    assert acc.clip_correct == 2 and acc.n_clips == 3

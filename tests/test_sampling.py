@@ -58,3 +58,12 @@ def test_errors_and_subsample():
     with pytest.raises(ValueError):
         s.even_clips(10, 4, 0)
     assert list(s.subsample(7, 3)) == [0, 3, 6]
+
+
+def test_a_one_frame_video_gives_loop_padded_clips():
+    from cnn3d.data import sampling
+
+    assert sampling.clip_at(0, 1, 4).tolist() == [0, 0, 0, 0]
+    assert [c.tolist() for c in sampling.even_clips(1, 3, 2)] == [[0, 0, 0], [0, 0, 0]]
+    assert [c.tolist() for c in sampling.sliding_clips(1, 3)] == [[0, 0, 0]]
+    assert sampling.random_clip(1, 2, 1, np.random.default_rng(0)).tolist() == [0, 0]
