@@ -137,3 +137,46 @@ def test_every_common_container_is_found_and_others_are_counted(tmp_path, capsys
     folder = dst / "B" / "upper"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     assert stat.S_IMODE((folder / "image_00001.jpg").stat().st_mode) == 0o644
+
+
+def test_a_changed_source_replaces_its_frame_folder_whole(tmp_path, capsys):
+    src, dst = tmp_path / "src", tmp_path / "out"
+    write_mp4(src / "Run" / "a.mp4", frames_with_code(12))
+    args = ["prepare", "frames", str(src), str(dst), "--short-side", "0"]
+    assert main(args) == 0
+    write_mp4(src / "Run" / "a.mp4", frames_with_code(20)[14:])  # shorter, other frames
+    os.utime(src / "Run" / "a.mp4", ns=(5, 5))
+    assert main(args) == 0
+    assert codes_of(dst / "Run" / "a") == list(range(14, 20))  # no frame of the old one left
+    assert sorted(p.name for p in (dst / "Run").iterdir()) == ["a"]  # no temporary folders
+
+
+def test_atomic_writes_keep_the_old_file_on_failure_and_use_the_umask(tmp_path):
+    from cnn3d.files import SourceStamp, StampLog, atomic_write
+
+    target = tmp_path / "out.bin"
+    old = os.umask(0o022)
+    try:
+        atomic_write(target, lambda tmp: open(tmp, "wb").write(b"first"))
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+        def broken(tmp):
+            open(tmp, "wb").write(b"half")
+            raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            atomic_write(target, broken)
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    log = tmp_path / "deep" / "stamps.tsv"  # its folder is made as needed
+    stamps = StampLog(log)
+    stamp = SourceStamp("/v/a.mp4", 10, 20)
+    stamps.record("Run/a", stamp)
+    with open(log, "a") as f:
+        f.write("Run/b\t/v/b.mp4\t1")  # a line torn by a kill
+    again = StampLog(log)
+    assert again.is_done("Run/a", stamp) and not again.is_done(
+        "Run/b", SourceStamp("/v/b.mp4", 1, 2)
+    )
+    assert SourceStamp.of(target).path == str(target.resolve())
