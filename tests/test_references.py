@@ -384,3 +384,17 @@ def test_top_k_and_clip_accuracy_of_a_mixed_batch():
     logits = torch.tensor([[0.0, 5.0, 0.0, 0.0], [0.0, 0.0, 0.0, 5.0], [5.0, 0.0, 0.0, 0.0]])
     acc.add(logits, torch.tensor([1, 3, 2]), torch.tensor([0, 0, 1]))  # right, right, wrong
     assert acc.clip_correct == 2 and acc.n_clips == 3
+
+
+def test_random_resized_crop_reaches_every_edge_and_falls_back_to_the_centre():
+    clip = coordinate_clip(h=32, w=48)
+    lefts, tops = set(), set()
+    for seed in range(300):
+        out = T.random_resized_crop(clip, 16, np.random.default_rng(seed), (1 / 6, 1 / 6), (1, 1))
+        top, left, _, _ = box_of(out.permute(1, 0, 2, 3).float())  # a 16 x 16 square: no resize
+        assert torch.equal(out, clip[:, :, top : top + 16, left : left + 16])
+        lefts.add(left), tops.add(top)
+    assert lefts == set(range(0, 33)) and tops == set(range(0, 17))  # 48-16 and 32-16 included
+    # no box of the whole area at aspect 2 fits a 32 x 48 clip: the central square, resized
+    out = T.random_resized_crop(clip, 32, np.random.default_rng(0), (1.0, 1.0), (2.0, 2.0))
+    assert torch.equal(out, clip[:, :, :, 8:40])
