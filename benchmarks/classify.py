@@ -30,7 +30,7 @@ from cnn3d.data.synthetic import render_video
 from cnn3d.infer import run_model
 from cnn3d.models import build_model
 from cnn3d.normalization import PRESETS
-from cnn3d.train import default_amp
+from cnn3d.precision import default_amp
 
 FPS = 25
 

@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.models.video import resnet as tv
 
 from cnn3d.models import build_model, count_parameters
-from cnn3d.train import autocast, default_amp
+from cnn3d.precision import autocast, default_amp
 
 
 class HaraStem(nn.Sequential):

@@ -18,7 +18,7 @@ from .data.dataset import Video, VideoDataset, collate_clips, worker_init
 from .data.transforms import EvalTransform
 from .evaluate import top_k, write_json
 from .files import OutputCollision, atomic_write, find_collisions, output_name, walk_videos
-from .train import autocast
+from .precision import autocast
 
 
 @dataclass

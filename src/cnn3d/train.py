@@ -5,12 +5,10 @@ gloo on CPU; only rank 0 writes; metrics are summed over ranks).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +30,7 @@ from .models import build_model, load_model
 from .models.checkpoint import CheckpointError, read_file, unwrap_state_dict
 from .normalization import get_normalization
 from .plots import write_curves
+from .precision import amp_dtype, autocast, default_amp, precision_name  # noqa: F401
 
 
 class TrainingError(RuntimeError):
@@ -107,33 +106,6 @@ def setup_distributed(device: torch.device | None) -> tuple[int, int, torch.devi
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); without it bf16 is slower
-    than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-def default_amp(device: torch.device) -> bool:
-    """Mixed precision by default on GPUs and on CPUs with native bf16."""
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-
-
-def amp_dtype(device: torch.device, enabled: bool | None) -> torch.dtype | None:
-    """bf16 (CPU, and GPUs that have it), fp16 on older GPUs, or None for fp32.
-    `enabled=None` means `default_amp(device)`."""
-    if enabled is None:
-        enabled = default_amp(device)
-    if not enabled:
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
-
 class GracefulStop:
     """The first Ctrl-C asks training to stop after the step in progress (so the loader and its
     workers shut down in order); a second one stops at once. Single-process runs only: DDP ranks
@@ -161,23 +133,6 @@ class GracefulStop:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-
-
-def precision_name(device: torch.device, enabled: bool | None) -> str:
-    dtype = amp_dtype(device, enabled)
-    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
-
-
-def autocast(device: torch.device, enabled: bool | None):
-    """The autocast context of `amp_dtype`, or nothing.
-
-    bf16 CPU training is right and reproducible only with cnn3d's `Conv3d` (see models/conv.py);
-    plain nn.Conv3d on this PyTorch build gets some weight gradients wrong.
-    """
-    dtype = amp_dtype(device, enabled)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 class ShardSampler(Sampler):
