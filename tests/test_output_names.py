@@ -56,3 +56,30 @@ def test_verbose_names_the_skipped_files(tmp_path, checkpoint, capsys):
     assert rc == 0
     captured = capsys.readouterr()
     assert "v.MP4" in captured.out and "skipped: " in captured.err and "readme.md" in captured.err
+
+
+def test_list_files_window_stride_and_broken_inputs(tmp_path, checkpoint, capsys):
+    import json
+
+    src = tmp_path / "in"
+    write_mp4(src / "a" / "one.mp4", frames_with_index(32, 48, 64, seed=1))
+    write_mp4(src / "two.mp4", frames_with_index(20, 48, 64, seed=2))
+    (src / "bad.mp4").write_text("not a video")
+    listing = src / "videos.LST"
+    listing.write_text(f"a/one.mp4\n{src / 'two.mp4'}\nbad.mp4\n")
+    out = tmp_path / "out.json"
+    argv = ["classify", str(listing), str(tmp_path / "gone.txt"), "--checkpoint", str(checkpoint)]
+    rc = main([*argv, "-o", str(out), "--window-stride", "8", "--topk", "2"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "gone.txt" in err and err.count("bad.mp4:") == 1 and "2 input(s)" in err
+    entries = {e["video"]: e for e in json.loads(out.read_text())}
+    assert set(entries) == {str(src / "a" / "one.mp4"), str(src / "two.mp4")}
+    one = entries[str(src / "a" / "one.mp4")]
+    # 32 frames, 16-frame windows every 8 frames: [1-16], [9-24], [17-32]
+    assert [c["segment"] for c in one["clips"]] == [[1, 16], [9, 24], [17, 32]]
+    assert one["label"] == one["top_k"][0]["label"]
+    feats = tmp_path / "feats"
+    assert main(["features", str(listing), "--checkpoint", str(checkpoint), "-o", str(feats)]) == 1
+    # named as the list writes them: relative lines keep their folders, absolute ones their name
+    assert (feats / "a" / "one.npy").exists() and (feats / "two.npy").exists()
