@@ -102,9 +102,10 @@ class Annotations:
     def rows(self, subset: str) -> Iterator[Row]:
         """The subset's entries as `Row`s, in file order."""
         subset = SUBSETS.get(subset, subset)
+        spellings = {subset} | {k for k, v in SUBSETS.items() if v == subset}  # "val", ...
         if self._entries is not None:
             for e in self._entries:
-                if e.subset == subset or SUBSETS.get(e.subset) == subset:
+                if e.subset in spellings:
                     segments = e.extra.get("annotations")
                     segments = segments if isinstance(segments, list) else None
                     yield Row(
@@ -113,8 +114,7 @@ class Annotations:
                     )  # fmt: skip
             return
         for video_id, item in self._database.items():
-            found = item.get("subset")
-            if found != subset and SUBSETS.get(found) != subset:  # also "train", "val", "test"
+            if item.get("subset") not in spellings:
                 continue
             ann = item.get("annotations") or {}
             if isinstance(ann, list):
