@@ -398,3 +398,18 @@ def test_random_resized_crop_reaches_every_edge_and_falls_back_to_the_centre():
     # no box of the whole area at aspect 2 fits a 32 x 48 clip: the central square, resized
     out = T.random_resized_crop(clip, 32, np.random.default_rng(0), (1.0, 1.0), (2.0, 2.0))
     assert torch.equal(out, clip[:, :, :, 8:40])
+
+
+def test_resize_truncates_the_long_side_and_matches_pil_bilinear():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for (w, h), want in {(640, 272): (263, 112), (320, 240): (149, 112), (1280, 720): (199, 112),
+                         (240, 320): (112, 149)}.items():  # fmt: skip
+        coarse = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+        image = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC))
+        clip = torch.from_numpy(image).permute(2, 0, 1)[None]
+        out = T.resize_short_side(clip, 112)[0].permute(1, 2, 0).numpy().astype(int)
+        reference = np.asarray(Image.fromarray(image).resize(want, Image.BILINEAR)).astype(int)
+        assert out.shape[:2] == reference.shape[:2] == (want[1], want[0])
+        assert np.abs(out - reference).max() <= 1, (w, h)

@@ -22,14 +22,16 @@ CORNERS = ("c", "tl", "tr", "bl", "br")
 
 
 def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize so that the shorter side is `size` (bilinear, antialiased), keeping the aspect."""
+    """Resize so that the shorter side is `size` (bilinear, antialiased: PIL's BILINEAR within one
+    grey level). The long side is `int(size * long / short)`, truncated, as the original's PIL
+    `Scale` and the 2020 code's torchvision `Resize` compute it (640x272 -> 263x112)."""
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
     if h <= w:
-        new = (size, max(1, round(w * size / h)))
+        new = (size, max(1, int(size * w / h)))
     else:
-        new = (max(1, round(h * size / w)), size)
+        new = (max(1, int(size * h / w)), size)
     return TF.resize(clip, list(new), antialias=True)
 
 
