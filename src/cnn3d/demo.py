@@ -122,7 +122,7 @@ def run_demo(out: Path, epochs: int = 12) -> int:
     print("\n=== cnn3d demo ===")
     print(f"training run:   {run} (train.log, val.log, curves.png, best.pth, last.pth)")
     print(
-        f"test results:   {out / 'test'} (validation.json, metrics.json, per_class.csv, confusion.png)"
+        f"test results:   {out / 'test'} (validation.json, metrics.json, per_class.csv, per_class.png, confusion.png)"
     )
     print(f"classified:     {out / 'classify.json'}")
     print(f"features:       {out / 'features'}")
