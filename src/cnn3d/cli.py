@@ -71,9 +71,9 @@ def _finish_annotations(annotations, args, out_path) -> None:
         )
     write_annotations(out_path, annotations)
     if annotations.skipped_files:
-        from .files import Walk
+        from .files import describe_skipped
 
-        print(Walk([], annotations.skipped_files).describe_skipped(getattr(args, "verbose", False)))
+        print(describe_skipped(annotations.skipped_files, getattr(args, "verbose", False)))
     counts = {s: len(annotations.subset(s)) for s in ("training", "validation", "testing")}
     print(
         f"{out_path}: {len(annotations.labels)} classes, "
@@ -90,7 +90,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     kind = args.kind
     if kind == "frames":
         from .data.prepare import prepare_frames
-        from .files import Walk
+        from .files import describe_skipped
 
         report = prepare_frames(
             args.src, args.dst, args.format, args.short_side or None, args.jobs, args.quality
@@ -100,7 +100,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"done, {len(report.failures)} failed"
         )
         if report.skipped_files:
-            print(Walk([], report.skipped_files).describe_skipped(args.verbose))
+            print(describe_skipped(report.skipped_files, args.verbose))
         for failure in report.failures:
             print(f"  failed: {failure}", file=sys.stderr)
         return 1 if report.failures else 0

@@ -203,12 +203,12 @@ def _report_failures(failures, problems) -> int:
 
 def _infer(args: argparse.Namespace, want_features: bool):
     """Load the checkpoint and run it over every input; (model, results, failures, problems)."""
-    from .files import Walk
+    from .files import describe_skipped
     from .infer import check_output_names, collect_inputs, run_model
 
     inputs = collect_inputs(args.inputs)
     if inputs.skipped:
-        print(Walk([], inputs.skipped).describe_skipped(args.verbose), file=sys.stderr)
+        print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
     if want_features:  # refuse colliding outputs before any work
         check_output_names(inputs.names, inputs.paths, "features")
     model = _load_for_inference(args, need_names=not want_features)

@@ -35,15 +35,16 @@ class Walk:
     videos: list[Path]
     skipped: list[Path]
 
-    def describe_skipped(self, verbose: bool = False) -> str:
-        """One line (or, verbose, one per file) saying what was not taken as a video."""
-        if not self.skipped:
-            return ""
-        suffixes = sorted({p.suffix.lower() or "(no extension)" for p in self.skipped})
-        line = f"skipped {len(self.skipped)} non-video file(s) ({', '.join(suffixes[:8])})"
-        if verbose:
-            return "\n".join([line] + [f"  skipped: {p}" for p in self.skipped])
-        return line + "; --verbose names them"
+
+def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
+    """One line (or, verbose, one per file) saying which files were not taken as videos."""
+    if not skipped:
+        return ""
+    suffixes = sorted({p.suffix.lower() or "(no extension)" for p in skipped})
+    line = f"skipped {len(skipped)} non-video file(s) ({', '.join(suffixes[:8])})"
+    if verbose:
+        return "\n".join([line] + [f"  skipped: {p}" for p in skipped])
+    return line + "; --verbose names them"
 
 
 def walk_videos(root: str | os.PathLike) -> Walk:

@@ -152,14 +152,13 @@ class FolderListing:
             self._folders[folder] = names
         return self._folders[folder]
 
-    def lookup(self, folder: str, video_id: str) -> tuple[str, bool] | None:
-        """The entry that holds `video_id` in `folder`: a frame folder named `video_id`, else
-        `video_id.hdf5`/`.h5`, else `video_id.<video extension>` (any case), in that order."""
+    def _stems_of(self, folder: str) -> dict[str, str]:
+        """{video id: the name that holds it} for a folder: a frame folder named like the id,
+        else `<id>.hdf5`/`.h5`, else `<id>.<video extension>` (any case), in that order."""
         if folder not in self._stems:
-            names = self.names(folder)
             rank = {s: k for k, s in enumerate(HDF5_SUFFIXES + VIDEO_SUFFIXES, start=1)}
             best: dict[str, tuple[int, str]] = {}
-            for name, is_dir in names.items():
+            for name, is_dir in self.names(folder).items():
                 if is_dir:
                     key, priority = name, 0
                 else:
@@ -171,7 +170,11 @@ class FolderListing:
                 if key not in best or priority < best[key][0]:
                     best[key] = (priority, name)
             self._stems[folder] = {key: name for key, (_, name) in best.items()}
-        name = self._stems[folder].get(video_id)
+        return self._stems[folder]
+
+    def lookup(self, folder: str, video_id: str) -> tuple[str, bool] | None:
+        """(name, is a frame folder) of the entry that holds `video_id` in `folder`, or None."""
+        name = self._stems_of(folder).get(video_id)
         return None if name is None else (name, self._folders[folder][name])
 
     def relative_map(self, root: str, folder: str) -> dict[str, tuple[str, bool]]:
@@ -179,11 +182,10 @@ class FolderListing:
         key = f"{root}\0{folder}"
         if key not in self._relative:
             path = os.path.join(root, folder)
-            self.lookup(path, "")  # builds the folder's stems
-            names = self._folders[path]
+            names = self.names(path)
             self._relative[key] = {
                 video_id: (f"{folder}/{name}", names[name])
-                for video_id, name in self._stems[path].items()
+                for video_id, name in self._stems_of(path).items()
             }
         return self._relative[key]
 

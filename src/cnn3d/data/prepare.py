@@ -160,10 +160,6 @@ def run_job(job: Job) -> str | None:
         return f"{job.src}: {type(error).__name__}: {error}"
 
 
-def list_videos(root: Path) -> list[Path]:
-    return walk_videos(root).videos
-
-
 @dataclass
 class PrepareReport:
     converted: int
