@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 
 import cnn3d.models
 from cnn3d.cli import main
@@ -138,13 +139,14 @@ def test_three_crop_views_and_centre_crop_are_exact_boxes():
 
 def test_corner_crop_boxes_and_the_flip_mirror():
     h, w, s = 32, 48, 20
-    assert {p: T.crop_box(h, w, s, s, p) for p in ("c", "tl", "tr", "bl", "br")} == {
-        "c": (6, 14),
-        "tl": (0, 0),
-        "tr": (0, 28),
-        "bl": (12, 0),
-        "br": (12, 28),
+    assert {p: T.corner_box(h, w, s, p) for p in ("c", "tl", "tr", "bl", "br")} == {
+        "c": (6, 14, 20),
+        "tl": (0, 0, 20),
+        "tr": (0, 28, 20),
+        "bl": (12, 0, 20),
+        "br": (12, 28, 20),
     }
+    assert T.corner_box(h, w, 21, "c") == (6, 14, 20)  # 16 - 10, 24 - 10: the odd pixel lost
     # at scale 1 the square is the short side and the resize keeps it: every draw is one of
     # the five exact boxes, and all five are drawn
     clip = coordinate_clip(h=h, w=w)
@@ -395,9 +397,17 @@ def test_random_resized_crop_reaches_every_edge_and_falls_back_to_the_centre():
         assert torch.equal(out, clip[:, :, top : top + 16, left : left + 16])
         lefts.add(left), tops.add(top)
     assert lefts == set(range(0, 33)) and tops == set(range(0, 17))  # 48-16 and 32-16 included
-    # no box of the whole area at aspect 2 fits a 32 x 48 clip: the central square, resized
-    out = T.random_resized_crop(clip, 32, np.random.default_rng(0), (1.0, 1.0), (2.0, 2.0))
+    # no square of the whole area fits a 32 x 48 clip: torchvision's fallback, the whole frame
+    # narrowed to the largest ratio (1): the central 32 x 32 square
+    out = T.random_resized_crop(clip, 32, np.random.default_rng(0), (1.0, 1.0), (1.0, 1.0))
     assert torch.equal(out, clip[:, :, :, 8:40])
+    # ... the whole frame when its own ratio (1.5) is in range
+    out = T.random_resized_crop(clip, 16, np.random.default_rng(0), (1.0, 1.0), (0.75, 1.6))
+    assert torch.equal(out, TF.resize(clip, [16, 16], antialias=True))
+    # ... and a box of the frame's full width at the smallest ratio when the frame is taller
+    tall = coordinate_clip(h=48, w=24)  # ratio 0.5 < 0.75: 24 wide, round(24 / 0.75) = 32 high
+    out = T.random_resized_crop(tall, 32, np.random.default_rng(0), (1.0, 1.0), (0.75, 1.0))
+    assert torch.equal(out, TF.resize(tall[:, :, 8:40, :], [32, 32], antialias=True))
 
 
 def test_resize_truncates_the_long_side_and_matches_pil_bilinear():

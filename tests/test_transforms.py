@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from cnn3d.data import transforms as T
@@ -28,11 +29,14 @@ def test_multiscale_corner_crop_boxes():
         out = T.multiscale_corner_crop(clip, 60, np.random.default_rng(seed))
         seen.add(out[0, 0, 0, 0].item())
     assert len(seen) > 5  # different scales/corners were drawn
-    # scale 1 at top-left is exactly the left 60x60 square
-    box = T.crop_box(60, 80, 60, 60, "tl")
-    assert box == (0, 0)
-    assert T.crop_box(60, 80, 30, 30, "br") == (30, 50)
-    assert T.crop_box(60, 80, 30, 30, "c") == (15, 25)
+    # the original's MultiScaleCornerCrop boxes (top, left, side), worked out by hand
+    assert T.corner_box(60, 80, 60, "tl") == (0, 0, 60)
+    assert T.corner_box(60, 80, 30, "br") == (30, 50, 30)
+    assert T.corner_box(60, 80, 30, "c") == (15, 25, 30)
+    # centre of an odd side: side // 2 either side of (h // 2, w // 2), one pixel lost
+    assert T.corner_box(240, 320, 201, "c") == (20, 60, 200)
+    with pytest.raises(ValueError, match="crop position"):
+        T.corner_box(60, 80, 30, "middle")
 
 
 def test_flip_applies_to_all_frames():

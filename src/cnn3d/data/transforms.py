@@ -39,32 +39,28 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(clip, [size, size])
 
 
-def crop_box(height: int, width: int, side_h: int, side_w: int, position: str) -> tuple[int, int]:
-    """Top-left corner of a box at `position` (c, tl, tr, bl, br)."""
-    top = {
-        "c": (height - side_h) // 2,
-        "tl": 0,
-        "tr": 0,
-        "bl": height - side_h,
-        "br": height - side_h,
-    }
-    left = {
-        "c": (width - side_w) // 2,
-        "tl": 0,
-        "tr": width - side_w,
-        "bl": 0,
-        "br": width - side_w,
-    }
-    return top[position], left[position]
+def corner_box(height: int, width: int, side: int, position: str) -> tuple[int, int, int]:
+    """(top, left, side) of the multi-scale corner crop's square at `position` (c, tl, tr, bl,
+    br), with the original's arithmetic: the centre square is `side // 2` either side of
+    `(h // 2, w // 2)`, so an odd side loses one pixel (201 -> 200)."""
+    if position == "c":
+        half = side // 2
+        return height // 2 - half, width // 2 - half, 2 * half
+    if position not in CORNERS:
+        raise ValueError(f"crop position must be one of {', '.join(CORNERS)}, not {position!r}")
+    top = 0 if position[0] == "t" else height - side
+    left = 0 if position[1] == "l" else width - side
+    return top, left, side
 
 
 def multiscale_corner_crop(
     clip: torch.Tensor, size: int, rng: np.random.Generator, scales=MULTISCALE, positions=CORNERS
 ) -> torch.Tensor:
-    """A square of a random scale of the short side at the centre or a corner, resized to size."""
+    """A square of side `int(short side * scale)` (a random scale) at the centre or a corner (a
+    random position), resized to size x size."""
     h, w = clip.shape[-2:]
     side = int(min(h, w) * scales[rng.integers(len(scales))])
-    top, left = crop_box(h, w, side, side, positions[rng.integers(len(positions))])
+    top, left, side = corner_box(h, w, side, positions[rng.integers(len(positions))])
     return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
 
 
@@ -99,9 +95,15 @@ def random_resized_crop(
             top = int(rng.integers(0, h - ch + 1))
             left = int(rng.integers(0, w - cw + 1))
             return TF.resized_crop(clip, top, left, ch, cw, [size, size], antialias=True)
-    side = min(h, w)  # fallback: the central square
-    top, left = crop_box(h, w, side, side, "c")
-    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+    # torchvision's fallback: the central box of the whole frame, clamped to the ratio range
+    if w / h < ratio[0]:
+        cw, ch = w, round(w / ratio[0])
+    elif w / h > ratio[1]:
+        cw, ch = round(h * ratio[1]), h
+    else:
+        cw, ch = w, h
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return TF.resized_crop(clip, top, left, ch, cw, [size, size], antialias=True)
 
 
 def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
@@ -150,12 +152,15 @@ class TrainTransform:
 
     @property
     def min_short_side(self) -> int:
-        """The smallest decoded short side that still gives every crop `size` real pixels."""
-        if self.crop == "center":
-            return self.size
+        """The smallest short side a source may shrink frames to while decoding: twice the crop
+        size, or more where the smallest crop box needs it to keep `size` real pixels."""
         if self.crop == "random":
-            return math.ceil(self.size / math.sqrt(self.crop_scale[0]))
-        return math.ceil(self.size / MULTISCALE[-1])
+            needed = math.ceil(self.size / math.sqrt(self.crop_scale[0]))
+        elif self.crop == "center":
+            needed = self.size
+        else:
+            needed = math.ceil(self.size / MULTISCALE[-1])
+        return max(2 * self.size, needed)
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.crop == "corner":
@@ -181,8 +186,12 @@ class EvalTransform:
     normalization: Normalization = PRESETS["kinetics"]
 
     @property
-    def min_short_side(self) -> int:
-        return self.size
+    def min_short_side(self) -> None:
+        """None: evaluation frames are decoded at full resolution. The resize must start from
+        the frame's own size to reproduce the original's geometry and pixels (PIL within one
+        grey level); a decoder-side shrink first (swscale, JPEG DCT scaling), even to an exact
+        multiple of the final size, moved pixels by up to 29 grey levels on real-looking video."""
+        return None
 
     def __call__(
         self, clip: torch.Tensor, rng: np.random.Generator | None = None, view: int = 1
