@@ -372,6 +372,21 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "f" / "v.mean.npy"), features.mean(0).numpy(), rtol=1e-3, atol=1e-4
     )
+    # --tail drop: the sister tool's windows, [1, 16] and [17, 32]; the padded [33, 40] is
+    # neither reported nor averaged, by classify, features or test
+    dropped = tmp_path / "drop.json"
+    assert main(["classify", str(video), "-o", str(dropped), "--tail", "drop", *args]) == 0
+    entry = json.loads(dropped.read_text())[0]
+    assert [c["segment"] for c in entry["clips"]] == [[1, 16], [17, 32]]
+    assert entry["top_k"][0]["score"] == pytest.approx(float(probs[:2].mean(0).max()), abs=1e-4)
+    assert main(["features", str(video), "-o", str(tmp_path / "g"), "--tail", "drop", *args]) == 0
+    np.testing.assert_allclose(
+        np.load(tmp_path / "g" / "v.npy"), features[:2].numpy(), rtol=1e-3, atol=1e-4
+    )
+    argv[argv.index(str(tmp_path / "t"))] = str(tmp_path / "t2")
+    assert main([*argv, "--tail", "drop"]) == 0
+    results = json.loads((tmp_path / "t2" / "validation.json").read_text())["results"]
+    assert results["v"][0]["score"] == pytest.approx(float(probs[:2].mean(0).max()), abs=1e-4)
 
 
 def test_top_k_and_clip_accuracy_of_a_mixed_batch():

@@ -67,3 +67,31 @@ def test_a_one_frame_video_gives_loop_padded_clips():
     assert [c.tolist() for c in sampling.even_clips(1, 3, 2)] == [[0, 0, 0], [0, 0, 0]]
     assert [c.tolist() for c in sampling.sliding_clips(1, 3)] == [[0, 0, 0]]
     assert sampling.random_clip(1, 2, 1, np.random.default_rng(0)).tolist() == [0, 0]
+
+
+def _sister_tool_windows(n_frames: int) -> list[list[int]]:
+    """video-classification-3d-cnn's clips, 0-based: `range(1, n - 16 + 1, 16)`, frames
+    i..i+15 (1-based) each (../shared/reference/original-system.md §5.2)."""
+    return [list(range(i - 1, i + 15)) for i in range(1, n_frames - 16 + 1, 16)]
+
+
+def test_tail_drop_gives_the_sister_tools_windows():
+    for n in range(17, 100):
+        got = [c.tolist() for c in s.sliding_clips(n, 16, tail="drop")]
+        assert got == _sister_tool_windows(n), n
+    # by hand: 32 frames end exactly on a window, which the sister tool still drops
+    assert [int(c[0]) for c in s.sliding_clips(32, 16, tail="drop")] == [0]
+    assert [int(c[0]) for c in s.sliding_clips(33, 16, tail="drop")] == [0, 16]
+    assert [int(c[0]) for c in s.sliding_clips(32, 16, tail="pad")] == [0, 16]
+    # too short for any window (the sister tool crashed): one loop-padded window
+    assert [c.tolist() for c in s.sliding_clips(10, 16, tail="drop")] == [
+        list(range(10)) + list(range(6))
+    ]
+    assert [c.tolist() for c in s.sliding_clips(16, 16, tail="drop")] == [list(range(16))]
+    # overlapping windows and strided clips follow the same rule: end before the last frame
+    assert [int(c[0]) for c in s.sliding_clips(40, 16, window_stride=8, tail="drop")] == [0, 8, 16]
+    assert [c.tolist() for c in s.sliding_clips(12, 3, stride=2, tail="drop")] == [
+        [0, 2, 4], [5, 7, 9]  # a clip spans 5 frames: the next would end on frame 14
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="tail"):
+        s.sliding_clips(40, 16, tail="keep")

@@ -654,6 +654,14 @@ def add_test_parser(sub) -> None:
         help="sliding-window stride in frames (default: one clip, no overlap)",
     )
     p.add_argument(
+        "--tail",
+        choices=("pad", "drop"),
+        default="pad",
+        help="the end of a video: pad = one more window, loop-padded, so every frame counts; "
+        "drop = the sister tool's windows (complete windows only, ending before the last frame; "
+        "a video shorter than one window still gets one padded window)",
+    )
+    p.add_argument(
         "--n-clips",
         type=non_negative_int,
         default=0,
@@ -712,6 +720,14 @@ def add_inference_parser(sub, name: str) -> None:
         type=positive_int,
         default=None,
         help="sliding-window stride in frames (default: one clip, no overlap)",
+    )
+    p.add_argument(
+        "--tail",
+        choices=("pad", "drop"),
+        default="pad",
+        help="the end of a video: pad = one more window, loop-padded, so every frame counts; "
+        "drop = the sister tool's windows (complete windows only, ending before the last frame; "
+        "a video shorter than one window still gets one padded window)",
     )
     p.add_argument(
         "--verbose", action="store_true", help="name every non-video file the folders held"

@@ -117,6 +117,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         stride,
         n_clips=args.n_clips or 1,
         window_stride=args.window_stride,
+        tail=args.tail,
         n_views=views,
         skip_bad=True,
     )
@@ -149,6 +150,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         "views_per_video": (args.n_clips or "all windows")
         if views == 1
         else f"{args.n_clips or 'all windows'} x 3 crops",
+        "tail": None if args.n_clips else args.tail,
         "unreadable_videos": failed,
         "missing_videos": missing,
         "checkpoint": str(args.checkpoint),
@@ -218,6 +220,7 @@ def _infer(args: argparse.Namespace, want_features: bool):
         names=inputs.names,
         batch_size=args.batch_size,
         window_stride=args.window_stride,
+        tail=args.tail,
         device=args.device or "cpu",
         workers=args.workers,
         amp=args.amp,

@@ -85,6 +85,7 @@ def run_model(
     *,
     batch_size: int = 8,
     window_stride: int | None = None,
+    tail: str = "pad",
     device: str = "cpu",
     workers: int = 0,
     amp: bool | None = None,
@@ -104,6 +105,7 @@ def run_model(
         spec.clip_length,
         stride,
         window_stride=window_stride,
+        tail=tail,
         skip_bad=True,
     )
     failures = list(dataset.failed)

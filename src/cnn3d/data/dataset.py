@@ -39,7 +39,8 @@ def videos_from_annotations(
 class VideoDataset(Dataset):
     """`mode="train"`: one random clip per video per epoch.
     `mode="val"`: `n_clips` evenly spaced clips per video.
-    `mode="test"`: every sliding window (`window_stride`, default one clip span) per video.
+    `mode="test"`: every sliding window (`window_stride`, default one clip span) per video;
+    `tail` says what happens at the end (`sampling.sliding_clips`).
     `n_views` > 1 (val/test, with a `three`-crop EvalTransform) adds spatial views per clip.
 
     `videos` is a `VideoIndex` (or a list of `Video`s, converted to one). Items are kept as
@@ -60,6 +61,7 @@ class VideoDataset(Dataset):
         stride: int = 1,
         n_clips: int = 3,
         window_stride: int | None = None,
+        tail: str = "pad",
         n_views: int = 1,
         skip_bad: bool = False,
         seed: int = 0,
@@ -95,7 +97,7 @@ class VideoDataset(Dataset):
                     clips = sampling.even_clips(n, clip_length, n_clips, stride)
                     starts_of[n] = np.asarray([int(c[0]) for c in clips], dtype=np.int64)
                 else:
-                    clips = sampling.sliding_clips(n, clip_length, window_stride, stride)
+                    clips = sampling.sliding_clips(n, clip_length, window_stride, stride, tail)
                     starts_of[n] = np.asarray(sorted({int(c[0]) for c in clips}), np.int64)
             videos.append(np.full(len(starts_of[n]), v, dtype=np.int64))
             starts.append(starts_of[n])

@@ -70,18 +70,38 @@ def even_clips(n_frames: int, length: int, n_clips: int, stride: int = 1) -> lis
     return [clip_at(int(s), n_frames, length, stride) for s in starts]
 
 
+TAILS = ("pad", "drop")
+
+
 def sliding_clips(
-    n_frames: int, length: int, window_stride: int | None = None, stride: int = 1
+    n_frames: int,
+    length: int,
+    window_stride: int | None = None,
+    stride: int = 1,
+    tail: str = "pad",
 ) -> list[np.ndarray]:
-    """Windows starting every `window_stride` frames (default: one clip span, no overlap) until
-    every frame is covered; the first window that runs past the end is loop-padded and is the
-    last one."""
+    """Windows starting at frame 0 and every `window_stride` frames after it (default: one clip
+    span, no overlap).
+
+    `tail="pad"`: windows until every frame is covered; the first window that runs past the
+    end is loop-padded and is the last one. `tail="drop"`: the sister tool's windows: only
+    windows that end before the last frame (its `range(1, n - 16 + 1, 16)`, so a window that
+    would end exactly on the last frame is dropped too); a video too short for any still gets
+    one loop-padded window."""
     _check(n_frames, length, stride)
-    step = window_stride or span(length, stride)
+    if tail not in TAILS:
+        raise ValueError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
+    extent = span(length, stride)
+    step = window_stride or extent
+    if tail == "drop":
+        starts = range(0, n_frames - extent, step)
+        return [clip_at(s, n_frames, length, stride) for s in starts] or [
+            clip_at(0, n_frames, length, stride)
+        ]
     clips = []
     for start in range(0, n_frames, step):
         clips.append(clip_at(start, n_frames, length, stride))
-        if start + span(length, stride) >= n_frames:
+        if start + extent >= n_frames:
             break
     return clips
 
