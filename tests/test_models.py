@@ -202,6 +202,9 @@ def test_bf16_channels_last_close_to_fp32(family, depth):
         ("bf16", (2, 16, 2, 5, 5), (3, 3, 3), 1),  # layer3 of a 16-frame 3D ResNet
         ("bf16", (2, 16, 4, 5, 5), (7, 7, 7), 1),  # a t=7 stem on a 4-frame input
         ("fp32", (2, 16, 7, 5, 5), (7, 3, 3), 2),  # a t=7, stride-2 stem on 7 frames
+        # spatially tiny maps with enough frames: implicit padding, and still right
+        ("bf16", (2, 16, 16, 1, 1), (3, 3, 3), 1),
+        ("fp32", (2, 16, 9, 2, 2), (3, 3, 3), 1),
     ],
 )
 def test_conv3d_weight_gradient_right_on_small_inputs(dtype, shape, kernel, stride):
@@ -248,3 +251,39 @@ def test_bf16_cpu_training_steps_are_reproducible(family):
     first, second = run(), run()
     assert torch.isfinite(first).all() and first.abs().max() < 100
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize(
+    "family,depth,options,all_folded",
+    [
+        ("resnet", 10, {}, True),
+        ("resnet", 10, {"shortcut": "A"}, True),
+        ("resnet2p1d", 10, {}, True),
+        ("resnext", 50, {"cardinality": 8}, True),
+        ("preresnet", 10, {}, False),  # BN before the convolutions: only the stem's folds
+        ("densenet", 121, {}, False),
+    ],
+)
+def test_batchnorm_folding_matches_a_float64_reference(family, depth, options, all_folded):
+    from cnn3d.models.fold import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model(family, depth, n_classes=5, **options)
+    for m in model.modules():  # trained-looking statistics, not the initial 0 / 1
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+    folded, n = fold_batchnorm(model, torch.randn(1, 3, 4, 16, 16))
+    assert n == n_bn if all_folded else 1 <= n < n_bn
+    left = sum(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    assert left == n_bn - n
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == n_bn  # a copy
+    x = torch.randn(2, 3, 16, 48, 48)
+    with torch.no_grad():
+        want = model.double()(x.double())
+        got = folded(x)
+    assert ((got.double() - want).norm() / want.norm()) < 1e-5

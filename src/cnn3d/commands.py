@@ -91,7 +91,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from .plots import write_test_figures
     from .train import TrainConfig, evaluate_loader
 
-    model = load_model(args.checkpoint, device=args.device or "cpu")
+    model = load_model(args.checkpoint, device=args.device or "cpu", fold_bn=True)
     spec = model.spec
     annotations = read_annotations(args.annotation_path)
     names = spec.class_names or annotations.labels
@@ -182,7 +182,9 @@ def _load_for_inference(args, need_names: bool = True):
     from .models import load_model, read_class_names
 
     names = read_class_names(args.class_names) if args.class_names else None
-    model = load_model(args.checkpoint, device=args.device or "cpu", class_names=names)
+    model = load_model(
+        args.checkpoint, device=args.device or "cpu", class_names=names, fold_bn=True
+    )
     if model.spec.class_names is None:
         model.spec.class_names = [f"class_{i}" for i in range(model.spec.n_classes)]
         if need_names:

@@ -352,13 +352,16 @@ def load_model(
     class_names: list[str] | None = None,
     clip_length: int | None = None,
     sample_size: int | None = None,
+    fold_bn: bool = False,
     **options,
 ) -> nn.Module:
     """Load any supported checkpoint as a ready network in eval mode on `device`.
 
     The family, depth, shortcut, widths and class count come from the tensors; `options`
     override what tensors cannot show (`conv1_t_stride`, `no_max_pool`). `model.spec` carries the
-    input normalisation, class names and clip geometry the weights expect.
+    input normalisation, class names and clip geometry the weights expect. `fold_bn`: fold each
+    BatchNorm that follows a convolution into it (inference only; `model.folded_bn` says how
+    many).
     """
     path = Path(path)
     obj = read_file(path, map_location=device)
@@ -396,7 +399,14 @@ def load_model(
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros((), dtype=torch.long)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
+    model.eval()
+    if fold_bn:
+        from .fold import fold_batchnorm
+
+        stem = next(m for m in model.modules() if isinstance(m, nn.Conv3d))
+        clip = torch.randn(1, stem.in_channels, spec.clip_length, 32, 32)
+        model, model.folded_bn = fold_batchnorm(model, clip)
+    return model.to(device)
 
 
 def _warn_on_arch_hint(arch, family, depth, path):
