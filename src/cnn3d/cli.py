@@ -687,6 +687,13 @@ def add_test_parser(sub) -> None:
     )
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
+    _switch(
+        p,
+        "compile",
+        None,
+        "torch.compile the network (default: only for 2000 windows or more, where the one-time "
+        "compile pays for itself; the choice is printed)",
+    )
     p.set_defaults(func=lambda a: _commands().cmd_test(a))
 
 
@@ -743,6 +750,13 @@ def add_inference_parser(sub, name: str) -> None:
     )
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
+    _switch(
+        p,
+        "compile",
+        None,
+        "torch.compile the network (default: only for 2000 windows or more, where the one-time "
+        "compile pays for itself; the choice is printed)",
+    )
     p.set_defaults(func=lambda a: getattr(_commands(), f"cmd_{name}")(a))
 
 

@@ -87,6 +87,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
     from .data.transforms import EvalTransform
     from .evaluate import compute_metrics, write_json, write_per_class_csv, write_results
+    from .infer import maybe_compile
     from .models import load_model
     from .plots import write_test_figures
     from .train import TrainConfig, evaluate_loader
@@ -131,7 +132,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     cfg = TrainConfig("", "", "", amp=args.amp, channels_last=True)
     device = torch.device(args.device or "cpu")
     model.to(memory_format=torch.channels_last_3d)
-    acc = evaluate_loader(model, loader, dataset, spec.n_classes, device, cfg)
+    net, _ = maybe_compile(model, len(dataset), args.compile, args.batch_size)
+    acc = evaluate_loader(net, loader, dataset, spec.n_classes, device, cfg)
     labels = torch.from_numpy(videos.labels).long()
     metrics = compute_metrics(acc, labels, names)
     out = Path(args.result_path)
@@ -227,6 +229,7 @@ def _infer(args: argparse.Namespace, want_features: bool):
         workers=args.workers,
         amp=args.amp,
         want_features=want_features,
+        compile=args.compile,
     )
     return model, results, failures, inputs.problems
 

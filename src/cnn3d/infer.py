@@ -79,6 +79,69 @@ def check_output_names(names: list[str], paths: list[Path], what: str) -> None:
         raise OutputCollision(groups, what)
 
 
+# Windows from which compiling the network is worth it by default: on a 2-core CPU the one-time
+# compile took 30-80 s and ran ResNet-34 in fp32 1.1x faster (BENCHMARKS.md).
+COMPILE_FROM = 2000
+
+
+class Compiled(torch.nn.Module):
+    """`torch.compile` (inductor, weights frozen) of an inference network, fed batches padded to
+    one size so that it compiles once; outputs are cut back to the real clips. If compiling fails
+    (no C++ compiler, an unsupported op) it says so once and runs the network as it is."""
+
+    def __init__(self, net: torch.nn.Module, batch_size: int):
+        super().__init__()
+        self.net = net
+        self.batch_size = batch_size
+        self.compiled = torch.compile(net, dynamic=False, options={"freezing": True})
+        self.failed = False
+
+    def forward(self, x: torch.Tensor):
+        n = x.shape[0]
+        if self.failed or n > self.batch_size:
+            return self.net(x)
+        if n < self.batch_size:
+            pad = x[-1:].expand(self.batch_size - n, *x.shape[1:])
+            x = torch.cat([x, pad]).contiguous(memory_format=_memory_format(x))
+        try:
+            out = self.compiled(x)
+        except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
+            print(f"torch.compile failed ({type(error).__name__}); running uncompiled", flush=True)
+            self.failed = True
+            return self.net(x[:n])
+        return tuple(o[:n] for o in out) if isinstance(out, tuple) else out[:n]
+
+
+def _memory_format(x: torch.Tensor):
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def maybe_compile(net, n_windows: int, choice: bool | None, batch_size: int):
+    """(network to run, whether compiled): `choice` None compiles from COMPILE_FROM windows on,
+    and the choice is printed either way."""
+    use = n_windows >= COMPILE_FROM if choice is None else choice
+    why = "--compile" if choice else ("--no-compile" if choice is False else "auto")
+    print(
+        f"torch.compile: {'on' if use else 'off'} ({why}; {n_windows} windows"
+        + ("" if choice is not None else f", compiling pays from {COMPILE_FROM}")
+        + ")",
+        flush=True,
+    )
+    return (Compiled(net, batch_size), True) if use else (net, False)
+
+
+class _FeaturesAndLogits(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        features = self.model.forward_features(x)
+        return features, getattr(self.model, self.model.classifier_name)(features)
+
+
 def run_model(
     model,
     paths: list[Path],
@@ -91,6 +154,7 @@ def run_model(
     amp: bool | None = None,
     want_features: bool = False,
     names: list[str] | None = None,
+    compile: bool | None = False,
 ) -> tuple[list[VideoResult], list[str]]:
     """Logits (and pooled features) of every window of every video; (results, failures).
     `names`: each video's output key (default: its file name)."""
@@ -119,6 +183,7 @@ def run_model(
     device = torch.device(device)
     model = model.to(device).eval()
     model = model.to(memory_format=torch.channels_last_3d)
+    net, _ = maybe_compile(_FeaturesAndLogits(model), len(dataset), compile, batch_size)
     results: dict[int, VideoResult] = {}
     span = (spec.clip_length - 1) * stride + 1
     with torch.inference_mode():
@@ -128,8 +193,7 @@ def run_model(
                 continue
             clips = batch["clip"].to(device).contiguous(memory_format=torch.channels_last_3d)
             with autocast(device, amp):
-                features = model.forward_features(clips)
-                logits = getattr(model, model.classifier_name)(features)
+                features, logits = net(clips)
             for k, v in enumerate(batch["video"].tolist()):
                 result = results.setdefault(v, VideoResult(str(paths[v]), names[v]))
                 n = dataset._n_frames(v)
