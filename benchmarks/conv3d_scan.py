@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import platform
+import selectors
 import subprocess
 import sys
 
@@ -78,11 +79,30 @@ def worker(group: int, first_t: int, args) -> None:
         print(t, max(errors), flush=True)
 
 
+def _lines(argv, timeout: float):
+    """(T, error) lines of a worker, as they come; stops when it exits or is silent too long."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    try:
+        while selector.select(timeout):
+            line = process.stdout.readline()
+            if not line:
+                break
+            t, error = line.split()
+            yield int(t), float(error)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spatial", type=int, nargs="+", default=[4, 12])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kernels", type=int, nargs="+", default=[1, 3, 5, 7])
+    parser.add_argument("--case-timeout", type=float, default=300, help="seconds per T")
     parser.add_argument("--worker", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -98,27 +118,26 @@ def main() -> int:
     print(f"spatial sizes {args.spatial}, channels {CHANNELS}, {args.repeats} runs per case")
     worst_right = {"float32": 0.0, "bfloat16": 0.0}
     for group, (k, stride, dtype, channels_last) in enumerate(GROUPS):
+        if k not in args.kernels:
+            continue
         wrong, crashed, t = [], [], 1
         while t <= 16:
             argv = [sys.executable, __file__, "--worker", str(group), str(t),
                     "--repeats", str(args.repeats), "--threads", str(args.threads),
                     "--spatial", *map(str, args.spatial)]  # fmt: skip
-            run = subprocess.run(argv, capture_output=True, text=True)
-            for line in run.stdout.split("\n"):
-                if line.strip():
-                    t_done, error = int(line.split()[0]), float(line.split()[1])
-                    if error > TOLERANCE[getattr(torch, dtype)]:
-                        wrong.append(t_done)
-                    else:
-                        worst_right[dtype] = max(worst_right[dtype], error)
-                    t = t_done + 1
-            if run.returncode != 0 and t <= 16:  # the process died on case t
+            for t_done, error in _lines(argv, args.case_timeout):
+                if error > TOLERANCE[getattr(torch, dtype)]:
+                    wrong.append(t_done)
+                else:
+                    worst_right[dtype] = max(worst_right[dtype], error)
+                t = t_done + 1
+            if t <= 16:  # the process died or hung on case t
                 crashed.append(t)
                 t += 1
         layout = "cl3d" if channels_last else "ncdhw"
         print(f"kernel {k} stride {stride} {dtype:8s} {layout:5s}: wrong at T = "
               f"{sorted(wrong + crashed) or 'none'}"
-              + (f" (process died at T = {crashed})" if crashed else ""), flush=True)  # fmt: skip
+              + (f" (process died or hung at T = {crashed})" if crashed else ""), flush=True)  # fmt: skip
     print("largest relative error of the right cases:",
           {d: f"{e:.1e}" for d, e in worst_right.items()})  # fmt: skip
     return 0
