@@ -719,8 +719,18 @@ def add_inference_parser(sub, name: str) -> None:
         p.add_argument("--topk", type=positive_int, default=5, help="labels shown per video")
     else:
         p.add_argument(
-            "--output", "-o", required=True, help="a folder (.npy per video) or a .h5/.hdf5 file"
+            "--output",
+            "-o",
+            required=True,
+            help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
+            ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
         )
+        p.add_argument(
+            "--shard",
+            help="K/N: process share K (0-based) of N, e.g. one per SLURM array task "
+            "(default under torchrun: the rank's share)",
+        )
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--window-stride",
         "--stride",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -180,13 +181,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _load_for_inference(args, need_names: bool = True):
+def load_model_for_inference(args, device: str, need_names: bool = True):
     from .models import load_model, read_class_names
 
     names = read_class_names(args.class_names) if args.class_names else None
-    model = load_model(
-        args.checkpoint, device=args.device or "cpu", class_names=names, fold_bn=True
-    )
+    model = load_model(args.checkpoint, device=device, class_names=names, fold_bn=True)
     if model.spec.class_names is None:
         model.spec.class_names = [f"class_{i}" for i in range(model.spec.n_classes)]
         if need_names:
@@ -217,7 +216,7 @@ def _infer(args: argparse.Namespace, want_features: bool):
         print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
     if want_features:  # refuse colliding outputs before any work
         check_output_names(inputs.names, inputs.paths, "features")
-    model = _load_for_inference(args, need_names=not want_features)
+    model = load_model_for_inference(args, args.device or "cpu", need_names=not want_features)
     results, failures = run_model(
         model,
         inputs.paths,
@@ -248,13 +247,43 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from .infer import write_features
+    from .extract import Shard, extract_features
+    from .files import describe_skipped
+    from .infer import check_output_names, collect_inputs
 
-    model, results, failures, problems = _infer(args, want_features=True)
-    fmt = "hdf5" if str(args.output).endswith((".h5", ".hdf5")) else "npy"
-    write_features(results, Path(args.output), fmt)
-    print(f"features of {len(results)} videos ({model.num_features}-d) in {args.output}")
-    return _report_failures(failures, problems)
+    shard = Shard.parse(args.shard) if args.shard else Shard.from_environment()
+    device = args.device or "cpu"
+    if device.startswith("cuda") and shard.count > 1 and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # torchrun: one GPU per process
+    inputs = collect_inputs(args.inputs)
+    if inputs.skipped:
+        print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
+    check_output_names(inputs.names, inputs.paths, "features")  # before any work
+    for problem in inputs.problems:
+        print(f"failed: {problem}", file=sys.stderr)
+    if not inputs.paths:
+        print(f"{len(inputs.problems)} input(s) could not be used; nothing to do", file=sys.stderr)
+        return 1
+    model = load_model_for_inference(args, device, need_names=False)
+    summary = extract_features(
+        model,
+        inputs.paths,
+        inputs.names,
+        Path(args.output),
+        shard,
+        progress=not args.no_progress,
+        batch_size=args.batch_size,
+        window_stride=args.window_stride,
+        tail=args.tail,
+        device=device,
+        workers=args.workers,
+        amp=args.amp,
+        compile=args.compile,
+    )
+    print(f"features ({model.num_features}-d) in {args.output}: {summary.line()}")
+    if inputs.problems:
+        print(f"{len(inputs.problems)} input(s) could not be used (named above)", file=sys.stderr)
+    return 1 if summary.failed or inputs.problems else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

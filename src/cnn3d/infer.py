@@ -7,6 +7,7 @@ the rest are still processed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from torch.utils.data import DataLoader
 
 from .data.dataset import Video, VideoDataset, collate_clips, worker_init
 from .data.transforms import EvalTransform
-from .evaluate import top_k, write_json
-from .files import OutputCollision, atomic_write, find_collisions, output_name, walk_videos
+from .evaluate import top_k
+from .files import OutputCollision, find_collisions, output_name, walk_videos
 from .precision import autocast
 
 
@@ -28,6 +29,7 @@ class VideoResult:
     segments: list[tuple[int, int]] = field(default_factory=list)  # 1-based, inclusive
     logits: list[torch.Tensor] = field(default_factory=list)
     features: list[torch.Tensor] = field(default_factory=list)
+    fps: float | None = None  # the source's frame rate, where it has one
 
 
 @dataclass
@@ -142,7 +144,7 @@ class _FeaturesAndLogits(torch.nn.Module):
         return features, getattr(self.model, self.model.classifier_name)(features)
 
 
-def run_model(
+def iter_model(
     model,
     paths: list[Path],
     *,
@@ -155,9 +157,11 @@ def run_model(
     want_features: bool = False,
     names: list[str] | None = None,
     compile: bool | None = False,
-) -> tuple[list[VideoResult], list[str]]:
-    """Logits (and pooled features) of every window of every video; (results, failures).
-    `names`: each video's output key (default: its file name)."""
+) -> Iterator[tuple[int, VideoResult | None, str | None]]:
+    """Run the model over every window of every video, yielding `(i, result, None)` for video
+    `paths[i]` as soon as its last window is done, or `(i, None, message)` when it cannot be read
+    (at any of its windows); each video once, in input order. Windows of several videos share a
+    batch; DataLoader workers decode ahead of the model."""
     names = names or [p.name for p in paths]
     spec = model.spec
     stride = spec.t_stride
@@ -172,7 +176,10 @@ def run_model(
         tail=tail,
         skip_bad=True,
     )
-    failures = list(dataset.failed)
+    bad: dict[int, str] = {}  # video -> its first error
+    with_windows = set(np.unique(dataset._items[:, 0]).tolist()) if len(dataset) else set()
+    unreadable = (v for v in range(len(paths)) if v not in with_windows)
+    bad.update(zip(unreadable, dataset.failed, strict=False))
     loader = DataLoader(
         dataset,
         batch_size,
@@ -184,29 +191,56 @@ def run_model(
     model = model.to(device).eval()
     model = model.to(memory_format=torch.channels_last_3d)
     net, _ = maybe_compile(_FeaturesAndLogits(model), len(dataset), compile, batch_size)
-    results: dict[int, VideoResult] = {}
+    pending: dict[int, VideoResult] = {}
     span = (spec.clip_length - 1) * stride + 1
-    with torch.inference_mode():
-        for batch in loader:
-            failures += batch["failed"]
-            if batch["clip"] is None:
-                continue
-            clips = batch["clip"].to(device).contiguous(memory_format=torch.channels_last_3d)
-            with autocast(device, amp):
-                features, logits = net(clips)
-            for k, v in enumerate(batch["video"].tolist()):
-                result = results.setdefault(v, VideoResult(str(paths[v]), names[v]))
-                n = dataset._n_frames(v)
-                start = int(batch["start"][k])
-                result.segments.append((start + 1, min(start + span, n)))
-                result.logits.append(logits[k].float().cpu())
-                if want_features:
-                    result.features.append(features[k].float().cpu())
-    dataset.close()
-    # a video whose windows failed after indexing is reported once, not also returned
-    failed_paths = {message.split(": ")[0] for message in failures}
-    ordered = [results[v] for v in sorted(results) if str(paths[v]) not in failed_paths]
-    return ordered, sorted(set(failures))
+    next_video = 0  # videos before this one have been yielded
+
+    def finished(upto: int):
+        nonlocal next_video
+        for v in range(next_video, upto):
+            if v in bad:
+                pending.pop(v, None)
+                yield v, None, bad.pop(v)
+            elif v in pending:
+                yield v, pending.pop(v), None
+        next_video = max(next_video, upto)
+
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                for v, message in zip(batch["failed_video"], batch["failed"], strict=True):
+                    bad.setdefault(v, message)
+                if batch["clip"] is not None:
+                    clips = batch["clip"].to(device)
+                    clips = clips.contiguous(memory_format=torch.channels_last_3d)
+                    with autocast(device, amp):
+                        features, logits = net(clips)
+                    for k, v in enumerate(batch["video"].tolist()):
+                        result = pending.setdefault(v, VideoResult(str(paths[v]), names[v]))
+                        n = dataset._n_frames(v)
+                        start = int(batch["start"][k])
+                        result.segments.append((start + 1, min(start + span, n)))
+                        result.fps = dataset.fps(v)
+                        result.logits.append(logits[k].float().cpu())
+                        if want_features:
+                            result.features.append(features[k].float().cpu())
+                seen = batch["video"].tolist() + list(batch["failed_video"])
+                # items come in video order: every video before the last one seen is complete
+                yield from finished(max(seen) if seen else next_video)
+        yield from finished(len(paths))
+    finally:
+        dataset.close()
+
+
+def run_model(model, paths: list[Path], **options) -> tuple[list[VideoResult], list[str]]:
+    """`iter_model` collected: (results in input order, one message per unreadable video)."""
+    results, failures = [], []
+    for _, result, message in iter_model(model, paths, **options):
+        if result is not None:
+            results.append(result)
+        else:
+            failures.append(message)
+    return results, failures
 
 
 def classification_json(results: list[VideoResult], class_names: list[str], k: int) -> list[dict]:
@@ -228,41 +262,3 @@ def print_table(entries: list[dict], k: int) -> None:
     for e in entries:
         labels = ", ".join(f"{t['label']} {t['score']:.3f}" for t in e["top_k"][:k])
         print(f"{e['video']}  ({len(e['clips'])} clips): {labels}")
-
-
-def write_features(results: list[VideoResult], out: Path, fmt: str) -> list[Path]:
-    """Per video: clip features [n_clips, D], their mean [D] and the segments, keyed by the
-    video's name relative to its input without the extension (class folders kept).
-    `npy`: `<out>/<key>.npy`, `<key>.mean.npy`, `<key>.segments.json`; `hdf5`: one file with a
-    group per key."""
-    check_output_names([r.name for r in results], [Path(r.video) for r in results], "features")
-    written = []
-    if fmt == "hdf5":
-        import h5py
-
-        def write(tmp):
-            with h5py.File(tmp, "w") as f:
-                for r in results:
-                    g = f.create_group(output_name(r.name).as_posix())
-                    g["clips"] = torch.stack(r.features).numpy()
-                    g["mean"] = torch.stack(r.features).mean(0).numpy()
-                    g["segments"] = np.asarray(r.segments, dtype=np.int64)
-                    g.attrs["video"] = r.video
-
-        atomic_write(out, write)
-        return [out]
-    out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        key = output_name(r.name)
-        clips = torch.stack(r.features).numpy()
-        atomic_write(out / f"{key}.npy", lambda tmp, a=clips: _save_npy(tmp, a))
-        mean = clips.mean(0)
-        atomic_write(out / f"{key}.mean.npy", lambda tmp, a=mean: _save_npy(tmp, a))
-        write_json(out / f"{key}.segments.json", {"video": r.video, "segments": r.segments})
-        written.append(out / f"{key}.npy")
-    return written
-
-
-def _save_npy(path, array) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append .npy to a temp name
-        np.save(f, array)

@@ -79,6 +79,7 @@ class VideoDataset(Dataset):
         self.failed: list[str] = []  # unreadable videos found while indexing (skip_bad only)
         self._sources: OrderedDict[int, object] = OrderedDict()
         self._counts = self.videos.n_frames.copy()  # -1: not known yet
+        self._fps = np.full(len(self.videos), np.nan)  # of the sources opened to count frames
         if mode == "train":
             self._items = None  # item i is video i
             return
@@ -152,9 +153,16 @@ class VideoDataset(Dataset):
     def _n_frames(self, v: int) -> int:
         n = int(self._counts[v])
         if n < 0:
-            n = self._source(v).n_frames - int(self.videos.first_frames[v])
+            source = self._source(v)
+            n = source.n_frames - int(self.videos.first_frames[v])
             self._counts[v] = n
+            self._fps[v] = getattr(source, "fps", None) or np.nan
         return n
+
+    def fps(self, v: int) -> float | None:
+        """Video v's frame rate, where counting its frames opened it and it has one."""
+        fps = float(self._fps[v])
+        return None if np.isnan(fps) else fps
 
     def close(self) -> None:
         """Release open decoders (this process's); reads reopen them as needed."""
@@ -213,8 +221,11 @@ def collate_clips(batch: list[dict]) -> dict:
     """Stack the good items; name the failed ones under `failed` (a list of messages)."""
     good = [b for b in batch if "error" not in b]
     failed = [b["error"] for b in batch if "error" in b]
-    out = default_collate(good) if good else {"clip": None}
+    out = (
+        default_collate(good) if good else {"clip": None, "video": torch.zeros(0, dtype=torch.long)}
+    )
     out["failed"] = failed
+    out["failed_video"] = [int(b["video"]) for b in batch if "error" in b]
     return out
 
 
