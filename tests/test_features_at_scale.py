@@ -1,0 +1,210 @@
+"""`cnn3d features` over a dataset: a killed run resumes to the result of an uninterrupted one,
+shards (--shard, torchrun) split the inputs and together give one run's features, every clip
+has its times, the manifest names every video once."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import cnn3d.extract
+from cnn3d.cli import main
+from cnn3d.extract import Shard, share
+from cnn3d.models import build_model, save_model
+from helpers import frames_with_index, write_mp4
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Videos as users have them: two folders holding the same file name, an .avi, 30 and 24
+    fps, different lengths and sizes."""
+    root = tmp_path_factory.mktemp("videos")
+    write_mp4(root / "a" / "clip.mp4", frames_with_index(40, 48, 64, seed=1))
+    write_mp4(root / "b" / "clip.mp4", frames_with_index(20, 64, 48, seed=2))
+    write_mp4(root / "b" / "long.avi", frames_with_index(50, 48, 64, seed=3))
+    from cnn3d.data.prepare import write_video
+
+    write_video(root / "c" / "film.mp4", frames_with_index(36, 48, 80, seed=4), fps=24)
+    model = build_model("resnet", 10, 3, widen_factor=0.25)
+    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    save_model(root.parent / "m.safetensors", model)
+    return root
+
+
+KEYS = ["a/clip", "b/clip", "b/long", "c/film"]
+
+
+def run(dataset, out, *extra):
+    checkpoint = str(dataset.parent / "m.safetensors")
+    argv = ["features", str(dataset), "--checkpoint", checkpoint, "-o", str(out), "--no-amp"]
+    return main([*argv, "--batch-size", "3", "--no-progress", *extra])
+
+
+def read_folder(out: Path) -> dict[str, np.ndarray]:
+    return {k: np.load(out / f"{k}.npy") for k in KEYS if (out / f"{k}.npy").exists()}
+
+
+@pytest.fixture(scope="module")
+def plain(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain") / "feats"
+    assert run(dataset, out) == 0
+    return read_folder(out)
+
+
+def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
+    dataset, plain, tmp_path, monkeypatch, capsys
+):
+    real = cnn3d.extract.write_video_features
+    calls = []
+
+    def killed_on_the_third(folder, result):
+        calls.append(result.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(folder, result)
+
+    monkeypatch.setattr(cnn3d.extract, "write_video_features", killed_on_the_third)
+    out = tmp_path / "feats"
+    assert run(dataset, out) == 130
+    assert len(read_folder(out)) == 2  # the two finished before the kill are on disk
+    monkeypatch.setattr(cnn3d.extract, "write_video_features", real)
+    capsys.readouterr()
+    assert run(dataset, out) == 0
+    printed = capsys.readouterr().out
+    assert "4 videos in this share: 2 done before, 2 to do" in printed
+    assert "2 done, 2 skipped (done before), 0 failed" in printed
+    resumed = read_folder(out)
+    assert sorted(resumed) == sorted(plain) == sorted(KEYS)
+    for key in KEYS:
+        np.testing.assert_allclose(resumed[key], plain[key], rtol=1e-5, atol=1e-6)
+    # a changed source is done again; the others are not
+    os.utime(dataset / "b" / "long.avi", ns=(1, 1))
+    capsys.readouterr()
+    assert run(dataset, out) == 0
+    assert "3 done before, 1 to do" in capsys.readouterr().out
+
+
+def test_h5_output_survives_a_kill_and_holds_every_video_with_times(
+    dataset, plain, tmp_path, monkeypatch
+):
+    real = cnn3d.extract.write_video_features
+    calls = []
+
+    def killed_on_the_second(folder, result):
+        calls.append(result.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(folder, result)
+
+    monkeypatch.setattr(cnn3d.extract, "write_video_features", killed_on_the_second)
+    out = tmp_path / "f.h5"
+    assert run(dataset, out) == 130
+    assert not out.exists()  # the .h5 is built once the share is done; the parts are kept
+    monkeypatch.setattr(cnn3d.extract, "write_video_features", real)
+    assert run(dataset, out) == 0
+    with h5py.File(out) as f:
+        assert sorted(f["a"]) == ["clip"] and sorted(f["b"]) == ["clip", "long"]
+        for key in KEYS:
+            np.testing.assert_allclose(f[key]["clips"][()], plain[key], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(f[key]["mean"][()], plain[key].mean(0), rtol=1e-5)
+        # 36 frames at 24 fps, windows [1-16] [17-32] [33-36 looped]: frame i is shown from
+        # (i - 1) / 24 to i / 24 seconds
+        film = f["c/film"]
+        assert film["segments"][()].tolist() == [[1, 16], [17, 32], [33, 36]]
+        np.testing.assert_allclose(
+            film["times"][()], [[0, 16 / 24], [16 / 24, 32 / 24], [32 / 24, 36 / 24]]
+        )
+        assert film.attrs["fps"] == pytest.approx(24.0)
+        assert f["a/clip"].attrs["fps"] == pytest.approx(25.0)
+
+
+def test_manifest_names_every_video_once_with_its_failure(dataset, tmp_path, capsys):
+    src = tmp_path / "in"
+    write_mp4(src / "ok.mp4", frames_with_index(30, 48, 64))
+    (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(300))
+    out = tmp_path / "feats"
+    checkpoint = str(dataset.parent / "m.safetensors")
+    argv = ["features", str(src), "--checkpoint", checkpoint, "-o", str(out), "--no-progress"]
+    assert main(argv) == 1
+    printed = capsys.readouterr()
+    assert "1 done, 0 skipped (done before), 1 failed" in printed.out
+    failures = [line for line in printed.out.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 1 and "broken.mp4" in failures[0]  # one failure per video
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = {Path(r["input"]).name: r for r in csv.DictReader(f)}
+    assert rows["ok.mp4"]["status"] == "done" and rows["ok.mp4"]["clips"] == "2"
+    assert rows["ok.mp4"]["fps"] == "25" and float(rows["ok.mp4"]["duration_s"]) == 1.2
+    assert rows["broken.mp4"]["status"] == "failed" and "broken.mp4" in rows["broken.mp4"]["error"]
+    info = json.loads((out / "ok.segments.json").read_text())
+    assert info["times"] == [[0.0, 16 / 25], [16 / 25, 30 / 25]]
+
+
+def test_a_run_where_every_input_fails_writes_nothing(dataset, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(b"not a video")
+    (src / "b.avi").write_bytes(b"")
+    out = tmp_path / "feats"
+    checkpoint = str(dataset.parent / "m.safetensors")
+    assert main(["features", str(src), "--checkpoint", checkpoint, "-o", str(out)]) == 1
+    assert "all 2 videos failed; nothing written" in capsys.readouterr().out
+    assert not out.exists() or not any(p for p in out.rglob("*") if p.is_file())
+
+
+def test_shares_are_disjoint_complete_and_balanced_by_size(tmp_path):
+    sizes = [900, 100, 100, 100, 100, 100, 100, 100, 100, 100]
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(tmp_path / f"v{i}.mp4")
+        paths[-1].write_bytes(bytes(size))
+    shares = [share(paths, Shard(k, 2)) for k in range(2)]
+    assert sorted(shares[0] + shares[1]) == list(range(10))
+    # the big file alone is worth 9 small ones: 900 against 900
+    assert [sum(sizes[i] for i in s) for s in shares] == [900, 900]
+    assert shares[0] == [0]
+    with pytest.raises(ValueError, match="K/N"):
+        Shard.parse("2/2")
+
+
+def test_two_shards_in_one_folder_equal_one_run(dataset, plain, tmp_path, capsys):
+    out = tmp_path / "feats"
+    for k in range(2):
+        assert run(dataset, out, "--shard", f"{k}/2") == 0
+    printed = capsys.readouterr().out
+    assert "(shard 0 of 2)" in printed and "(shard 1 of 2)" in printed
+    sharded = read_folder(out)
+    assert sorted(sharded) == sorted(KEYS)
+    for key in KEYS:
+        np.testing.assert_allclose(sharded[key], plain[key], rtol=1e-5, atol=1e-6)
+    inputs = []
+    for k in range(2):
+        with open(out / f"manifest.{k}-of-2.csv", newline="", encoding="utf-8") as f:
+            inputs += [r["input"] for r in csv.DictReader(f)]
+    assert len(inputs) == len(set(inputs)) == 4
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_equals_one_run(dataset, plain, tmp_path):
+    out = tmp_path / "feats"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", "0", "-m", "cnn3d", "features", str(dataset),
+        "--checkpoint", str(dataset.parent / "m.safetensors"), "-o", str(out),
+        "--no-amp", "--batch-size", "3", "--no-progress",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "manifest.0-of-2.csv").exists() and (out / "manifest.1-of-2.csv").exists()
+    sharded = read_folder(out)
+    assert sorted(sharded) == sorted(KEYS)
+    for key in KEYS:
+        np.testing.assert_allclose(sharded[key], plain[key], rtol=1e-5, atol=1e-6)
