@@ -208,3 +208,42 @@ def test_torchrun_with_two_processes_equals_one_run(dataset, plain, tmp_path):
     assert sorted(sharded) == sorted(KEYS)
     for key in KEYS:
         np.testing.assert_allclose(sharded[key], plain[key], rtol=1e-5, atol=1e-6)
+
+
+def test_layer_and_spatial_features_are_the_stages_own_values(dataset, tmp_path, capsys):
+    import torch
+
+    from cnn3d.data.dataset import Video, VideoDataset
+    from cnn3d.data.transforms import EvalTransform
+    from cnn3d.models import load_model
+
+    video = dataset / "a" / "clip.mp4"
+    checkpoint = str(dataset.parent / "m.safetensors")
+    model = load_model(checkpoint).double()  # unfolded, float64: the reference
+    windows = VideoDataset(
+        [Video("v", str(video), -1)],
+        EvalTransform(32, "center", model.spec.normalization),
+        "test",
+        16,
+    )
+    clips = torch.stack([windows[i]["clip"] for i in range(len(windows))]).double()
+    seen = {}
+    model.layer3.register_forward_hook(lambda m, i, out: seen.update(layer3=out))
+    model.avgpool.register_forward_pre_hook(lambda m, i: seen.update(last=i[0]))
+    with torch.no_grad():
+        pooled = model.forward_features(clips)
+    argv = ["features", str(video), "--checkpoint", checkpoint, "--no-amp", "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "l3"), "--layer", "layer3"]) == 0
+    got = np.load(tmp_path / "l3" / "clip.npy")
+    want = seen["layer3"].mean(dim=(2, 3, 4)).numpy()
+    assert got.shape == want.shape == (3, model.layer3[-1].conv2.out_channels)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert main([*argv, "-o", str(tmp_path / "sp"), "--spatial"]) == 0
+    spatial = np.load(tmp_path / "sp" / "clip.npy")
+    assert spatial.shape == tuple(seen["last"].shape)  # clips x C x T' x H' x W'
+    np.testing.assert_allclose(spatial, seen["last"].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(spatial.mean(axis=(2, 3, 4)), pooled.numpy(), rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    assert main([*argv, "-o", str(tmp_path / "x"), "--layer", "layer9"]) == 2
+    err = capsys.readouterr().err
+    assert "not a stage" in err and "layer1, layer2, layer3, layer4" in err

@@ -731,6 +731,24 @@ def add_inference_parser(sub, name: str) -> None:
             "(default under torchrun: the rank's share)",
         )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument(
+            "--layer",
+            help="take the pooled features of this stage instead of the last one: layer1-layer4 "
+            "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet)",
+        )
+        p.add_argument(
+            "--spatial",
+            action="store_true",
+            help="keep the stage's map unpooled: clips x C x T' x H' x W' per video",
+        )
+        p.add_argument(
+            "--clip-length", type=positive_int, help="frames per clip (default: the checkpoint's)"
+        )
+        p.add_argument(
+            "--sample-size",
+            type=positive_int,
+            help="input size in pixels (default: the checkpoint's)",
+        )
     p.add_argument(
         "--window-stride",
         "--stride",

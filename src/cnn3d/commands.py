@@ -265,6 +265,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(f"{len(inputs.problems)} input(s) could not be used; nothing to do", file=sys.stderr)
         return 1
     model = load_model_for_inference(args, device, need_names=False)
+    model.spec.clip_length = args.clip_length or model.spec.clip_length
+    model.spec.sample_size = args.sample_size or model.spec.sample_size
     summary = extract_features(
         model,
         inputs.paths,
@@ -279,8 +281,10 @@ def cmd_features(args: argparse.Namespace) -> int:
         workers=args.workers,
         amp=args.amp,
         compile=args.compile,
+        layer=args.layer,
+        spatial=args.spatial,
     )
-    print(f"features ({model.num_features}-d) in {args.output}: {summary.line()}")
+    print(f"features in {args.output}: {summary.line()}")
     if inputs.problems:
         print(f"{len(inputs.problems)} input(s) could not be used (named above)", file=sys.stderr)
     return 1 if summary.failed or inputs.problems else 0

@@ -7,12 +7,14 @@ the rest are still processed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .data.dataset import Video, VideoDataset, collate_clips, worker_init
@@ -134,14 +136,51 @@ def maybe_compile(net, n_windows: int, choice: bool | None, batch_size: int):
     return (Compiled(net, batch_size), True) if use else (net, False)
 
 
+STAGE = re.compile(r"(^|\.)(layer\d+|denseblock\d+|transition\d+)$")
+
+
+def stage_names(model) -> list[str]:
+    """The stages `--layer` can take features from (layer1-4, DenseNet's blocks)."""
+    return [name for name, _ in model.named_modules() if STAGE.search(name)]
+
+
 class _FeaturesAndLogits(torch.nn.Module):
-    def __init__(self, model):
+    """(features, logits) per clip. Features: the pooled output of the last stage (what
+    `forward_features` returns), or of stage `layer`; with `spatial`, that stage's map before
+    pooling (clips x C x T' x H' x W')."""
+
+    def __init__(self, model, layer: str | None = None, spatial: bool = False):
         super().__init__()
         self.model = model
+        self.layer, self.spatial = layer, spatial
+        self._seen: list[torch.Tensor] = []
+        self._hook = None
+        if layer is not None:
+            if layer not in stage_names(model):
+                raise ValueError(
+                    f"--layer {layer!r} is not a stage of this {model.spec.arch}; choose one of "
+                    + ", ".join(stage_names(model))
+                )
+            self._hook = model.get_submodule(layer).register_forward_hook(
+                lambda _m, _i, out: self._seen.append(out)
+            )
+        elif spatial:  # the last stage's map: what the global pooling receives
+            self._hook = model.avgpool.register_forward_pre_hook(
+                lambda _m, i: self._seen.append(i[0])
+            )
+
+    def remove_hooks(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
 
     def forward(self, x):
+        self._seen.clear()
         features = self.model.forward_features(x)
-        return features, getattr(self.model, self.model.classifier_name)(features)
+        logits = getattr(self.model, self.model.classifier_name)(features)
+        if self._seen:
+            kept = self._seen[-1]
+            features = kept if self.spatial else torch.flatten(F.adaptive_avg_pool3d(kept, 1), 1)
+        return features, logits
 
 
 def iter_model(
@@ -157,11 +196,14 @@ def iter_model(
     want_features: bool = False,
     names: list[str] | None = None,
     compile: bool | None = False,
+    layer: str | None = None,
+    spatial: bool = False,
 ) -> Iterator[tuple[int, VideoResult | None, str | None]]:
     """Run the model over every window of every video, yielding `(i, result, None)` for video
     `paths[i]` as soon as its last window is done, or `(i, None, message)` when it cannot be read
     (at any of its windows); each video once, in input order. Windows of several videos share a
-    batch; DataLoader workers decode ahead of the model."""
+    batch; DataLoader workers decode ahead of the model. `layer`, `spatial`: which features
+    (see `_FeaturesAndLogits`)."""
     names = names or [p.name for p in paths]
     spec = model.spec
     stride = spec.t_stride
@@ -190,7 +232,8 @@ def iter_model(
     device = torch.device(device)
     model = model.to(device).eval()
     model = model.to(memory_format=torch.channels_last_3d)
-    net, _ = maybe_compile(_FeaturesAndLogits(model), len(dataset), compile, batch_size)
+    heads = _FeaturesAndLogits(model, layer, spatial)
+    net, _ = maybe_compile(heads, len(dataset), compile, batch_size)
     pending: dict[int, VideoResult] = {}
     span = (spec.clip_length - 1) * stride + 1
     next_video = 0  # videos before this one have been yielded
@@ -229,6 +272,7 @@ def iter_model(
                 yield from finished(max(seen) if seen else next_video)
         yield from finished(len(paths))
     finally:
+        heads.remove_hooks()
         dataset.close()
 
 

@@ -83,13 +83,14 @@ class DenseNet(nn.Module):
                 n //= 2
         layers.append(("norm5", nn.BatchNorm3d(n)))
         self.features = nn.Sequential(OrderedDict(layers))
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.classifier = nn.Linear(n, n_classes)
         self.num_features = n
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.features(x), inplace=True)
-        return torch.flatten(F.adaptive_avg_pool3d(x, 1), 1)
+        return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
