@@ -247,3 +247,49 @@ def test_layer_and_spatial_features_are_the_stages_own_values(dataset, tmp_path,
     assert main([*argv, "-o", str(tmp_path / "x"), "--layer", "layer9"]) == 2
     err = capsys.readouterr().err
     assert "not a stage" in err and "layer1, layer2, layer3, layer4" in err
+
+
+def _shown_at(t: float, fps: float, n: int) -> int:
+    """The source frame on screen at time t, by search: frame k is shown from k / fps to
+    (k + 1) / fps."""
+    return next(k for k in range(n) if k / fps <= t + 1e-9 < (k + 1) / fps)
+
+
+@pytest.mark.parametrize("source_fps,target_fps,n", [(30, 15, 40), (24, 25, 36)])
+def test_fps_resamples_by_time_and_feeds_those_frames(dataset, tmp_path, source_fps, target_fps, n):
+    import av
+    import torch
+
+    from cnn3d.data.prepare import write_video
+    from cnn3d.data.transforms import EvalTransform
+    from cnn3d.models import load_model
+
+    video = tmp_path / "v.mp4"
+    write_video(video, frames_with_index(n, 48, 64, seed=7), fps=source_fps)
+    checkpoint = str(dataset.parent / "m.safetensors")
+    argv = ["features", str(video), "--checkpoint", checkpoint, "--no-amp", "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "f"), "--fps", str(target_fps)]) == 0
+    info = json.loads((tmp_path / "f" / "v.segments.json").read_text())
+    length = -(-n * target_fps // source_fps)  # frames of the resampled stream: ceil
+    stream = [_shown_at(i / target_fps, source_fps, n) for i in range(length)]
+    windows = [list(range(s, min(s + 16, length))) for s in range(0, length, 16)]
+    windows = [(w * 16)[:16] for w in windows]  # loop padding
+    assert info["frames"] == [[stream[i] + 1 for i in w] for w in windows]
+    assert info["segments"] == [[w[0] + 1, min(w[0] + 16, length)] for w in windows]
+    np.testing.assert_allclose(
+        info["times"], [[w[0] / target_fps, min(w[0] + 16, length) / target_fps] for w in windows]
+    )
+    assert info["fps"] == pytest.approx(source_fps) and info["stream_fps"] == target_fps
+    assert info["duration_s"] == pytest.approx(n / source_fps)
+    # the model saw those source frames: PyAV's own decode, the model in float64
+    with av.open(str(video)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    model = load_model(checkpoint).double()
+    transform = EvalTransform(32, "center", model.spec.normalization)
+    clips = []
+    for w in info["frames"]:
+        frames = np.stack([decoded[k - 1] for k in w])
+        clips.append(transform(torch.from_numpy(frames).permute(0, 3, 1, 2)))
+    with torch.no_grad():
+        want = model.forward_features(torch.stack(clips).double()).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "f" / "v.npy"), want, rtol=1e-4, atol=1e-5)

@@ -742,6 +742,12 @@ def add_inference_parser(sub, name: str) -> None:
             help="keep the stage's map unpooled: clips x C x T' x H' x W' per video",
         )
         p.add_argument(
+            "--fps",
+            type=positive_float,
+            help="resample each video to this many frames per second before cutting windows "
+            "(frame i = the source frame shown at i / fps); default: the video's own frames",
+        )
+        p.add_argument(
             "--clip-length", type=positive_int, help="frames per clip (default: the checkpoint's)"
         )
         p.add_argument(

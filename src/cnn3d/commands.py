@@ -283,6 +283,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         compile=args.compile,
         layer=args.layer,
         spatial=args.spatial,
+        fps=args.fps,
     )
     print(f"features in {args.output}: {summary.line()}")
     if inputs.problems:

@@ -93,7 +93,8 @@ def clip_times(segments, fps: float | None) -> list[list[float]]:
 
 def write_video_features(folder: Path, result: VideoResult) -> None:
     """`<key>.npy` (clip features [n, D]), `<key>.mean.npy` ([D]) and `<key>.segments.json`
-    (video, fps, segments in 1-based frames, times in seconds), each written atomically."""
+    (video, source fps and duration, the rate segments count in, segments in 1-based frames of
+    that stream, times in seconds, each clip's 1-based source frames), each written atomically."""
     key = output_name(result.name)
     clips = np.stack([f.numpy() for f in result.features])
     atomic_write(folder / f"{key}.npy", lambda tmp: _save_npy(tmp, clips))
@@ -101,8 +102,11 @@ def write_video_features(folder: Path, result: VideoResult) -> None:
     info = {
         "video": result.video,
         "fps": result.fps,
+        "stream_fps": result.stream_fps,
+        "duration_s": result.n_frames / result.fps if result.fps else None,
         "segments": [list(s) for s in result.segments],
-        "times": clip_times(result.segments, result.fps),
+        "times": clip_times(result.segments, result.stream_fps),
+        "frames": result.frames,
     }
     write_json(folder / f"{key}.segments.json", info)
 
@@ -129,8 +133,10 @@ def merge_h5(parts: Path, names: list[str], out: Path) -> None:
                 g["mean"] = np.load(parts / f"{key}.mean.npy")
                 g["segments"] = np.asarray(info["segments"], dtype=np.int64).reshape(-1, 2)
                 g["times"] = np.asarray(info["times"], dtype=np.float64).reshape(-1, 2)
+                g["frames"] = np.asarray(info["frames"], dtype=np.int64)
                 g.attrs["video"] = info["video"]
-                g.attrs["fps"] = info["fps"] if info["fps"] is not None else np.nan
+                for name in ("fps", "stream_fps", "duration_s"):
+                    g.attrs[name] = info[name] if info[name] is not None else np.nan
 
     atomic_write(out, write)
 
@@ -230,7 +236,7 @@ def extract_features(
             write_video_features(folder, result)
             log.record(output_name(names[i]).as_posix(), SourceStamp.of(paths[i]))
             n = len(result.segments)
-            duration = result.segments[-1][1] / result.fps if result.fps else None
+            duration = result.n_frames / result.fps if result.fps else None
             rows[i] = Row(rows[i].input, rows[i].output, "done", n, result.fps, duration)
             summary.done += 1
             summary.clips += n
@@ -259,8 +265,7 @@ def _done_before(folder: Path, key: str, source: str, where: str) -> Row:
     except (OSError, ValueError):
         return Row(source, where, "skipped")
     segments, fps = info.get("segments") or [], info.get("fps")
-    duration = segments[-1][1] / fps if segments and fps else None
-    return Row(source, where, "skipped", len(segments), fps, duration)
+    return Row(source, where, "skipped", len(segments), fps, info.get("duration_s"))
 
 
 def _of(shard: Shard) -> str:

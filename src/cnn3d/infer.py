@@ -32,6 +32,9 @@ class VideoResult:
     logits: list[torch.Tensor] = field(default_factory=list)
     features: list[torch.Tensor] = field(default_factory=list)
     fps: float | None = None  # the source's frame rate, where it has one
+    stream_fps: float | None = None  # the rate segments count in (`--fps`, else the source's)
+    n_frames: int = 0  # of the source
+    frames: list[list[int]] = field(default_factory=list)  # each clip's source frames, 1-based
 
 
 @dataclass
@@ -198,12 +201,14 @@ def iter_model(
     compile: bool | None = False,
     layer: str | None = None,
     spatial: bool = False,
+    fps: float | None = None,
 ) -> Iterator[tuple[int, VideoResult | None, str | None]]:
     """Run the model over every window of every video, yielding `(i, result, None)` for video
     `paths[i]` as soon as its last window is done, or `(i, None, message)` when it cannot be read
     (at any of its windows); each video once, in input order. Windows of several videos share a
     batch; DataLoader workers decode ahead of the model. `layer`, `spatial`: which features
-    (see `_FeaturesAndLogits`)."""
+    (see `_FeaturesAndLogits`). `fps`: windows over the video resampled to that rate (segments
+    then count frames of the resampled stream; `frames` holds the source frames)."""
     names = names or [p.name for p in paths]
     spec = model.spec
     stride = spec.t_stride
@@ -216,6 +221,7 @@ def iter_model(
         stride,
         window_stride=window_stride,
         tail=tail,
+        fps=fps,
         skip_bad=True,
     )
     bad: dict[int, str] = {}  # video -> its first error
@@ -260,10 +266,13 @@ def iter_model(
                         features, logits = net(clips)
                     for k, v in enumerate(batch["video"].tolist()):
                         result = pending.setdefault(v, VideoResult(str(paths[v]), names[v]))
-                        n = dataset._n_frames(v)
-                        start = int(batch["start"][k])
+                        n = dataset.stream_length(v)
+                        start = int(batch["window"][k])
                         result.segments.append((start + 1, min(start + span, n)))
+                        result.frames.append((dataset.window(v, start) + 1).tolist())
                         result.fps = dataset.fps(v)
+                        result.stream_fps = fps or result.fps
+                        result.n_frames = dataset._n_frames(v)
                         result.logits.append(logits[k].float().cpu())
                         if want_features:
                             result.features.append(features[k].float().cpu())

@@ -40,7 +40,8 @@ class VideoDataset(Dataset):
     """`mode="train"`: one random clip per video per epoch.
     `mode="val"`: `n_clips` evenly spaced clips per video.
     `mode="test"`: every sliding window (`window_stride`, default one clip span) per video;
-    `tail` says what happens at the end (`sampling.sliding_clips`).
+    `tail` says what happens at the end (`sampling.sliding_clips`); with `fps`, windows are cut
+    from the video resampled to that rate (frame i = the source frame shown at i / fps).
     `n_views` > 1 (val/test, with a `three`-crop EvalTransform) adds spatial views per clip.
 
     `videos` is a `VideoIndex` (or a list of `Video`s, converted to one). Items are kept as
@@ -62,6 +63,7 @@ class VideoDataset(Dataset):
         n_clips: int = 3,
         window_stride: int | None = None,
         tail: str = "pad",
+        fps: float | None = None,
         n_views: int = 1,
         skip_bad: bool = False,
         seed: int = 0,
@@ -75,6 +77,7 @@ class VideoDataset(Dataset):
         self.stride = stride
         self.skip_bad = skip_bad
         self.seed = seed
+        self.target_fps = fps if mode == "test" else None
         self.epoch = 0
         self.failed: list[str] = []  # unreadable videos found while indexing (skip_bad only)
         self._sources: OrderedDict[int, object] = OrderedDict()
@@ -88,6 +91,8 @@ class VideoDataset(Dataset):
         for v in range(len(self.videos)):
             try:
                 n = self._n_frames(v)
+                if self.target_fps:
+                    n = sampling.resampled_length(n, self._source_fps(v), self.target_fps)
             except VideoReadError as error:
                 if not skip_bad:
                     raise
@@ -164,6 +169,19 @@ class VideoDataset(Dataset):
         fps = float(self._fps[v])
         return None if np.isnan(fps) else fps
 
+    def _source_fps(self, v: int) -> float:
+        """Video v's frame rate, opening it if need be; an error naming it if it has none."""
+        fps = self.fps(v)
+        if fps is None:
+            fps = getattr(self._source(v), "fps", None)
+            if not fps:
+                raise VideoReadError(
+                    self.videos.path(v),
+                    "--fps needs the video's frame rate, and it has none (a frame folder?)",
+                )
+            self._fps[v] = fps
+        return fps
+
     def close(self) -> None:
         """Release open decoders (this process's); reads reopen them as needed."""
         for source in self._sources.values():
@@ -177,7 +195,21 @@ class VideoDataset(Dataset):
         n = self._n_frames(v)
         if self.mode == "train":
             return sampling.random_clip(n, self.clip_length, self.stride, rng)
-        return sampling.clip_at(start, n, self.clip_length, self.stride)
+        return self.window(v, start)
+
+    def stream_length(self, v: int) -> int:
+        """Frames of video v in the stream windows are cut from (resampled with `fps`)."""
+        n = self._n_frames(v)
+        if self.target_fps:
+            return sampling.resampled_length(n, self._source_fps(v), self.target_fps)
+        return n
+
+    def window(self, v: int, start: int) -> np.ndarray:
+        """Source frame positions of video v's window starting at `start` (in the stream)."""
+        clip = sampling.clip_at(start, self.stream_length(v), self.clip_length, self.stride)
+        if self.target_fps:  # windows over the resampled stream, mapped to source frames
+            return sampling.resampled_positions(clip, self._source_fps(v), self.target_fps)
+        return clip
 
     def _read(self, v: int, positions: np.ndarray) -> torch.Tensor:
         first = int(self.videos.first_frames[v])
@@ -195,7 +227,7 @@ class VideoDataset(Dataset):
             raise
 
     def __getitem__(self, i: int) -> dict:
-        v, _, view = self._item(i)
+        v, window, view = self._item(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
             positions = self.positions(i, rng)
@@ -212,7 +244,8 @@ class VideoDataset(Dataset):
             "clip": x,
             "label": int(self.videos.labels[v]),
             "video": v,
-            "start": int(positions[0]),
+            "start": int(positions[0]),  # the first source frame
+            "window": window,  # where the window starts in its stream (val/test)
             "view": view,
         }
 

@@ -9,6 +9,8 @@ validation and testing (the original ignored it outside training).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -109,3 +111,18 @@ def sliding_clips(
 def subsample(n_frames: int, stride: int) -> np.ndarray:
     """Every `stride`-th frame position (temporal subsampling of a whole video)."""
     return np.arange(0, n_frames, stride, dtype=np.int64)
+
+
+def resampled_length(n_frames: int, source_fps: float, target_fps: float) -> int:
+    """Frames of a video of `n_frames` at `source_fps` resampled to `target_fps`: frame i of the
+    resampled stream is shown at i / target_fps, and exists while that is before the end."""
+    if source_fps <= 0 or target_fps <= 0:
+        raise ValueError(f"frame rates must be positive (source {source_fps}, target {target_fps})")
+    return max(1, math.ceil(n_frames * target_fps / source_fps - 1e-9))
+
+
+def resampled_positions(indices: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
+    """Source frame positions of resampled frames `indices`: the source frame being shown at
+    time i / target_fps (source frame k is shown from k / source_fps to (k + 1) / source_fps)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return np.floor(indices * source_fps / target_fps + 1e-9).astype(np.int64)
