@@ -6,7 +6,8 @@ Baseline, as the sister tool: every frame of the video written to JPEG files in 
 folder at full resolution, then per 16-frame clip PIL loads each file, resizes the short side to
 112, centre-crops 112, and normalises per frame; fp32; batches of clips; the folder is deleted.
 cnn3d: the mp4 decoded directly (PyAV), windows sampled and transformed as whole-clip tensor ops,
-the model in cnn3d's default precision (bf16 + channels_last_3d on CPUs with native bf16).
+BatchNorm folded, the model in cnn3d's default precision (bf16 + channels_last_3d on CPUs with
+native bf16, else fp32 + channels_last_3d).
 
     python benchmarks/classify.py [--repeats 3] [--seconds 10] [--depth 34]
 """
@@ -29,14 +30,15 @@ from cnn3d.data.prepare import write_video
 from cnn3d.data.synthetic import render_video
 from cnn3d.infer import run_model
 from cnn3d.models import build_model
+from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS
 from cnn3d.precision import default_amp
 
 FPS = 25
 
 
-def baseline(model, video: Path, batch_size: int) -> torch.Tensor:
-    """The sister tool's path; returns the per-clip logits."""
+def baseline(model, video: Path, batch_size: int, features: bool = False) -> torch.Tensor:
+    """The sister tool's path; returns the per-clip logits (or pooled features)."""
     tmp = Path(tempfile.mkdtemp(prefix="vc_tmp_"))
     try:
         with av.open(str(video)) as container:  # `ffmpeg -i video tmp/image_%05d.jpg`
@@ -51,9 +53,10 @@ def baseline(model, video: Path, batch_size: int) -> torch.Tensor:
                 with Image.open(tmp / f"image_{i:05d}.jpg") as img:
                     img = img.convert("RGB")
                     w, h = img.size
-                    size = (112, round(h * 112 / w)) if w < h else (round(w * 112 / h), 112)
+                    size = (112, int(112 * h / w)) if w < h else (int(112 * w / h), 112)
                     img = img.resize(size, Image.BILINEAR)
-                    left, top = (img.size[0] - 112) // 2, (img.size[1] - 112) // 2
+                    left = int(round((img.size[0] - 112) / 2))
+                    top = int(round((img.size[1] - 112) / 2))
                     img = img.crop((left, top, left + 112, top + 112))
                     x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()
                 frames.append(x - mean)
@@ -63,7 +66,7 @@ def baseline(model, video: Path, batch_size: int) -> torch.Tensor:
         with torch.no_grad():
             for b in range(0, len(clips), batch_size):
                 batch = torch.stack(clips[b : b + batch_size]).to(next(model.parameters()).device)
-                outputs.append(model(batch).cpu())
+                outputs.append((model.forward_features if features else model)(batch).cpu())
         return torch.cat(outputs)
     finally:
         shutil.rmtree(tmp)
@@ -87,6 +90,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model("resnet", args.depth, n_classes=400, shortcut="A").eval()
         model.spec.normalization = PRESETS["hara2018"]
+        # what `cnn3d classify` runs: BatchNorm folded at load time
+        folded, _ = fold_batchnorm(model, torch.randn(1, 3, 16, 32, 32))
         precision = "bf16+channels_last" if default_amp(device) else "fp32+channels_last"
         print(
             f"device {device}, {torch.get_num_threads()} threads; {args.seconds} s 320x240 "
@@ -100,7 +105,7 @@ def main() -> None:
             times["baseline"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             results, failures = run_model(
-                model, [video], batch_size=args.batch_size, device=str(device)
+                folded, [video], batch_size=args.batch_size, device=str(device)
             )
             times["cnn3d"].append(time.perf_counter() - t0)
             assert not failures and len(results[0].logits) > 0
