@@ -136,7 +136,7 @@ def test_manifest_names_every_video_once_with_its_failure(dataset, tmp_path, cap
     assert main(argv) == 1
     printed = capsys.readouterr()
     assert "1 done, 0 skipped (done before), 1 failed" in printed.out
-    failures = [line for line in printed.out.splitlines() if line.startswith("failed:")]
+    failures = [line for line in printed.err.splitlines() if line.startswith("failed:")]
     assert len(failures) == 1 and "broken.mp4" in failures[0]  # one failure per video
     with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
         rows = {Path(r["input"]).name: r for r in csv.DictReader(f)}

@@ -337,7 +337,8 @@ def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
     assert [c["segment"] for c in entries["good1.mp4"]["clips"]] == [[1, 16], [17, 32], [33, 40]]
     assert [c["segment"] for c in entries["short.mp4"]["clips"]] == [[1, 5]]  # loop-padded
     clip = entries["good2.mp4"]["clips"][0]
-    assert set(clip) == {"segment", "label", "scores"} and len(clip["scores"]) == 3
+    assert set(clip) == {"segment", "time", "label", "scores"} and len(clip["scores"]) == 3
+    assert clip["time"] == [0.0, pytest.approx(16 / 25)]  # frames 1-16 at 25 fps
     assert "good1.mp4" in captured.out
     rc = main(
         [

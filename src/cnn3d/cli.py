@@ -715,8 +715,23 @@ def add_inference_parser(sub, name: str) -> None:
         help="text file, one class name per line (when the checkpoint has none)",
     )
     if name == "classify":
-        p.add_argument("--output", "-o", help="JSON file (the sister tool's layout)")
+        p.add_argument(
+            "--output",
+            "-o",
+            help="JSON file (the sister tool's layout, with clip times), built from "
+            "<name>.parts/ when done; a re-run skips videos done",
+        )
         p.add_argument("--topk", type=positive_int, default=5, help="labels shown per video")
+        p.add_argument(
+            "--timeline",
+            metavar="DIR",
+            help="a PNG per video of 3 clips or more: the top-k class probabilities over time",
+        )
+        p.add_argument(
+            "--render",
+            metavar="DIR",
+            help="each video written again (H.264, same size and rate) with its clips' labels",
+        )
     else:
         p.add_argument(
             "--output",
@@ -726,12 +741,6 @@ def add_inference_parser(sub, name: str) -> None:
             ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
         )
         p.add_argument(
-            "--shard",
-            help="K/N: process share K (0-based) of N, e.g. one per SLURM array task "
-            "(default under torchrun: the rank's share)",
-        )
-        p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.add_argument(
             "--layer",
             help="take the pooled features of this stage instead of the last one: layer1-layer4 "
             "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet)",
@@ -740,12 +749,6 @@ def add_inference_parser(sub, name: str) -> None:
             "--spatial",
             action="store_true",
             help="keep the stage's map unpooled: clips x C x T' x H' x W' per video",
-        )
-        p.add_argument(
-            "--fps",
-            type=positive_float,
-            help="resample each video to this many frames per second before cutting windows "
-            "(frame i = the source frame shown at i / fps); default: the video's own frames",
         )
         p.add_argument(
             "--clip-length", type=positive_int, help="frames per clip (default: the checkpoint's)"
@@ -770,6 +773,18 @@ def add_inference_parser(sub, name: str) -> None:
         "drop = the sister tool's windows (complete windows only, ending before the last frame; "
         "a video shorter than one window still gets one padded window)",
     )
+    p.add_argument(
+        "--shard",
+        help="K/N: process share K (0-based) of N, e.g. one per SLURM array task "
+        "(default under torchrun: the rank's share)",
+    )
+    p.add_argument(
+        "--fps",
+        type=positive_float,
+        help="resample each video to this many frames per second before cutting windows "
+        "(frame i = the source frame shown at i / fps); default: the video's own frames",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--verbose", action="store_true", help="name every non-video file the folders held"
     )

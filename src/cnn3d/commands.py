@@ -197,73 +197,105 @@ def load_model_for_inference(args, device: str, need_names: bool = True):
     return model
 
 
-def _report_failures(failures, problems) -> int:
-    for message in list(problems) + list(failures):
-        print(f"failed: {message}", file=sys.stderr)
-    n = len(failures) + len(problems)
-    if n:
-        print(f"{n} input(s) could not be processed", file=sys.stderr)
-    return 1 if n else 0
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .extract import Shard, classify_job, run_job
+    from .files import output_name
+    from .infer import classification_entry, iter_model, print_table
+
+    shard = Shard.parse(args.shard) if args.shard else Shard.from_environment()
+    device = _rank_device(args.device, shard)
+    writes = bool(args.output or args.timeline or args.render)
+    inputs = _inputs(args, check_names=writes)
+    if not inputs.paths:
+        return _nothing_to_do(inputs)
+    model = load_model_for_inference(args, device)
+    names = model.spec.class_names
+
+    def on_video(result) -> dict:
+        entry = classification_entry(result, names, args.topk)
+        print_table([entry], args.topk)
+        key = output_name(result.name)
+        if args.timeline and len(entry["clips"]) >= 3:
+            from .plots import save, timeline_figure
+
+            save(timeline_figure(entry, names, args.topk), Path(args.timeline) / f"{key}.png")
+        if args.render:
+            from .render import render_video
+
+            render_video(Path(result.video), entry, Path(args.render) / f"{key}.mp4")
+        return entry
+
+    options = dict(
+        batch_size=args.batch_size,
+        window_stride=args.window_stride,
+        tail=args.tail,
+        device=device,
+        workers=args.workers,
+        amp=args.amp,
+        compile=args.compile,
+        fps=args.fps,
+    )
+    if args.output:
+        job = classify_job(Path(args.output), shard, on_video)
+        summary = run_job(
+            model, inputs.paths, inputs.names, job, shard, not args.no_progress, **options
+        )
+        print(f"classified into {args.output}: {summary.line()}")
+        failed = summary.failed
+    else:
+        failed = 0
+        for _, result, message in iter_model(model, inputs.paths, names=inputs.names, **options):
+            if result is None:
+                print(f"failed: {message}", file=sys.stderr)
+                failed += 1
+            else:
+                on_video(result)
+    return _failures(failed, inputs.problems)
 
 
-def _infer(args: argparse.Namespace, want_features: bool):
-    """Load the checkpoint and run it over every input; (model, results, failures, problems)."""
+def _rank_device(device: str | None, shard) -> str:
+    device = device or "cpu"
+    if device.startswith("cuda") and shard.count > 1 and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # torchrun: one GPU per process
+    return device
+
+
+def _inputs(args, check_names: bool = True):
+    """The inputs, with non-video files counted and unusable inputs named; outputs that would
+    collide refused before any work."""
     from .files import describe_skipped
-    from .infer import check_output_names, collect_inputs, run_model
+    from .infer import check_output_names, collect_inputs
 
     inputs = collect_inputs(args.inputs)
     if inputs.skipped:
         print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
-    if want_features:  # refuse colliding outputs before any work
-        check_output_names(inputs.names, inputs.paths, "features")
-    model = load_model_for_inference(args, args.device or "cpu", need_names=not want_features)
-    results, failures = run_model(
-        model,
-        inputs.paths,
-        names=inputs.names,
-        batch_size=args.batch_size,
-        window_stride=args.window_stride,
-        tail=args.tail,
-        device=args.device or "cpu",
-        workers=args.workers,
-        amp=args.amp,
-        want_features=want_features,
-        compile=args.compile,
-    )
-    return model, results, failures, inputs.problems
+    if check_names:
+        check_output_names(inputs.names, inputs.paths, args.command)
+    for problem in inputs.problems:
+        print(f"failed: {problem}", file=sys.stderr)
+    return inputs
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    from .evaluate import write_json
-    from .infer import classification_json, print_table
+def _failures(failed: int, problems: list[str]) -> int:
+    n = failed + len(problems)
+    if n:
+        print(f"{n} input(s) could not be processed (named above)", file=sys.stderr)
+    return 1 if n else 0
 
-    model, results, failures, problems = _infer(args, want_features=False)
-    entries = classification_json(results, model.spec.class_names, args.topk)
-    print_table(entries, args.topk)
-    if args.output:
-        write_json(args.output, entries)
-        print(f"wrote {args.output}")
-    return _report_failures(failures, problems)
+
+def _nothing_to_do(inputs) -> int:
+    print(f"{len(inputs.problems)} input(s) could not be used; nothing to do", file=sys.stderr)
+    return 1
 
 
 def cmd_features(args: argparse.Namespace) -> int:
     from .extract import Shard, extract_features
-    from .files import describe_skipped
-    from .infer import check_output_names, collect_inputs
 
     shard = Shard.parse(args.shard) if args.shard else Shard.from_environment()
-    device = args.device or "cpu"
-    if device.startswith("cuda") and shard.count > 1 and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"  # torchrun: one GPU per process
-    inputs = collect_inputs(args.inputs)
-    if inputs.skipped:
-        print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
-    check_output_names(inputs.names, inputs.paths, "features")  # before any work
-    for problem in inputs.problems:
-        print(f"failed: {problem}", file=sys.stderr)
+    device = _rank_device(args.device, shard)
+    inputs = _inputs(args)
     if not inputs.paths:
-        print(f"{len(inputs.problems)} input(s) could not be used; nothing to do", file=sys.stderr)
-        return 1
+        return _nothing_to_do(inputs)
     model = load_model_for_inference(args, device, need_names=False)
     model.spec.clip_length = args.clip_length or model.spec.clip_length
     model.spec.sample_size = args.sample_size or model.spec.sample_size
@@ -286,9 +318,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         fps=args.fps,
     )
     print(f"features in {args.output}: {summary.line()}")
-    if inputs.problems:
-        print(f"{len(inputs.problems)} input(s) could not be used (named above)", file=sys.stderr)
-    return 1 if summary.failed or inputs.problems else 0
+    return _failures(summary.failed, inputs.problems)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

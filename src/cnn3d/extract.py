@@ -14,7 +14,9 @@ import csv
 import io
 import os
 import re
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,59 +183,115 @@ class Summary:
         return f"{self.done} done, {self.skipped} skipped (done before), {self.failed} failed{rate}"
 
 
-def extract_features(
+@dataclass
+class Job:
+    """What a dataset-scale run writes: per-video outputs in `folder` (`write`), where each
+    video's output is for the manifest (`where`), the JSON holding a finished video's segments,
+    fps and duration (`info`), and what to build from the finished videos at the end (`finish`)."""
+
+    folder: Path
+    manifest: Path
+    write: Callable[[Path, VideoResult], None]
+    where: Callable[[str], str]
+    info: Callable[[str], Path]
+    finish: Callable[[list[str]], None] | None = None
+
+
+def features_job(out: Path, shard: Shard) -> Job:
+    """A folder of per-video files, or an `.h5`/`.hdf5` file built from them."""
+    if out.suffix.lower() in (".h5", ".hdf5"):
+        parts = out.with_name(out.name + ".parts")
+        target = out.with_name(f"{out.stem}{shard.suffix}{out.suffix}")
+        return Job(
+            parts,
+            out.with_name(f"{out.stem}{shard.suffix}.manifest.csv"),
+            write_video_features,
+            lambda key: f"{target.name}:{key}",
+            lambda key: parts / f"{key}.segments.json",
+            lambda names: merge_h5(parts, names, target),
+        )
+    return Job(
+        out,
+        out / f"manifest{shard.suffix}.csv",
+        write_video_features,
+        lambda key: f"{key}.npy",
+        lambda key: out / f"{key}.segments.json",
+    )
+
+
+def classify_job(out: Path, shard: Shard, on_video: Callable[[VideoResult], dict]) -> Job:
+    """`classify -o out.json`: each video's entry (`on_video` makes it and draws whatever else
+    was asked for) in `<out>.parts/<key>.json`; `out` (per shard: `out.K-of-N.json`) is the list
+    of entries in input order, built when the share is done."""
+    import json
+
+    parts = out.with_name(out.name + ".parts")
+    target = out.with_name(f"{out.stem}{shard.suffix}{out.suffix}")
+
+    def write(folder: Path, result: VideoResult) -> None:
+        write_json(folder / f"{output_name(result.name).as_posix()}.json", on_video(result))
+
+    def finish(names: list[str]) -> None:
+        entries = [
+            json.loads((parts / f"{output_name(n).as_posix()}.json").read_text(encoding="utf-8"))
+            for n in names
+        ]
+        write_json(target, entries)
+
+    return Job(
+        parts,
+        out.with_name(f"{out.stem}{shard.suffix}.manifest.csv"),
+        write,
+        lambda key: f"{target.name}:{key}",
+        lambda key: parts / f"{key}.json",
+        finish,
+    )
+
+
+def run_job(
     model,
     paths: list[Path],
     names: list[str],
-    out: Path,
+    job: Job,
     shard: Shard = Shard(),
     progress: bool = True,
     **options,
 ) -> Summary:
-    """Features of this shard's videos into `out` (a folder, or an `.h5`/`.hdf5` file), skipping
-    videos already done; see the module docstring. `options` go to `infer.iter_model`."""
+    """This shard's videos through the model, each finished video written by `job` at once and
+    recorded, videos done before skipped; see the module docstring. `options` go to
+    `infer.iter_model`."""
     from .infer import iter_model
 
-    h5 = out.suffix.lower() in (".h5", ".hdf5")
-    folder = out.with_name(out.name + ".parts") if h5 else out
-    manifest = (
-        out.with_name(f"{out.stem}{shard.suffix}.manifest.csv")
-        if h5
-        else out / f"manifest{shard.suffix}.csv"
-    )
     mine = share(paths, shard)
-    stamps = stamp_logs(folder) if folder.exists() else {}
+    stamps = stamp_logs(job.folder) if job.folder.exists() else {}
     rows: dict[int, Row] = {}
     todo = []
     for i in mine:
         key = output_name(names[i]).as_posix()
-        where = f"{out.name}:{key}" if h5 else f"{key}.npy"
         try:
             done = stamps.get(key) == SourceStamp.of(paths[i])
         except OSError:
             done = False
         if done:
-            rows[i] = _done_before(folder, key, str(paths[i]), where)
+            rows[i] = _done_before(job.info(key), str(paths[i]), job.where(key))
         else:
-            rows[i] = Row(str(paths[i]), where, "failed")
+            rows[i] = Row(str(paths[i]), job.where(key), "failed")
             todo.append(i)
     summary = Summary(skipped=len(mine) - len(todo))
     print(f"{len(mine)} videos in this share{_of(shard)}: {summary.skipped} done before, "
           f"{len(todo)} to do", flush=True)  # fmt: skip
-    log = StampLog(folder / f".cnn3d-sources{shard.suffix}.tsv")
+    log = StampLog(job.folder / f".cnn3d-sources{shard.suffix}.tsv")
     bar = _progress(len(todo), progress)
     start = time.perf_counter()
     subset = [paths[i] for i in todo]
-    for j, result, message in iter_model(
-        model, subset, names=[names[i] for i in todo], want_features=True, **options
-    ):
+    for j, result, message in iter_model(model, subset, names=[names[i] for i in todo], **options):
         i = todo[j]
         if result is None:
             rows[i].error = message
             summary.failed += 1
-            print(f"failed: {message}", flush=True)
+            print(f"failed: {message}", file=sys.stderr, flush=True)
         else:
-            write_video_features(folder, result)
+            job.write(job.folder, result)
             log.record(output_name(names[i]).as_posix(), SourceStamp.of(paths[i]))
             n = len(result.segments)
             duration = result.n_frames / result.fps if result.fps else None
@@ -249,22 +307,35 @@ def extract_features(
     if mine and summary.failed == len(mine):
         print(f"all {len(mine)} videos failed; nothing written", flush=True)
         return summary
-    if h5:
-        finished = [names[i] for i in mine if rows[i].status != "failed"]
-        target = out.with_name(f"{out.stem}{shard.suffix}{out.suffix}")
-        merge_h5(folder, finished, target)
-    write_manifest(manifest, [rows[i] for i in mine])
+    if job.finish is not None:
+        job.finish([names[i] for i in mine if rows[i].status != "failed"])
+    write_manifest(job.manifest, [rows[i] for i in mine])
     return summary
 
 
-def _done_before(folder: Path, key: str, source: str, where: str) -> Row:
+def extract_features(
+    model,
+    paths: list[Path],
+    names: list[str],
+    out: Path,
+    shard: Shard = Shard(),
+    progress: bool = True,
+    **options,
+) -> Summary:
+    """Features of this shard's videos into `out` (a folder, or an `.h5`/`.hdf5` file)."""
+    job = features_job(out, shard)
+    return run_job(model, paths, names, job, shard, progress, want_features=True, **options)
+
+
+def _done_before(info_path: Path, source: str, where: str) -> Row:
     import json
 
     try:
-        info = json.loads((folder / f"{key}.segments.json").read_text(encoding="utf-8"))
+        info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Row(source, where, "skipped")
-    segments, fps = info.get("segments") or [], info.get("fps")
+    segments = info.get("segments") or [c["segment"] for c in info.get("clips", [])]
+    fps = info.get("fps")
     return Row(source, where, "skipped", len(segments), fps, info.get("duration_s"))
 
 

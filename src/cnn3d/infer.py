@@ -296,19 +296,37 @@ def run_model(model, paths: list[Path], **options) -> tuple[list[VideoResult], l
     return results, failures
 
 
-def classification_json(results: list[VideoResult], class_names: list[str], k: int) -> list[dict]:
-    """The sister tool's layout (video, clips with segment/label/scores) plus video-level top-k.
+def classification_entry(r: VideoResult, class_names: list[str], k: int) -> dict:
+    """One video in the sister tool's layout (video, clips with segment/label/scores) plus the
+    video-level top-k, the source's fps and duration, and each clip's time in seconds.
     `scores` are softmax probabilities (the sister tool wrote raw logits under that name)."""
-    out = []
-    for r in results:
-        probs = torch.stack(r.logits).softmax(1)
-        clips = [
-            {"segment": list(seg), "label": class_names[int(p.argmax())], "scores": p.tolist()}
-            for seg, p in zip(r.segments, probs, strict=True)
-        ]
-        top = top_k(probs.mean(0), class_names, k)
-        out.append({"video": r.video, "label": top[0]["label"], "top_k": top, "clips": clips})
-    return out
+    from .extract import clip_times
+
+    probs = torch.stack(r.logits).softmax(1)
+    times = clip_times(r.segments, r.stream_fps) or [None] * len(r.segments)
+    clips = [
+        {
+            "segment": list(seg),
+            "time": time,
+            "label": class_names[int(p.argmax())],
+            "scores": p.tolist(),
+        }
+        for seg, time, p in zip(r.segments, times, probs, strict=True)
+    ]
+    top = top_k(probs.mean(0), class_names, k)
+    return {
+        "video": r.video,
+        "label": top[0]["label"],
+        "top_k": top,
+        "fps": r.fps,
+        "stream_fps": r.stream_fps,
+        "duration_s": r.n_frames / r.fps if r.fps else None,
+        "clips": clips,
+    }
+
+
+def classification_json(results: list[VideoResult], class_names: list[str], k: int) -> list[dict]:
+    return [classification_entry(r, class_names, k) for r in results]
 
 
 def print_table(entries: list[dict], k: int) -> None:

@@ -1,4 +1,5 @@
-"""Figures worth reading: the confusion matrix, per-class accuracy, training curves.
+"""Figures worth reading: the confusion matrix, per-class accuracy, training curves, and a video's
+class probabilities over time.
 
 Each `*_figure` function builds a matplotlib Figure (tests inspect it); `save` writes it
 atomically. Confusion matrices are row-normalised (each true class sums to 1, so classes of
@@ -158,3 +159,27 @@ def write_curves(result_path: Path) -> Path | None:
     if not train_log:
         return None
     return save(curves_figure(train_log, val_log), result_path / "curves.png")
+
+
+def timeline_figure(entry: dict, class_names: list[str], k: int = 5):
+    """The top-k classes (by their mean over the video) of one `classify` entry, each clip's
+    probability drawn over its time span (seconds; frames when the video has no frame rate)."""
+    plt = _pyplot()
+    clips = entry["clips"]
+    timed = all(c.get("time") for c in clips)
+    spans = [c["time"] if timed else [c["segment"][0] - 1, c["segment"][1]] for c in clips]
+    fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.25 * len(clips) + 4)), 3.6))
+    for rank, top in enumerate(entry["top_k"][:k]):
+        c = class_names.index(top["label"])
+        xs = [x for start, end in spans for x in (start, end)]
+        ys = [clip["scores"][c] for clip in clips for _ in range(2)]
+        ax.plot(xs, ys, label=f"{top['label']} ({top['score']:.2f})", color=f"C{rank}")
+    ax.set_xlabel("time (s)" if timed else "frame")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(spans[0][0], max(end for _, end in spans))
+    ax.set_title(Path(entry["video"]).name)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

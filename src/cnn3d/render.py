@@ -1,0 +1,75 @@
+"""A classified video written again with each clip's top label drawn on its frames (`classify
+--render`), as the sister tool's result videos were: H.264 through PyAV, the source's size and
+frame rate, the text in matplotlib's DejaVu Sans (shipped with an installed package, so no system
+font is assumed) on a dark box, 5% of the short side high."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write
+
+
+def _font(size: int):
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    return ImageFont.truetype(path, size)
+
+
+def label_of_frame(entry: dict, frame: int, fps: float | None) -> str | None:
+    """The text for 0-based source frame `frame`: the clip whose time span (or, without a frame
+    rate, 1-based segment) holds it; None after the last clip (`--tail drop`)."""
+    for clip in entry["clips"]:
+        if clip.get("time") and fps:
+            start, end = clip["time"]
+            inside = start <= frame / fps + 1e-9 < end
+        else:
+            inside = clip["segment"][0] <= frame + 1 <= clip["segment"][1]
+        if inside:
+            return f"{clip['label']} {max(clip['scores']):.2f}"
+    return None
+
+
+def render_video(video: Path, entry: dict, out: Path) -> None:
+    """Write `out` (an .mp4) from `video` with the labels of `entry` (a `classify` entry)."""
+    import av
+    from PIL import Image, ImageDraw
+
+    from .data.sources import upright
+
+    def write(tmp):
+        with av.open(str(video)) as source, av.open(tmp, "w", format="mp4") as target:
+            stream = source.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            fps = float(rate)
+            encoder = None
+            font = None
+            for index, frame in enumerate(source.decode(stream)):
+                array = upright(frame, frame.to_ndarray(format="rgb24"))
+                h, w = array.shape[:2]
+                if encoder is None:
+                    encoder = target.add_stream("libx264", rate=rate)
+                    encoder.width, encoder.height = w - w % 2, h - h % 2
+                    encoder.pix_fmt = "yuv420p"
+                    encoder.options = {"crf": "20", "preset": "veryfast"}
+                    font = _font(max(10, round(0.05 * min(h, w))))
+                text = label_of_frame(entry, index, fps)
+                if text:
+                    image = Image.fromarray(array)
+                    draw = ImageDraw.Draw(image)
+                    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+                    pad = max(2, (bottom - top) // 4)
+                    draw.rectangle((0, 0, right - left + 2 * pad, bottom + 2 * pad), fill=(0, 0, 0))
+                    draw.text((pad - left, pad), text, font=font, fill=(255, 255, 255))
+                    array = np.asarray(image)
+                array = np.ascontiguousarray(array[: encoder.height, : encoder.width])
+                target.mux(encoder.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+            if encoder is not None:
+                target.mux(encoder.encode())
+
+    atomic_write(out, write)
