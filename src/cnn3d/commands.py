@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 
 def train_config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
@@ -82,103 +80,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
+    from .testing import run_test
 
-    from .data.annotations import read_annotations
-    from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
-    from .data.transforms import EvalTransform
-    from .evaluate import compute_metrics, write_json, write_per_class_csv, write_results
-    from .infer import maybe_compile
-    from .models import load_model
-    from .plots import write_test_figures
-    from .train import TrainConfig, evaluate_loader
-
-    model = load_model(args.checkpoint, device=args.device or "cpu", fold_bn=True)
-    spec = model.spec
-    annotations = read_annotations(args.annotation_path)
-    names = spec.class_names or annotations.labels
-    if len(annotations.labels) != spec.n_classes:
-        raise ValueError(
-            f"{args.annotation_path}: {len(annotations.labels)} classes, but "
-            f"{args.checkpoint} predicts {spec.n_classes}"
-        )
-    videos, missing = videos_from_annotations(annotations, args.subset, args.video_path)
-    if not videos:
-        raise ValueError(f"{args.annotation_path}: no {args.subset} videos under {args.video_path}")
-    stride = spec.t_stride
-    views = 3 if args.three_crop else 1
-    transform = EvalTransform(
-        spec.sample_size, "three" if args.three_crop else "center", spec.normalization
-    )
-    mode = "val" if args.n_clips else "test"
-    dataset = VideoDataset(
-        videos,
-        transform,
-        mode,
-        spec.clip_length,
-        stride,
-        n_clips=args.n_clips or 1,
+    summary = run_test(
+        args.checkpoint,
+        args.video_path,
+        args.annotation_path,
+        args.result_path,
+        subset=args.subset,
         window_stride=args.window_stride,
         tail=args.tail,
-        n_views=views,
-        skip_bad=True,
+        n_clips=args.n_clips,
+        three_crop=args.three_crop,
+        topk=args.topk,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        amp=args.amp,
+        device=args.device,
+        compile=args.compile,
     )
-    loader = DataLoader(
-        dataset,
-        args.batch_size,
-        num_workers=args.workers,
-        collate_fn=collate_clips,
-        worker_init_fn=worker_init,
-    )
-    cfg = TrainConfig("", "", "", amp=args.amp, channels_last=True)
-    device = torch.device(args.device or "cpu")
-    model.to(memory_format=torch.channels_last_3d)
-    net, _ = maybe_compile(model, len(dataset), args.compile, args.batch_size)
-    acc = evaluate_loader(net, loader, dataset, spec.n_classes, device, cfg)
-    labels = torch.from_numpy(videos.labels).long()
-    metrics = compute_metrics(acc, labels, names)
-    out = Path(args.result_path)
-    out.mkdir(parents=True, exist_ok=True)
-    failed = sorted(set(dataset.failed))
-    write_results(
-        out / f"{args.subset}.json",
-        list(videos.ids),
-        acc.video_scores,
-        names,
-        args.topk,
-    )
-    summary = metrics.summary() | {
-        # the paper's Kinetics tables report this "Average" beside top-1 and top-5
-        "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
-        "views_per_video": (args.n_clips or "all windows")
-        if views == 1
-        else f"{args.n_clips or 'all windows'} x 3 crops",
-        "tail": None if args.n_clips else args.tail,
-        "unreadable_videos": failed,
-        "missing_videos": missing,
-        "checkpoint": str(args.checkpoint),
-    }
-    write_json(out / "metrics.json", summary)
-    write_per_class_csv(out / "per_class.csv", metrics)
-    title = f"{Path(args.checkpoint).name}: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
-    figures = write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
-    print(f"{metrics.n_videos} videos, {metrics.n_clips} clips ({args.subset})")
-    print(
-        f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  average "
-        f"{(metrics.video_top1 + metrics.video_top5) / 2:.4f}  "
-        f"clip top-1 {metrics.clip_top1:.4f}  mean class acc {metrics.mean_class_accuracy:.4f}"
-    )
-    for message in failed:
-        print(f"unreadable: {message}", file=sys.stderr)
-    for note in videos.notes:
-        print(note)
-    if missing:
-        print(f"{len(missing)} annotated videos not found, e.g. {missing[:3]}", file=sys.stderr)
-    print(
-        f"wrote {out / f'{args.subset}.json'}, metrics.json, per_class.csv, "
-        + ", ".join(f.name for f in figures)
-    )
-    return 1 if failed else 0
+    return 1 if summary["unreadable_videos"] else 0
 
 
 def load_model_for_inference(args, device: str, need_names: bool = True):
