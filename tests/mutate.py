@@ -28,7 +28,7 @@ MODULES = {
     "files": ("src/cnn3d/files.py", ["test_prepare.py", "test_output_names.py"]),
     "sources": ("src/cnn3d/data/sources.py", ["test_sources.py", "test_messy_media.py"]),
     "infer": ("src/cnn3d/infer.py", ["test_references.py", "test_output_names.py"]),
-    "checkpoint": ("src/cnn3d/models/checkpoint.py", ["test_checkpoint.py"]),
+    "checkpoint": ("src/cnn3d/models/checkpoint.py", ["test_checkpoint.py", "test_models.py"]),
 }
 
 

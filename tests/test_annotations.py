@@ -184,3 +184,42 @@ def test_prepare_synthetic_writes_annotations_and_ucf101_takes_split_1_alone(tmp
     assert "split 2 skipped" in printed and "split 3 skipped" in printed
     assert (out / "ucf101_01.json").exists() and not (out / "ucf101_02.json").exists()
     assert main([*args, "--splits", "2"]) == 2  # asked for it alone: an error
+
+
+def test_prepare_mit_writes_the_originals_json(tmp_path, capsys):
+    src = tmp_path / "release"
+    src.mkdir()
+    # the release's files: class order from the categories file (not alphabetical)
+    (src / "moments_categories.txt").write_text("walking,0\nclapping,1\nboiling water,2\n")
+    (src / "trainingSet.csv").write_text(
+        "walking/yt-abc_12.mp4,walking,3,0\nclapping/flickr-9_x.mp4,clapping,2,1\n"
+    )
+    (src / "validationSet.csv").write_text("boiling water/getty-77.mp4,boiling water,4,0\n")
+    (src / "testingSet.csv").write_text("test_0001.mp4\n")
+    videos = tmp_path / "jpg"
+    write_jpeg_folder(videos / "walking" / "yt-abc_12", frames_with_index(12))
+    write_jpeg_folder(videos / "clapping" / "flickr-9_x", frames_with_index(9))
+    write_jpeg_folder(videos / "boiling water" / "getty-77", frames_with_index(20))
+    write_jpeg_folder(videos / "test" / "test_0001", frames_with_index(5))  # test/<id>
+    out = tmp_path / "mit.json"
+    argv = ["prepare", "mit", str(src), "--out", str(out), "--video-path", str(videos)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["labels"] == ["walking", "clapping", "boiling water"]
+    database = {k: dict(v) for k, v in data["database"].items()}
+    for v in database.values():  # recorded counts are cnn3d's addition; checked on their own
+        v.pop("n_frames", None), v.pop("fps", None)
+    assert database == {
+        "yt-abc_12": {"subset": "training", "annotations": {"label": "walking", "segment": [1, 13]}},
+        "flickr-9_x": {"subset": "training", "annotations": {"label": "clapping", "segment": [1, 10]}},
+        "getty-77": {
+            "subset": "validation", "annotations": {"label": "boiling water", "segment": [1, 21]}
+        },
+        "test_0001": {"subset": "testing", "annotations": {"segment": [1, 6]}},
+    }  # fmt: skip
+    assert data["database"]["yt-abc_12"]["n_frames"] == 12
+    (src / "trainingSet.csv").write_text("walking/a.mp4,running,3,0\n")
+    assert main(argv) == 2
+    assert "trainingSet.csv:1: class 'running' is not in moments_categories.txt" in (
+        capsys.readouterr().err
+    )

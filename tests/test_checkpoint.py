@@ -230,3 +230,74 @@ def test_mismatch_names_first_key_and_both_shapes(tmp_path):
         match=r"odd.pth: looks like resnet-10 .*layer2.0.bn2.running_var has shape \(7,\) in the file and \(128,\)",
     ):
         load_model(tmp_path / "odd.pth")
+
+
+def test_refusal_names_the_object_and_weights_only_is_asked_for(tmp_path, monkeypatch):
+    import argparse
+
+    path = tmp_path / "with_opts.pth"
+    state = build_model("resnet", 10, 2).state_dict()
+    torch.save({"state_dict": state, "opts": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(CheckpointError, match=r"refused: .*Python objects \(argparse.Namespace\)"):
+        load_model(path)
+    # weights_only=True is asked for explicitly, whatever torch.load's default is
+    seen = {}
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    torch.save(state, tmp_path / "plain.pth")
+    load_model(tmp_path / "plain.pth")
+    assert seen["weights_only"] is True
+
+
+@pytest.mark.parametrize("key", ["state_dict", "model", "model_state"])
+def test_weights_nested_under_the_usual_keys_load(tmp_path, key):
+    model = randomise_bn(build_model("resnet", 10, 3))
+    torch.save({"epoch": 5, key: model.state_dict()}, tmp_path / "m.pth")
+    torch.testing.assert_close(outputs(load_model(tmp_path / "m.pth")), outputs(model))
+
+
+def test_the_preset_follows_the_era_of_the_file(tmp_path):
+    # 2018: no num_batches_tracked, no scheduler -> 0-255 minus the ActivityNet mean;
+    # either sign of the 2020 code -> the kinetics preset on [0, 1]
+    state = build_model("resnet", 10, 3).state_dict()
+    old = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    cases = {
+        "old.pth": ({"state_dict": old}, "hara2018"),
+        "scheduler.pth": ({"state_dict": old, "scheduler": {}}, "kinetics"),
+        "tracked.pth": ({"state_dict": state}, "kinetics"),
+    }
+    for name, (obj, preset) in cases.items():
+        torch.save(obj, tmp_path / name)
+        assert load_model(tmp_path / name).spec.normalization.name == preset, name
+
+
+def test_an_unexpected_extra_tensor_is_named(tmp_path):
+    state = build_model("resnet", 10, 4).state_dict()
+    state["head.extra.weight"] = torch.zeros(2, 3)
+    torch.save(state, tmp_path / "extra.pth")
+    with pytest.raises(
+        CheckpointError, match=r"extra.pth: .*unexpected key head.extra.weight with shape \(2, 3\)"
+    ):
+        load_model(tmp_path / "extra.pth")
+
+
+def test_a_wrapped_model_is_saved_without_its_wrapper(tmp_path):
+    model = randomise_bn(build_model("resnet", 10, 3))
+    wrapper = torch.nn.Module()
+    wrapper.module = model  # what DataParallel / DDP hold
+    save_model(tmp_path / "w.safetensors", wrapper)
+    torch.testing.assert_close(outputs(load_model(tmp_path / "w.safetensors")), outputs(model))
+
+
+def test_densenet_features_without_a_classifier_name_the_missing_head(tmp_path):
+    model = build_model("densenet", 121, 400)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier.")}
+    torch.save(state, tmp_path / "features_only.pth")
+    # the head is named as what is missing, with the shape of a 400-class head
+    with pytest.raises(CheckpointError, match=r"no classifier.weight .*\(400, 1024\)"):
+        load_model(tmp_path / "features_only.pth")

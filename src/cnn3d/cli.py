@@ -142,6 +142,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         _finish_annotations(A.build_kinetics(args.src, args.class_order), args, out)
     elif kind == "activitynet":
         _finish_annotations(A.build_activitynet(args.src[0]), args, out)
+    elif kind == "mit":
+        _finish_annotations(A.build_mit(args.src[0]), args, out)
     elif kind == "custom":
         src = Path(args.src[0])
         built = (
@@ -245,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
         ("hmdb51", "folder with <class>_test_splitN.txt files"),
         ("kinetics", "the CSV files (train/val/test)"),
+        ("mit", "folder with moments_categories.txt, trainingSet.csv, validationSet.csv"),
         ("activitynet", "the ActivityNet v1.3 JSON"),
         ("custom", "a folder with a folder per class, or a CSV of path,label[,subset]"),
     ]:

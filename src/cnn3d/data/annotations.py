@@ -325,6 +325,44 @@ def build_kinetics(
     return Annotations(labels, entries)
 
 
+def build_mit(annotation_dir: str | os.PathLike) -> Annotations:
+    """Moments in Time from its release files: `moments_categories.txt` (`name,index` per line:
+    the class order), `trainingSet.csv` and `validationSet.csv` (`class/video.mp4,label,...`)
+    and, if present, `testingSet.csv` (`video.mp4` per line, no label). Keys are file stems,
+    as the original's builder made them."""
+    root = Path(annotation_dir)
+    labels = [line.split(",")[0].strip() for line in _read_lines(root / "moments_categories.txt")]
+    known = set(labels)
+    entries = []
+    for name, subset in (
+        ("trainingSet.csv", "training"),
+        ("validationSet.csv", "validation"),
+        ("testingSet.csv", "testing"),
+    ):
+        path = root / name
+        if not path.exists():
+            if subset == "testing":
+                continue
+            raise AnnotationError(f"{path}: no such file (the Moments in Time release has it)")
+        with open(path, newline="", encoding="utf-8") as f:
+            for number, row in enumerate(csv.reader(f), start=1):
+                if not row or not row[0].strip():
+                    continue
+                video_id = Path(row[0].strip().replace("\\", "/")).stem
+                if subset == "testing":
+                    entries.append(Entry(video_id, subset))
+                    continue
+                if len(row) < 2:
+                    raise AnnotationError(f"{path}:{number}: expected 'path,label,...', got {row}")
+                label = row[1].strip()
+                if label not in known:
+                    raise AnnotationError(
+                        f"{path}:{number}: class {label!r} is not in moments_categories.txt"
+                    )
+                entries.append(Entry(video_id, subset, label))
+    return Annotations(labels, entries)
+
+
 def build_activitynet(json_path: str | os.PathLike) -> Annotations:
     """ActivityNet v1.3: leaf classes of the taxonomy; segments stay in seconds."""
     annotations = read_annotations(json_path)
