@@ -797,8 +797,8 @@ def add_inference_parser(sub, name: str) -> None:
     p.add_argument(
         "--workers",
         type=non_negative_int,
-        default=0,
-        help="DataLoader worker processes decoding ahead of the model",
+        default=1,
+        help="DataLoader worker processes decoding ahead of the model (0: decode in this one)",
     )
     _switch(p, "amp", None, "bf16 autocast (default: on for GPUs and CPUs with native bf16)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
