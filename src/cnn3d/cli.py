@@ -485,7 +485,15 @@ def add_train_parser(sub) -> None:
         "--n-input-channels",
         "--n_input_channels",
         type=positive_int,
-        help="input channels (3 for RGB)",
+        help="input channels (3 for RGB, 2 for flow; --input sets it)",
+    )
+    g.add_argument(
+        "--input",
+        "--input_type",
+        choices=["rgb", "flow"],
+        default="rgb",
+        help="flow: two-channel optical flow (flow_x_/x_ JPEG folders or the original's "
+        "video_u/video_v HDF5), the preset's first two mean/std values",
     )
     g.add_argument(
         "--conv1-t-size",

@@ -26,6 +26,8 @@ def train_config_from_args(args: argparse.Namespace):
             options[name] = value
     if args.no_max_pool:
         options["no_max_pool"] = True
+    if args.input == "flow":
+        options.setdefault("n_input_channels", 2)
     return TrainConfig(
         video_path=args.video_path,
         annotation_path=args.annotation_path,

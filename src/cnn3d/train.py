@@ -485,6 +485,7 @@ def train(cfg: TrainConfig) -> dict:
                 if batch["clip"] is None:
                     continue
                 clips = batch["clip"].to(device, non_blocking=True)
+                _check_channels(clips, model, train_set, batch)
                 if cfg.channels_last:
                     clips = clips.contiguous(memory_format=torch.channels_last_3d)
                 labels = batch["label"].to(device, non_blocking=True)
@@ -598,6 +599,19 @@ def train(cfg: TrainConfig) -> dict:
         metrics["skipped_videos"] = sorted(set(bad_videos))
     gc.unfreeze()
     return metrics
+
+
+def _check_channels(clips: torch.Tensor, model, dataset, batch) -> None:
+    """A named error where the data and the model disagree on RGB (3) against flow (2)."""
+    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+    if clips.shape[1] != stem.in_channels:
+        path = dataset.videos.path(int(batch["video"][0]))
+        kind = {2: "flow (x, y)", 3: "RGB"}
+        raise TrainingError(
+            f"{path}: {kind.get(clips.shape[1], clips.shape[1])} input, but the model takes "
+            f"{kind.get(stem.in_channels, stem.in_channels)} ({stem.in_channels} channels): "
+            "flow needs --input flow and flow_x_/x_ folders or video_u/video_v HDF5 files"
+        )
 
 
 def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator:

@@ -417,11 +417,18 @@ def upright(frame, array: np.ndarray) -> np.ndarray:
 
 
 def open_source(path, min_short_side: int | None = None):
-    """The source for a frame folder, an `.hdf5`/`.h5` file or a video file."""
+    """The source for a frame folder, an `.hdf5`/`.h5` file or a video file; flow folders and
+    flow HDF5 files (`data.flow`) give two-channel clips."""
+    from .flow import FlowFolderSource, FlowHDF5Source, is_flow_folder, is_flow_hdf5
+
     path = Path(path)
     if path.is_dir():
+        if is_flow_folder(path):
+            return FlowFolderSource(path)
         return FrameFolderSource(path, min_short_side)
     if path.suffix.lower() in (".hdf5", ".h5"):
+        if is_flow_hdf5(path):
+            return FlowHDF5Source(path)
         return HDF5Source(path, min_short_side)
     if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
         return VideoFileSource(path, min_short_side)

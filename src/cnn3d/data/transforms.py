@@ -15,6 +15,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from ..normalization import PRESETS, Normalization
+from .flow import flip_flow
 
 # Short-side fractions of the multi-scale crops: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2.
 MULTISCALE = tuple(2 ** (-i / 4) for i in range(5))
@@ -172,7 +173,8 @@ class TrainTransform:
         else:
             clip = center_crop(resize_short_side(clip, self.size), self.size)
         if self.flip and rng.random() < 0.5:
-            clip = TF.horizontal_flip(clip)
+            # a flow clip's x displacement changes sign with the mirror image
+            clip = flip_flow(clip) if clip.shape[1] == 2 else TF.horizontal_flip(clip)
         return normalize(clip, self.normalization)
 
 

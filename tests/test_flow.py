@@ -1,0 +1,147 @@
+"""Optical-flow input: both storage layouts read frame-exactly as two-channel clips, a flip negates
+the x displacement, normalisation takes the preset's first two values, and a two-channel model
+trains and tests on flow."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import simplejpeg
+import torch
+
+from cnn3d.cli import main
+from cnn3d.data.annotations import Annotations, Entry, write_annotations
+from cnn3d.data.flow import FlowFolderSource, FlowHDF5Source
+from cnn3d.data.sources import VideoReadError, open_source
+from cnn3d.data.transforms import TrainTransform, normalize
+from cnn3d.normalization import PRESETS
+
+
+def flow_frames(n, h=24, w=32, seed=0):
+    """x and y images whose level names their frame: x = 20 + 9 i, y = 230 - 7 i, with a
+    left-to-right ramp on x so a mirror image shows."""
+    ramp = np.linspace(0, 12, w).astype(np.int16)[None, :]
+    xs = [np.clip(20 + 9 * i + ramp + np.zeros((h, 1), np.int16), 0, 255) for i in range(n)]
+    ys = [np.full((h, w), 230 - 7 * i, dtype=np.int16) for i in range(n)]
+    return [x.astype(np.uint8) for x in xs], [y.astype(np.uint8) for y in ys]
+
+
+def jpeg(gray):
+    return simplejpeg.encode_jpeg(gray[..., None], quality=98, colorspace="GRAY")
+
+
+def write_flow_hdf5(path, n, **kw):
+    xs, ys = flow_frames(n, **kw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for name, images in (("video_u", xs), ("video_v", ys)):
+            d = f.create_dataset(name, (n,), dtype=h5py.vlen_dtype(np.uint8))
+            for i, image in enumerate(images):
+                d[i] = np.frombuffer(jpeg(image), dtype=np.uint8)
+
+
+def write_flow_folder(folder, n, prefixes=("flow_x_", "flow_y_"), **kw):
+    xs, ys = flow_frames(n, **kw)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True), start=1):
+        (folder / f"{prefixes[0]}{i:05d}.jpg").write_bytes(jpeg(x))
+        (folder / f"{prefixes[1]}{i:05d}.jpg").write_bytes(jpeg(y))
+
+
+def frame_of(clip_frame) -> int:
+    """The frame index a [2, H, W] flow frame carries (its y level: 230 - 7 i)."""
+    return round((230 - float(clip_frame[1].float().mean())) / 7)
+
+
+@pytest.mark.parametrize("layout", ["hdf5", "flow_x_", "x_"])
+def test_both_layouts_read_frame_exactly(tmp_path, layout):
+    if layout == "hdf5":
+        path = tmp_path / "v.hdf5"
+        write_flow_hdf5(path, 12)
+    else:
+        path = tmp_path / "v"
+        write_flow_folder(path, 12, (layout, layout.replace("x", "y")))
+    source = open_source(path)
+    assert isinstance(source, FlowHDF5Source if layout == "hdf5" else FlowFolderSource)
+    assert source.n_frames == 12
+    clip = source.read([7, 0, 11, 7, 3])
+    assert clip.shape == (5, 2, 24, 32) and clip.dtype == torch.uint8
+    assert [frame_of(f) for f in clip] == [7, 0, 11, 7, 3]
+    assert abs(float(clip[2, 0, :, 0].float().mean()) - (20 + 9 * 11)) <= 2  # x of frame 11
+    with pytest.raises(VideoReadError, match="frame position 12 asked for, but it has 12"):
+        source.read([12])
+
+
+def test_broken_flow_is_named(tmp_path):
+    write_flow_folder(tmp_path / "v", 4)
+    (tmp_path / "v" / "flow_y_00004.jpg").unlink()
+    with pytest.raises(VideoReadError, match="flow_x_\\* goes to 4 but flow_y_\\* to 3"):
+        open_source(tmp_path / "v").read([0])
+    path = tmp_path / "u_only.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("video_u", (1,), dtype=h5py.vlen_dtype(np.uint8))
+    with pytest.raises(VideoReadError, match="u_only.hdf5: has no dataset 'video_v'"):
+        FlowHDF5Source(path).read([0])
+
+
+def test_flip_negates_x_and_normalisation_takes_two_values(tmp_path):
+    write_flow_hdf5(tmp_path / "v.hdf5", 4)
+    clip = open_source(tmp_path / "v.hdf5").read([0, 1, 2, 3])
+    identity = PRESETS["0.5"]
+    transform = TrainTransform(size=24, crop="center", flip=True, normalization=identity)
+    outs = [transform(clip, np.random.default_rng(seed)) for seed in range(12)]
+    plain = normalize(clip[..., 4:28], identity)  # the centre 24 x 24, no flip
+    flipped = [o for o in outs if not torch.equal(o, plain)]
+    assert flipped and len(flipped) < 12
+    x, y = clip[..., 4:28].permute(1, 0, 2, 3).float()
+    for o in flipped:  # values on [0, 1] minus 0.5, over 0.5: v = 2 * (p / 255) - 1
+        torch.testing.assert_close(o[0], 2 * ((255 - x.flip(-1)) / 255) - 1)  # x negated
+        torch.testing.assert_close(o[1], 2 * (y.flip(-1) / 255) - 1)  # y only mirrored
+    kinetics = normalize(clip, PRESETS["kinetics"])
+    mean, std = (0.4345, 0.4051), (0.2768, 0.2713)  # the preset's first two values
+    for c in range(2):
+        want = (clip[:, c].float() / 255 - mean[c]) / std[c]
+        torch.testing.assert_close(kinetics[c], want)
+
+
+@pytest.mark.slow
+def test_a_two_channel_model_trains_and_tests_on_flow(tmp_path, capsys):
+    root = tmp_path / "flow"
+    entries = []
+    for label, sign in (("left", -1), ("right", 1)):
+        for k in range(6):
+            # a class is its displacement: x above (right) or below (left) the neutral 128
+            path = root / label / f"{label}{k}.hdf5"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with h5py.File(path, "w") as f:
+                for name, level in (("video_u", 128 + sign * 60), ("video_v", 128)):
+                    d = f.create_dataset(name, (20,), dtype=h5py.vlen_dtype(np.uint8))
+                    for i in range(20):
+                        image = np.full((32, 40), level + (k + i) % 5, dtype=np.uint8)
+                        d[i] = np.frombuffer(jpeg(image), dtype=np.uint8)
+            entries.append(Entry(f"{label}{k}", "training" if k < 5 else "validation", label))
+    write_annotations(root / "ann.json", Annotations(["left", "right"], entries))
+    result = tmp_path / "run"
+    argv = ["train", "--video-path", str(root), "--annotation-path", str(root / "ann.json")]
+    argv += ["--result-path", str(result), "--model-depth", "10", "--widen-factor", "0.25"]
+    argv += ["--input_type", "flow", "--sample-size", "32", "--clip-length", "8"]
+    argv += ["--batch-size", "5", "--n-epochs", "4", "--lr", "0.02", "--workers", "0"]
+    # no flip: a mirrored left-moving clip moves right, and the labels are the directions
+    argv += ["--no-tensorboard", "--no-progress", "--lr-scheduler", "cosine", "--no-flip"]
+    assert main(argv) == 0
+    losses = [
+        float(line.split("\t")[1]) for line in (result / "train.log").read_text().splitlines()[1:]
+    ]
+    assert losses[-1] < losses[0]
+    test_argv = ["test", "--checkpoint", str(result / "last.pth"), "--video-path", str(root)]
+    test_argv += ["--annotation-path", str(root / "ann.json"), "--result-path", str(tmp_path / "t")]
+    assert main([*test_argv, "--workers", "0"]) == 0
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["n_videos"] == 2
+    # an RGB model on flow data: a named error, not a convolution's shape error
+    argv[argv.index("flow")] = "rgb"
+    argv[argv.index(str(result))] = str(tmp_path / "rgb")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "flow (x, y) input, but the model takes RGB (3 channels)" in err and ".hdf5" in err
