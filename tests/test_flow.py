@@ -145,3 +145,34 @@ def test_a_two_channel_model_trains_and_tests_on_flow(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "flow (x, y) input, but the model takes RGB (3 channels)" in err and ".hdf5" in err
+
+
+def _panning(n, shift, h=48, w=64, seed=0):
+    """A smooth texture moving `shift` pixels right per frame."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 255, (h // 4, (w + shift * n) // 4 + 1, 3), dtype=np.uint8)
+    wide = np.asarray(Image.fromarray(coarse).resize((coarse.shape[1] * 4, h), Image.BICUBIC))
+    start = shift * n
+    return np.stack([wide[:, start - shift * i : start - shift * i + w] for i in range(n)])
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "jpg"])
+def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, capsys):
+    from helpers import write_mp4
+
+    write_mp4(tmp_path / "in" / "pan" / "right.mp4", _panning(10, 2))
+    argv = ["prepare", "flow", str(tmp_path / "in"), str(tmp_path / "out"), "--format", fmt]
+    assert main([*argv, "--short-side", "0"]) == 0
+    path = tmp_path / "out" / "pan" / ("right.hdf5" if fmt == "hdf5" else "right")
+    source = open_source(path)
+    assert source.n_frames == 9  # between consecutive frames
+    clip = source.read(list(range(9))).float()
+    inner = clip[:, :, 8:-8, 8:-8]  # away from the borders
+    # 2 px to the right: x = (2 + 20) / 40 * 255 = 140.25; no vertical motion: y = 127.5
+    assert abs(float(inner[:, 0].median()) - 140.25) < 4
+    assert abs(float(inner[:, 1].median()) - 127.5) < 4
+    capsys.readouterr()
+    assert main([*argv, "--short-side", "0"]) == 0  # resumable: nothing to redo
+    assert "0 videos converted, 1 already done" in capsys.readouterr().out

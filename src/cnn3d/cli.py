@@ -82,18 +82,65 @@ def _finish_annotations(annotations, args, out_path) -> None:
     _report_missing(annotations, out_path)
 
 
+def _add_frames_parser(psub, name: str) -> None:
+    if name == "frames":
+        q = _parser(psub, "frames", "videos -> JPEG folders, HDF5 or short-GOP mp4")
+        formats, help_text = (
+            ["jpg", "hdf5", "mp4"],
+            (
+                "image_%%05d.jpg folders, the original HDF5 layout, or mp4 with a keyframe every "
+                "16 frames"
+            ),
+        )
+    else:
+        q = _parser(psub, "flow", "videos -> optical flow (OpenCV DIS), folders or HDF5")
+        formats, help_text = (
+            ["jpg", "hdf5"],
+            (
+                "flow_x_/flow_y_%%05d.jpg folders, or the original's HDF5 (video_u, video_v); "
+                "displacements of +-20 px map to 0-255"
+            ),
+        )
+    q.add_argument("src", help="folder of videos (class folders kept)")
+    q.add_argument("dst", help="output folder")
+    q.add_argument("--format", choices=formats, default=formats[0], help=help_text)
+    q.add_argument(
+        "--short-side",
+        "--size",
+        type=non_negative_int,
+        default=240,
+        help="resize so the short side has this many pixels (0 keeps the size)",
+    )
+    q.add_argument(
+        "--jobs",
+        "--n_jobs",
+        type=positive_int,
+        default=1,
+        help="videos converted in parallel (processes)",
+    )
+    q.add_argument("--quality", type=positive_int, default=90, help="JPEG quality (1-100)")
+    q.add_argument("--verbose", action="store_true", help="name every non-video file skipped")
+    q.set_defaults(func=cmd_prepare)
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .data import annotations as A
 
     kind = args.kind
-    if kind == "frames":
+    if kind in ("frames", "flow"):
         from .data.prepare import prepare_frames
         from .files import describe_skipped
 
         report = prepare_frames(
-            args.src, args.dst, args.format, args.short_side or None, args.jobs, args.quality
+            args.src,
+            args.dst,
+            args.format,
+            args.short_side or None,
+            args.jobs,
+            args.quality,
+            flow=kind == "flow",
         )
         print(
             f"{args.dst}: {report.converted} videos converted, {report.already_done} already "
@@ -299,33 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
             q.add_argument("--verbose", action="store_true", help="name every file skipped")
         q.set_defaults(func=cmd_prepare)
-    q = _parser(psub, "frames", "videos -> JPEG folders, HDF5 or short-GOP mp4")
-    q.add_argument("src", help="folder of videos (class folders kept)")
-    q.add_argument("dst", help="output folder")
-    q.add_argument(
-        "--format",
-        choices=["jpg", "hdf5", "mp4"],
-        default="jpg",
-        help="image_%%05d.jpg folders, the original HDF5 layout, or mp4 with a "
-        "keyframe every 16 frames",
-    )
-    q.add_argument(
-        "--short-side",
-        "--size",
-        type=non_negative_int,
-        default=240,
-        help="resize so the short side has this many pixels (0 keeps the size)",
-    )
-    q.add_argument(
-        "--jobs",
-        "--n_jobs",
-        type=positive_int,
-        default=1,
-        help="videos converted in parallel (processes)",
-    )
-    q.add_argument("--quality", type=positive_int, default=90, help="JPEG quality (1-100)")
-    q.add_argument("--verbose", action="store_true", help="name every non-video file skipped")
-    q.set_defaults(func=cmd_prepare)
+    for name in ("frames", "flow"):
+        _add_frames_parser(psub, name)
     q = _parser(
         psub, "synthetic", "write the bundled demo dataset (UCF-101 layout) and its annotation JSON"
     )

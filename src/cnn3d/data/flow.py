@@ -163,3 +163,32 @@ def flip_flow(clip: torch.Tensor) -> torch.Tensor:
     out = clip.flip(-1)
     out[:, 0] = 255 - out[:, 0]
     return out
+
+
+BOUND = 20.0  # pixels of displacement that map to 0 and 255
+
+
+def to_8bit(displacement: np.ndarray, bound: float = BOUND) -> np.ndarray:
+    """Displacements in pixels -> uint8: -bound..bound linearly onto 0..255, clipped."""
+    scaled = (np.clip(displacement, -bound, bound) + bound) * (255.0 / (2 * bound))
+    return np.round(scaled).astype(np.uint8)
+
+
+def compute_flow(frames: list[np.ndarray], bound: float = BOUND) -> list[tuple[np.ndarray, ...]]:
+    """Dense optical flow between consecutive RGB frames with OpenCV's DIS (medium preset):
+    `len(frames) - 1` pairs of uint8 (x, y) images, as TSN/denseflow number them (pair i is the
+    motion from frame i to frame i + 1)."""
+    try:
+        import cv2
+    except ImportError:
+        raise RuntimeError(
+            "computing optical flow needs OpenCV: pip install 'cnn3d[flow]' "
+            "(opencv-python-headless)"
+        ) from None
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    out = []
+    for a, b in zip(gray[:-1], gray[1:], strict=True):
+        flow = dis.calc(a, b, None)
+        out.append((to_8bit(flow[..., 0], bound), to_8bit(flow[..., 1], bound)))
+    return out

@@ -109,6 +109,7 @@ class Job:
     fmt: str
     short_side: int | None
     quality: int
+    flow: bool = False  # optical flow (x, y) instead of the frames
 
 
 STAMPS = ".cnn3d-sources.tsv"
@@ -126,6 +127,9 @@ def run_job(job: Job) -> str | None:
 
     try:
         frames, fps = decode_all(job.src, job.short_side)
+        if job.flow:
+            write_flow(job, frames, fps)
+            return None
         if job.fmt == "mp4":
             write_video(job.dst, np.stack(frames), fps)
             return None
@@ -160,6 +164,44 @@ def run_job(job: Job) -> str | None:
         return f"{job.src}: {type(error).__name__}: {error}"
 
 
+def write_flow(job: Job, frames: list[np.ndarray], fps: float) -> None:
+    """Flow of consecutive frames as the original's HDF5 (`video_u`, `video_v`: grayscale JPEG
+    bytes, 0-based) or a TSN-style folder (`flow_x_00001.jpg`, `flow_y_00001.jpg`, 1-based)."""
+    import simplejpeg
+
+    from .flow import compute_flow
+
+    if len(frames) < 2:
+        raise VideoReadError(job.src, "has a single frame: no motion to compute flow from")
+    pairs = compute_flow(frames)
+
+    def encode(image):
+        return simplejpeg.encode_jpeg(image[..., None], quality=job.quality, colorspace="GRAY")
+
+    encoded = [(encode(x), encode(y)) for x, y in pairs]
+    if job.fmt == "jpg":
+
+        def fill(tmp: Path) -> None:
+            for i, (x, y) in enumerate(encoded, start=1):
+                (tmp / f"flow_x_{i:05d}.jpg").write_bytes(x)
+                (tmp / f"flow_y_{i:05d}.jpg").write_bytes(y)
+
+        atomic_directory(job.dst, fill)
+        return
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            for c, name in enumerate(("video_u", "video_v")):
+                data = f.create_dataset(name, (len(encoded),), dtype=h5py.vlen_dtype(np.uint8))
+                for i, pair in enumerate(encoded):
+                    data[i] = np.frombuffer(pair[c], dtype=np.uint8)
+            f.attrs["source"] = str(job.src)
+            f.attrs["fps"] = fps
+
+    atomic_write(job.dst, write)
+
+
 @dataclass
 class PrepareReport:
     converted: int
@@ -176,10 +218,13 @@ def prepare_frames(
     jobs: int = 1,
     quality: int = 90,
     progress: bool = True,
+    flow: bool = False,
 ) -> PrepareReport:
-    """Convert every video under `src_root` (keeping the class folders)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    """Convert every video under `src_root` (keeping the class folders); with `flow`, write its
+    optical flow (`jpg` folders or `hdf5`) instead of its frames."""
+    if fmt not in FORMATS or (flow and fmt == "mp4"):
+        choices = ("jpg", "hdf5") if flow else FORMATS
+        raise ValueError(f"format must be one of {', '.join(choices)}, not {fmt!r}")
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
         raise FileNotFoundError(f"{src_root}: no such folder")
@@ -196,11 +241,12 @@ def prepare_frames(
         if dst.exists() and stamps.is_done(key, stamp_of[key]):
             already += 1
             continue
-        todo.append(Job(src, dst, fmt, short_side, quality))
+        todo.append(Job(src, dst, fmt, short_side, quality, flow))
     failures: list[str] = []
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), unit="video", disable=not progress, desc=f"prepare {fmt}")
+    what = f"flow {fmt}" if flow else fmt
+    bar = tqdm(total=len(todo), unit="video", disable=not progress, desc=f"prepare {what}")
 
     def finish(job: Job, result: str | None) -> None:
         if result:
