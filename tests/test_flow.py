@@ -176,3 +176,33 @@ def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, capsys):
     capsys.readouterr()
     assert main([*argv, "--short-side", "0"]) == 0  # resumable: nothing to redo
     assert "0 videos converted, 1 already done" in capsys.readouterr().out
+
+
+def test_fuse_averages_the_streams_scores(tmp_path):
+    from cnn3d.testing import write_scores
+
+    names = ["a", "b", "c"]
+    # video 0 (a): RGB wrong (b), flow right by more; video 1 (b): both lean b; video 2 (c):
+    # RGB right, flow wrong by less; video 3 only in RGB (left out)
+    rgb = torch.tensor([[0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [1.0, 0.0, 0.0]])
+    flow = torch.tensor([[0.9, 0.05, 0.05], [0.3, 0.4, 0.3], [0.2, 0.45, 0.35]])
+    write_scores(
+        tmp_path / "rgb" / "scores.npz", ["v0", "v1", "v2", "v3"], rgb, [0, 1, 2, 0], names
+    )
+    write_scores(
+        tmp_path / "flow" / "scores.npz", ["v2", "v0", "v1"], flow[[2, 0, 1]], [2, 0, 1], names
+    )
+    argv = ["fuse", str(tmp_path / "rgb"), str(tmp_path / "flow"), "-o", str(tmp_path / "f")]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    # means: v0 (0.6, 0.325, 0.075) -> a right; v1 (0.25, 0.55, 0.2) -> b right;
+    # v2 (0.15, 0.375, 0.475) -> c right: 3 of 3, where RGB alone had 2 and flow alone 2
+    assert metrics["n_videos"] == 3 and metrics["video_top1"] == 1.0
+    assert metrics["videos_left_out"] == 1
+    fused = json.loads((tmp_path / "f" / "fused.json").read_text())["results"]
+    assert fused["v0"][0] == {"label": "a", "score": pytest.approx(0.6)}
+    # flow weighted 4 to 1 turns v2 to b: (0.3 + 4 * 0.45) / 5 = 0.42 > (0.6 + 4 * 0.35) / 5 = 0.40
+    weighted = ["fuse", str(tmp_path / "rgb"), str(tmp_path / "flow"), "-o", str(tmp_path / "g")]
+    assert main([*weighted, "--weights", "1", "4"]) == 0
+    results = json.loads((tmp_path / "g" / "fused.json").read_text())["results"]
+    assert results["v2"][0] == {"label": "b", "score": pytest.approx(0.42)}

@@ -123,6 +123,21 @@ def _add_frames_parser(psub, name: str) -> None:
     q.set_defaults(func=cmd_prepare)
 
 
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from .testing import fuse_results
+
+    if len(args.results) < 2:
+        raise ValueError("fuse needs two results or more")
+    summary = fuse_results(args.results, args.output, args.weights, args.topk)
+    print(
+        f"fused {len(args.results)} results over {summary['n_videos']} videos "
+        f"({summary['videos_left_out']} not in every result): video top-1 "
+        f"{summary['video_top1']:.4f}  top-5 {summary['video_top5']:.4f}  mean class acc "
+        f"{summary['mean_class_accuracy']:.4f}; wrote {args.output}"
+    )
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -372,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_test_parser(sub)
     for name in ("classify", "features"):
         add_inference_parser(sub, name)
+    p = _parser(sub, "fuse", "two-stream accuracy: average the video scores of test results")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="result folders of `cnn3d test` (their scores.npz), e.g. an RGB and a flow one",
+    )
+    p.add_argument("--output", "-o", required=True, help="folder for the fused results")
+    p.add_argument(
+        "--weights", type=float, nargs="+", help="one weight per result (default: equal)"
+    )
+    p.add_argument("--topk", type=positive_int, default=5, help="labels per video in fused.json")
+    p.set_defaults(func=cmd_fuse)
+
     p = _parser(sub, "demo", "the end-to-end demo on the bundled synthetic dataset")
     p.add_argument("--output", default="demo_output", help="folder for everything it writes")
     p.add_argument("--epochs", type=positive_int, default=12, help="training epochs")

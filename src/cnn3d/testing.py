@@ -97,6 +97,7 @@ def run_test(
         names,
         topk,
     )
+    write_scores(out / "scores.npz", list(videos.ids), acc.video_scores, labels, names)
     summary = metrics.summary() | {
         # the paper's Kinetics tables report this "Average" beside top-1 and top-5
         "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
@@ -130,4 +131,83 @@ def run_test(
         f"wrote {out / f'{subset}.json'}, metrics.json, per_class.csv, "
         + ", ".join(f.name for f in figures)
     )
+    return summary
+
+
+def write_scores(path: Path, ids: list[str], scores: torch.Tensor, labels, names) -> None:
+    """Every video's mean softmax scores over all classes (NaN: never read), with its label,
+    for fusing results (`fuse_results`)."""
+    import numpy as np
+
+    from .files import atomic_write
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                ids=np.asarray(ids, dtype=str),
+                scores=scores.numpy(),
+                labels=np.asarray(labels, dtype=np.int64),
+                class_names=np.asarray(names, dtype=str),
+            )
+
+    atomic_write(path, write)
+
+
+def fuse_results(results: list[Path], out: Path, weights: list[float] | None = None, topk: int = 5):
+    """Two-stream (or more) video accuracy: the weighted mean of each result's per-video scores
+    (`scores.npz` of `cnn3d test`), over the videos every result has; metrics and the original's
+    result JSON written to `out`, as `cnn3d test` writes them. Returns what `metrics.json` holds."""
+    import numpy as np
+
+    from .evaluate import Accumulator, compute_metrics, write_json, write_per_class_csv
+    from .evaluate import write_results as write_result_json
+    from .plots import write_test_figures
+
+    weights = weights or [1.0] * len(results)
+    if len(weights) != len(results):
+        raise ValueError(f"{len(weights)} weights for {len(results)} results")
+    loaded = []
+    for folder in map(Path, results):
+        path = folder / "scores.npz" if folder.is_dir() else folder
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no scores (run `cnn3d test` with this cnn3d first)")
+        with np.load(path) as data:
+            loaded.append({k: data[k] for k in data.files})
+    names = list(loaded[0]["class_names"])
+    for path, r in zip(results, loaded, strict=True):
+        if list(r["class_names"]) != names:
+            raise ValueError(f"{path}: its classes differ from {results[0]}'s")
+    index = [dict(zip(r["ids"].tolist(), range(len(r["ids"])), strict=True)) for r in loaded]
+    ids = [i for i in loaded[0]["ids"].tolist() if all(i in ix for ix in index)]
+    ids = [
+        i
+        for i in ids
+        if all(not np.isnan(r["scores"][ix[i]]).any() for r, ix in zip(loaded, index, strict=True))
+    ]
+    fused = sum(
+        w * r["scores"][[ix[i] for i in ids]]
+        for w, r, ix in zip(weights, loaded, index, strict=True)
+    ) / sum(weights)
+    labels = torch.from_numpy(loaded[0]["labels"][[index[0][i] for i in ids]])
+    acc = Accumulator(len(ids), len(names))
+    acc.score_sum = torch.from_numpy(np.asarray(fused, dtype=np.float64))
+    acc.clip_count = torch.ones(len(ids), dtype=torch.float64)
+    metrics = compute_metrics(acc, labels, names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_result_json(out / "fused.json", ids, acc.video_scores, names, topk)
+    write_scores(out / "scores.npz", ids, acc.video_scores, labels, names)
+    summary = metrics.summary() | {
+        "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
+        "fused": [str(r) for r in results],
+        "weights": weights,
+        "videos_left_out": len(loaded[0]["ids"]) - len(ids),
+    }
+    for key in ("clip_top1", "loss", "n_clips"):  # clips belong to the streams, not the fusion
+        summary.pop(key, None)
+    write_json(out / "metrics.json", summary)
+    write_per_class_csv(out / "per_class.csv", metrics)
+    title = f"fused: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
+    write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
     return summary
