@@ -106,40 +106,44 @@ def test_flip_negates_x_and_normalisation_takes_two_values(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_two_channel_model_trains_and_tests_on_flow(tmp_path, capsys):
-    root = tmp_path / "flow"
+def test_flow_pipeline_from_videos_to_a_trained_flow_model(tmp_path, capsys):
+    """The README's flow pipeline on synthetic moving shapes: prepare flow, train a two-channel
+    model (the loss falls), test it, and refuse RGB input for it by name."""
+    from cnn3d.data.prepare import write_video
+    from cnn3d.data.synthetic import render_video
+
+    videos, flow = tmp_path / "videos", tmp_path / "flow"
     entries = []
-    for label, sign in (("left", -1), ("right", 1)):
+    for label in ("MoveLeft", "MoveRight"):
         for k in range(6):
-            # a class is its displacement: x above (right) or below (left) the neutral 128
-            path = root / label / f"{label}{k}.hdf5"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with h5py.File(path, "w") as f:
-                for name, level in (("video_u", 128 + sign * 60), ("video_v", 128)):
-                    d = f.create_dataset(name, (20,), dtype=h5py.vlen_dtype(np.uint8))
-                    for i in range(20):
-                        image = np.full((32, 40), level + (k + i) % 5, dtype=np.uint8)
-                        d[i] = np.frombuffer(jpeg(image), dtype=np.uint8)
+            frames = render_video(label, np.random.default_rng(k), 20, 40, 48)
+            write_video(videos / label / f"{label}{k}.mp4", frames, fps=25)
             entries.append(Entry(f"{label}{k}", "training" if k < 5 else "validation", label))
-    write_annotations(root / "ann.json", Annotations(["left", "right"], entries))
+    prepare = ["prepare", "flow", str(videos), str(flow), "--format", "hdf5", "--short-side", "0"]
+    assert main(prepare) == 0
+    write_annotations(flow / "ann.json", Annotations(["MoveLeft", "MoveRight"], entries))
     result = tmp_path / "run"
-    argv = ["train", "--video-path", str(root), "--annotation-path", str(root / "ann.json")]
+    argv = ["train", "--video-path", str(flow), "--annotation-path", str(flow / "ann.json")]
     argv += ["--result-path", str(result), "--model-depth", "10", "--widen-factor", "0.25"]
     argv += ["--input_type", "flow", "--sample-size", "32", "--clip-length", "8"]
     argv += ["--batch-size", "5", "--n-epochs", "4", "--lr", "0.02", "--workers", "0"]
     # no flip: a mirrored left-moving clip moves right, and the labels are the directions
     argv += ["--no-tensorboard", "--no-progress", "--lr-scheduler", "cosine", "--no-flip"]
     assert main(argv) == 0
-    losses = [
-        float(line.split("\t")[1]) for line in (result / "train.log").read_text().splitlines()[1:]
-    ]
+    log = (result / "train.log").read_text().splitlines()[1:]
+    losses = [float(line.split("\t")[1]) for line in log]
     assert losses[-1] < losses[0]
-    test_argv = ["test", "--checkpoint", str(result / "last.pth"), "--video-path", str(root)]
-    test_argv += ["--annotation-path", str(root / "ann.json"), "--result-path", str(tmp_path / "t")]
+    test_argv = ["test", "--checkpoint", str(result / "last.pth"), "--video-path", str(flow)]
+    test_argv += ["--annotation-path", str(flow / "ann.json"), "--result-path", str(tmp_path / "t")]
     assert main([*test_argv, "--workers", "0"]) == 0
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
-    assert metrics["n_videos"] == 2
-    # an RGB model on flow data: a named error, not a convolution's shape error
+    assert metrics["n_videos"] == 2 and (tmp_path / "t" / "scores.npz").exists()
+    # RGB frames into the flow model, and flow into an RGB model: named errors
+    capsys.readouterr()
+    rgb = str(videos / "MoveLeft" / "MoveLeft0.mp4")
+    assert main(["classify", rgb, "--checkpoint", str(result / "last.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "MoveLeft0.mp4: RGB input, but the model takes flow (x, y) (2 channels)" in err
     argv[argv.index("flow")] = "rgb"
     argv[argv.index(str(result))] = str(tmp_path / "rgb")
     assert main(argv) == 2

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .data.dataset import Video, VideoDataset, collate_clips, worker_init
+from .data.flow import check_channels
 from .data.transforms import EvalTransform
 from .evaluate import top_k
 from .files import OutputCollision, find_collisions, output_name, walk_videos
@@ -261,6 +262,7 @@ def iter_model(
                     bad.setdefault(v, message)
                 if batch["clip"] is not None:
                     clips = batch["clip"].to(device)
+                    check_channels(clips, model, paths[int(batch["video"][0])])
                     clips = clips.contiguous(memory_format=torch.channels_last_3d)
                     with autocast(device, amp):
                         features, logits = net(clips)

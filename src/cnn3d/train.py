@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .data.annotations import read_annotations
 from .data.dataset import VideoDataset, collate_clips, worker_init
+from .data.flow import check_channels
 from .data.index import FolderListing, index_subset
 from .data.transforms import EvalTransform, TrainTransform
 from .evaluate import Accumulator, compute_metrics
@@ -602,16 +603,10 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _check_channels(clips: torch.Tensor, model, dataset, batch) -> None:
-    """A named error where the data and the model disagree on RGB (3) against flow (2)."""
-    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
-    if clips.shape[1] != stem.in_channels:
-        path = dataset.videos.path(int(batch["video"][0]))
-        kind = {2: "flow (x, y)", 3: "RGB"}
-        raise TrainingError(
-            f"{path}: {kind.get(clips.shape[1], clips.shape[1])} input, but the model takes "
-            f"{kind.get(stem.in_channels, stem.in_channels)} ({stem.in_channels} channels): "
-            "flow needs --input flow and flow_x_/x_ folders or video_u/video_v HDF5 files"
-        )
+    try:
+        check_channels(clips, model, dataset.videos.path(int(batch["video"][0])))
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
 
 
 def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator:
@@ -624,6 +619,7 @@ def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator
             if batch["clip"] is None:
                 continue
             clips = batch["clip"].to(device)
+            check_channels(clips, net, dataset.videos.path(int(batch["video"][0])))
             if cfg.channels_last:
                 clips = clips.contiguous(memory_format=torch.channels_last_3d)
             with autocast(device, cfg.amp):

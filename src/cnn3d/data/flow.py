@@ -192,3 +192,16 @@ def compute_flow(frames: list[np.ndarray], bound: float = BOUND) -> list[tuple[n
         flow = dis.calc(a, b, None)
         out.append((to_8bit(flow[..., 0], bound), to_8bit(flow[..., 1], bound)))
     return out
+
+
+def check_channels(clips: torch.Tensor, model, where) -> None:
+    """A named error where data and model disagree on RGB (3 channels) against flow (2)."""
+    stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+    if clips.shape[1] != stem.in_channels:
+        kind = {2: "flow (x, y)", 3: "RGB"}
+        raise ValueError(
+            f"{where}: {kind.get(clips.shape[1], clips.shape[1])} input, but the model takes "
+            f"{kind.get(stem.in_channels, stem.in_channels)} ({stem.in_channels} channels): "
+            "flow needs a flow model (--input flow) and flow_x_/x_ folders or video_u/video_v "
+            "HDF5 files"
+        )
