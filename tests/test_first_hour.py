@@ -162,3 +162,17 @@ def test_small_things(tiny, tmp_path, capsys):  # noqa: F811
     want = (metrics["video_top1"] + metrics["video_top5"]) / 2
     assert metrics["average_top1_top5"] == pytest.approx(want)
     assert "average" in capsys.readouterr().out
+
+
+def test_a_killed_data_worker_is_an_error_message_not_a_traceback(monkeypatch, capsys, tmp_path):
+    import cnn3d.train
+
+    def killed(cfg):
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+
+    monkeypatch.setattr(cnn3d.train, "train", killed)
+    argv = ["train", "--video-path", str(tmp_path), "--annotation-path", str(tmp_path / "a.json")]
+    assert main([*argv, "--result-path", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "pid 4242" in err and "fewer --workers" in err and "--resume auto" in err
+    assert "Traceback" not in err
