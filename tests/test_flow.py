@@ -162,11 +162,14 @@ def _panning(n, shift, h=48, w=64, seed=0):
     return np.stack([wide[:, start - shift * i : start - shift * i + w] for i in range(n)])
 
 
-@pytest.mark.parametrize("fmt", ["hdf5", "jpg"])
-def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, capsys):
-    from helpers import write_mp4
+@pytest.mark.parametrize("fmt,source", [("hdf5", "mp4"), ("jpg", "mp4"), ("hdf5", "frames")])
+def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, source, capsys):
+    from helpers import write_jpeg_folder, write_mp4
 
-    write_mp4(tmp_path / "in" / "pan" / "right.mp4", _panning(10, 2))
+    if source == "mp4":
+        write_mp4(tmp_path / "in" / "pan" / "right.mp4", _panning(10, 2))
+    else:  # an RGB frame folder in the original's layout
+        write_jpeg_folder(tmp_path / "in" / "pan" / "right", _panning(10, 2))
     argv = ["prepare", "flow", str(tmp_path / "in"), str(tmp_path / "out"), "--format", fmt]
     assert main([*argv, "--short-side", "0"]) == 0
     path = tmp_path / "out" / "pan" / ("right.hdf5" if fmt == "hdf5" else "right")

@@ -93,7 +93,7 @@ def _add_frames_parser(psub, name: str) -> None:
             ),
         )
     else:
-        q = _parser(psub, "flow", "videos -> optical flow (OpenCV DIS), folders or HDF5")
+        q = _parser(psub, "flow", "videos or image_%%05d.jpg folders -> optical flow (OpenCV DIS)")
         formats, help_text = (
             ["jpg", "hdf5"],
             (

@@ -47,9 +47,13 @@ def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
     return line + "; --verbose names them"
 
 
-def walk_videos(root: str | os.PathLike) -> Walk:
+FIRST_FRAME = "image_00001.jpg"  # the first file of a frame folder in the original's layout
+
+
+def walk_videos(root: str | os.PathLike, frame_folders: bool = False) -> Walk:
     """Every video file under `root` (recursively, hidden entries left out), one `scandir` per
-    folder."""
+    folder. With `frame_folders`, a folder holding `image_00001.jpg` is a video too (and not
+    searched further)."""
     videos, skipped = [], []
     stack = [Path(root)]
     while stack:
@@ -59,7 +63,10 @@ def walk_videos(root: str | os.PathLike) -> Walk:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir():
-                    stack.append(Path(entry.path))
+                    if frame_folders and os.path.isfile(os.path.join(entry.path, FIRST_FRAME)):
+                        videos.append(Path(entry.path))
+                    else:
+                        stack.append(Path(entry.path))
                 elif is_video_file(entry.name):
                     videos.append(Path(entry.path))
                 else:

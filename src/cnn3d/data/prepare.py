@@ -82,8 +82,12 @@ def _resize_short(frame, short_side: int | None) -> np.ndarray:
 
 
 def decode_all(path: Path, short_side: int | None = None) -> tuple[list[np.ndarray], float]:
-    """Every frame of a video file (short side resized), and its frame rate."""
+    """Every frame of a video file or `image_%05d.jpg` folder (short side resized), and its
+    frame rate (NaN for a folder)."""
     import av
+
+    if path.is_dir():
+        return _folder_frames(path, short_side), float("nan")
 
     if not path.is_file() or path.stat().st_size == 0:
         raise VideoReadError(path, "missing or empty file")
@@ -100,6 +104,24 @@ def decode_all(path: Path, short_side: int | None = None) -> tuple[list[np.ndarr
     if not frames:
         raise VideoReadError(path, "has no decodable frames")
     return frames, fps
+
+
+def _folder_frames(path: Path, short_side: int | None) -> list[np.ndarray]:
+    from PIL import Image
+
+    from .sources import FrameFolderSource
+
+    source = FrameFolderSource(path)
+    frames = [f.permute(1, 2, 0).numpy() for f in source.read(np.arange(source.n_frames))]
+    if not short_side:
+        return frames
+    h, w = frames[0].shape[:2]
+    size = (
+        (round(w * short_side / h), short_side)
+        if h <= w
+        else (short_side, round(h * short_side / w))
+    )
+    return [np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames]
 
 
 @dataclass(frozen=True)
@@ -228,7 +250,7 @@ def prepare_frames(
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
         raise FileNotFoundError(f"{src_root}: no such folder")
-    walk: Walk = walk_videos(src_root)
+    walk: Walk = walk_videos(src_root, frame_folders=flow)
     targets = [(src, destination(src, src_root, dst_root, fmt)) for src in walk.videos]
     collisions = find_collisions(targets)
     if collisions:
