@@ -886,17 +886,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnn3d {args.command}: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as error:
-        if "DataLoader worker" not in str(error):
-            raise
-        # a worker killed from outside (out of memory, a CPU limit): say so, not a traceback
-        print(
-            f"cnn3d {args.command}: error: {str(error).strip()} A data-loading worker process "
-            "died; this is most often memory: try fewer --workers or a smaller --batch-size"
-            + (", then --resume auto continues from last.pth" if args.command == "train" else ""),
-            file=sys.stderr,
-        )
-        return 2
     except (
         OutputCollision,
         CheckpointError,
@@ -907,6 +896,17 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
     ) as error:
         print(f"cnn3d {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        # a worker killed from outside (out of memory, a CPU limit): say so, not a traceback
+        print(
+            f"cnn3d {args.command}: error: {str(error).strip()} A data-loading worker process "
+            "died; this is most often memory: try fewer --workers or a smaller --batch-size"
+            + (", then --resume auto continues from last.pth" if args.command == "train" else ""),
+            file=sys.stderr,
+        )
         return 2
 
 

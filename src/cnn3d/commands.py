@@ -148,16 +148,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             render_video(Path(result.video), entry, Path(args.render) / f"{key}.mp4")
         return entry
 
-    options = dict(
-        batch_size=args.batch_size,
-        window_stride=args.window_stride,
-        tail=args.tail,
-        device=device,
-        workers=args.workers,
-        amp=args.amp,
-        compile=args.compile,
-        fps=args.fps,
-    )
+    options = _inference_options(args, device)
     if args.output:
         job = classify_job(Path(args.output), shard, on_video)
         summary = run_job(
@@ -174,6 +165,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
             else:
                 on_video(result)
     return _failures(failed, inputs.problems)
+
+
+def _inference_options(args, device: str) -> dict:
+    """What `classify` and `features` pass to `infer.iter_model` from their shared options."""
+    return dict(
+        batch_size=args.batch_size,
+        window_stride=args.window_stride,
+        tail=args.tail,
+        device=device,
+        workers=args.workers,
+        amp=args.amp,
+        compile=args.compile,
+        fps=args.fps,
+    )
 
 
 def _rank_device(device: str | None, shard) -> str:
@@ -229,16 +234,9 @@ def cmd_features(args: argparse.Namespace) -> int:
         Path(args.output),
         shard,
         progress=not args.no_progress,
-        batch_size=args.batch_size,
-        window_stride=args.window_stride,
-        tail=args.tail,
-        device=device,
-        workers=args.workers,
-        amp=args.amp,
-        compile=args.compile,
         layer=args.layer,
         spatial=args.spatial,
-        fps=args.fps,
+        **_inference_options(args, device),
     )
     print(f"features in {args.output}: {summary.line()}")
     return _failures(summary.failed, inputs.problems)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sources import VideoReadError, _check_range, _positions
+from .sources import VideoReadError, _check_range, _positions, open_hdf5
 
 FOLDER_PATTERNS = (("flow_x_", "flow_y_"), ("x_", "y_"))
 
@@ -52,18 +52,7 @@ class FlowHDF5Source:
     _n_frames: int | None = field(default=None, repr=False)
 
     def _open(self):
-        import h5py
-
-        if not self.path.is_file():
-            raise VideoReadError(self.path, "no such HDF5 file")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as error:
-            raise VideoReadError(self.path, f"not a readable HDF5 file ({error})") from None
-        missing = [d for d in ("video_u", "video_v") if d not in f]
-        if missing:
-            f.close()
-            raise VideoReadError(self.path, f"has no dataset {missing[0]!r} (a flow file has both)")
+        f = open_hdf5(self.path, ("video_u", "video_v"))
         if len(f["video_u"]) != len(f["video_v"]):
             n_u, n_v = len(f["video_u"]), len(f["video_v"])
             f.close()

@@ -103,6 +103,23 @@ class FrameFolderSource:
         return _stack([frames[int(p)] for p in positions], self.path)
 
 
+def open_hdf5(path: Path, datasets: tuple[str, ...]):
+    """An HDF5 file open for reading that holds `datasets`; errors name the file."""
+    import h5py
+
+    if not path.is_file():
+        raise VideoReadError(path, "no such HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise VideoReadError(path, f"not a readable HDF5 file ({error})") from None
+    missing = [d for d in datasets if d not in f]
+    if missing:
+        f.close()
+        raise VideoReadError(path, f"has no dataset {missing[0]!r}")
+    return f
+
+
 @dataclass
 class HDF5Source:
     """The original HDF5 layout: dataset `video` of JPEG bytes (vlen uint8), 0-based."""
@@ -113,18 +130,7 @@ class HDF5Source:
     _n_frames: int | None = field(default=None, repr=False)
 
     def _open(self):
-        import h5py
-
-        if not self.path.is_file():
-            raise VideoReadError(self.path, "no such HDF5 file")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as error:
-            raise VideoReadError(self.path, f"not a readable HDF5 file ({error})") from None
-        if self.dataset not in f:
-            f.close()
-            raise VideoReadError(self.path, f"has no dataset {self.dataset!r}")
-        return f
+        return open_hdf5(self.path, (self.dataset,))
 
     @property
     def n_frames(self) -> int:
