@@ -301,3 +301,28 @@ def test_densenet_features_without_a_classifier_name_the_missing_head(tmp_path):
     # the head is named as what is missing, with the shape of a 400-class head
     with pytest.raises(CheckpointError, match=r"no classifier.weight .*\(400, 1024\)"):
         load_model(tmp_path / "features_only.pth")
+
+
+@pytest.mark.parametrize(
+    "family,depth,options",
+    [
+        ("resnet", 10, {"widen_factor": 0.5}),
+        ("resnet", 50, {"widen_factor": 0.5}),
+        ("resnet", 18, {"stem_width": 32}),
+        ("resnext", 50, {"cardinality": 8}),
+        ("resnext", 50, {"cardinality": 2}),  # the fewest groups that are still ResNeXt
+        ("wideresnet", 50, {"widen_factor": 1}),
+        ("resnet2p1d", 10, {"widen_factor": 0.5, "conv1_t_size": 3}),
+        ("resnet2p1d", 18, {}),
+    ],
+)
+def test_a_bare_state_dict_of_any_width_loads_as_the_same_network(tmp_path, family, depth, options):
+    # what a user saves with torch.save(model.state_dict()): no spec, only tensors
+    model = randomise_bn(build_model(family, depth, 5, **options))
+    torch.save(model.state_dict(), tmp_path / "bare.pth")
+    loaded = load_model(tmp_path / "bare.pth")
+    assert loaded.spec.family == family and loaded.spec.depth == depth
+    for key, value in options.items():
+        if (family, key, value) != ("wideresnet", "widen_factor", 1):  # the family's default
+            assert loaded.spec.options.get(key) == value, key
+    torch.testing.assert_close(outputs(loaded), outputs(model))
