@@ -301,6 +301,10 @@ def test_densenet_features_without_a_classifier_name_the_missing_head(tmp_path):
     # the head is named as what is missing, with the shape of a 400-class head
     with pytest.raises(CheckpointError, match=r"no classifier.weight .*\(400, 1024\)"):
         load_model(tmp_path / "features_only.pth")
+    resnet = build_model("resnet", 10, 400).state_dict()
+    torch.save({k: v for k, v in resnet.items() if not k.startswith("fc.")}, tmp_path / "r.pth")
+    with pytest.raises(CheckpointError, match=r"no fc.weight .*\(400, 512\)"):
+        load_model(tmp_path / "r.pth")
 
 
 @pytest.mark.parametrize(
