@@ -330,3 +330,22 @@ def test_a_bare_state_dict_of_any_width_loads_as_the_same_network(tmp_path, fami
         if (family, key, value) != ("wideresnet", "widen_factor", 1):  # the family's default
             assert loaded.spec.options.get(key) == value, key
     torch.testing.assert_close(outputs(loaded), outputs(model))
+
+
+def test_load_options_fold_names_and_presets(tmp_path):
+    from cnn3d.normalization import PRESETS
+
+    # a 2018-era file fine-tuned to 101 classes gets no Kinetics names (only 400-class ones do)
+    model = randomise_bn(build_model("resnet", 18, 101, shortcut="A"))
+    as_2018_file(model.state_dict(), tmp_path / "ucf101.pth", "resnet-18")
+    loaded = load_model(tmp_path / "ucf101.pth")
+    assert loaded.spec.normalization.name == "hara2018" and loaded.spec.class_names is None
+    # a preset given by name or as an object wins over the guess
+    assert load_model(tmp_path / "ucf101.pth", normalization="0.5").spec.normalization.name == "0.5"
+    custom = PRESETS["torchvision"]
+    assert load_model(tmp_path / "ucf101.pth", normalization=custom).spec.normalization is custom
+    # inference loading folds BatchNorm: fewer BatchNorm layers, the same outputs
+    folded = load_model(tmp_path / "ucf101.pth", fold_bn=True)
+    assert folded.folded_bn == sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    torch.testing.assert_close(outputs(folded), outputs(model), rtol=1e-4, atol=1e-5)
