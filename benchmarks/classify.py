@@ -27,12 +27,13 @@ import torch
 from PIL import Image
 
 from cnn3d.data.prepare import write_video
-from cnn3d.data.synthetic import render_video
-from cnn3d.infer import run_model
+from cnn3d.data.synthetic import synthesize_video
+from cnn3d.inference import InferenceConfig, run_model
 from cnn3d.models import build_model
 from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS
 from cnn3d.precision import default_amp
+from cnn3d.runtime import RuntimeConfig
 
 FPS = 25
 
@@ -85,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "video.mp4"
         rng = np.random.default_rng(0)
-        frames = render_video("MoveRight", rng, args.seconds * FPS, 240, 320)
+        frames = synthesize_video("MoveRight", rng, args.seconds * FPS, 240, 320)
         write_video(video, frames, fps=FPS, gop=args.gop)
         torch.manual_seed(0)
         model = build_model("resnet", args.depth, n_classes=400, shortcut="A").eval()
@@ -104,9 +105,8 @@ def main() -> None:
             baseline(model.to(device, memory_format=torch.contiguous_format), video, 32)
             times["baseline"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            results, failures = run_model(
-                folded, [video], batch_size=args.batch_size, device=str(device)
-            )
+            config = InferenceConfig(RuntimeConfig(str(device)), batch_size=args.batch_size)
+            results, failures = run_model(folded, [video], config)
             times["cnn3d"].append(time.perf_counter() - t0)
             assert not failures and len(results[0].logits) > 0
         rates = {k: args.seconds / statistics.median(v) for k, v in times.items()}

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from cnn3d.data import sampling  # noqa: E402
 from cnn3d.data.prepare import write_video  # noqa: E402
 from cnn3d.data.sources import open_source  # noqa: E402
-from cnn3d.data.synthetic import render_video  # noqa: E402
+from cnn3d.data.synthetic import synthesize_video  # noqa: E402
 from cnn3d.data.transforms import TrainTransform  # noqa: E402
 from cnn3d.normalization import PRESETS  # noqa: E402
 from helpers import write_hdf5, write_jpeg_folder  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=60)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in one DataLoader worker
-    frames = render_video("MoveRight", np.random.default_rng(0), N_FRAMES, 240, 320)
+    frames = synthesize_video("MoveRight", np.random.default_rng(0), N_FRAMES, 240, 320)
     # smooth away the synthetic grain: real 320x240 frames compress to ~5-20 KB, not ~60 KB
     smooth = torch.nn.functional.avg_pool2d(
         torch.from_numpy(frames).permute(0, 3, 1, 2).float(), 5, stride=1, padding=2

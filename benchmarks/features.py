@@ -7,7 +7,7 @@ every 16 frames; pooled 512-d features per clip.
 Baseline, as video-classification-3d-cnn-pytorch extracts features: per video every frame to a
 JPEG file in a temporary folder, then per 16-frame clip PIL loads, resizes and centre-crops each
 frame, fp32, batches of 32 clips, one process (`benchmarks/classify.py`'s baseline).
-cnn3d: `extract.extract_features` (direct decode in `--workers` DataLoader workers, whole-clip
+cnn3d: `features.extract_features` (direct decode in `--workers` DataLoader workers, whole-clip
 tensor ops, BatchNorm folded, windows of several videos per batch, per-video outputs written as
 each finishes), cnn3d's default precision.
 
@@ -29,12 +29,14 @@ import torch
 
 from classify import baseline
 from cnn3d.data.prepare import write_video
-from cnn3d.data.synthetic import CLASSES, render_video
-from cnn3d.extract import extract_features
+from cnn3d.data.synthetic import CLASSES, synthesize_video
+from cnn3d.features import extract_features
+from cnn3d.inference import InferenceConfig
 from cnn3d.models import build_model
 from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS
 from cnn3d.precision import default_amp
+from cnn3d.runtime import RuntimeConfig
 
 FPS = 25
 
@@ -43,7 +45,7 @@ def write_videos(folder: Path, n: int, seconds: int) -> list[Path]:
     paths = []
     for i in range(n):
         rng = np.random.default_rng(i)
-        frames = render_video(CLASSES[i % len(CLASSES)], rng, seconds * FPS, 240, 320)
+        frames = synthesize_video(CLASSES[i % len(CLASSES)], rng, seconds * FPS, 240, 320)
         paths.append(folder / f"v{i:04d}.mp4")
         write_video(paths[-1], frames, fps=FPS, gop=250)
     return paths
@@ -104,9 +106,9 @@ def main() -> None:
             names,
             tmp / "feats",
             progress=False,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            compile=False,
+            config=InferenceConfig(
+                RuntimeConfig(compile=False), batch_size=args.batch_size, workers=args.workers
+            ),
         )
         wall = time.perf_counter() - t0
         assert summary.done == args.videos, summary.line()

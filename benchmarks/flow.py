@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn3d.data.flow import to_8bit
-from cnn3d.data.prepare import decode_all, write_video
-from cnn3d.data.synthetic import render_video
+from cnn3d.data.prepare import decode_all, to_8bit, write_video
+from cnn3d.data.synthetic import synthesize_video
 
 
 def main() -> None:
@@ -28,7 +27,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "v.mp4"
-        frames = render_video("MoveRight", np.random.default_rng(0), args.seconds * 25, 240, 320)
+        frames = synthesize_video(
+            "MoveRight", np.random.default_rng(0), args.seconds * 25, 240, 320
+        )
         write_video(video, frames, fps=25)
         t0 = time.perf_counter()
         decoded, _ = decode_all(video)

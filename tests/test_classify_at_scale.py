@@ -7,10 +7,10 @@ import av
 import numpy as np
 import pytest
 
-import cnn3d.extract
+import cnn3d.classification
 from cnn3d.cli import main
 from cnn3d.data.prepare import write_video
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.plots import timeline_figure
 from helpers import frames_with_index, write_mp4
 
@@ -22,7 +22,7 @@ def job(tmp_path_factory):
     write_mp4(root / "in" / "b" / "v.mp4", frames_with_index(56, 48, 64, seed=2))
     write_video(root / "in" / "c.mp4", frames_with_index(30, 64, 48, seed=3), fps=30)
     model = build_model("resnet", 10, 3, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
     save_model(root / "m.safetensors", model)
     return root
 
@@ -44,7 +44,7 @@ def test_killed_classify_resumes_and_shards_give_one_runs_json(job, tmp_path, mo
     c = want[str(job / "in" / "c.mp4")]
     assert c["fps"] == pytest.approx(30) and c["duration_s"] == pytest.approx(1.0)
     assert [clip["time"] for clip in c["clips"]] == [[0.0, 16 / 30], [16 / 30, 1.0]]
-    real = cnn3d.extract.write_json
+    real = cnn3d.classification.write_json
     calls = []
 
     def killed(path, obj):
@@ -53,10 +53,10 @@ def test_killed_classify_resumes_and_shards_give_one_runs_json(job, tmp_path, mo
             raise KeyboardInterrupt
         real(path, obj)
 
-    monkeypatch.setattr(cnn3d.extract, "write_json", killed)
+    monkeypatch.setattr(cnn3d.classification, "write_json", killed)
     out = tmp_path / "out.json"
     assert classify(job, out) == 130 and not out.exists()
-    monkeypatch.setattr(cnn3d.extract, "write_json", real)
+    monkeypatch.setattr(cnn3d.classification, "write_json", real)
     assert classify(job, out) == 0
     for got in (entries(out), _shards(job, tmp_path)):
         assert sorted(got) == sorted(want)

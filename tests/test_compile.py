@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
 
@@ -16,7 +16,7 @@ from helpers import frames_with_index, write_mp4
 def small_job(tmp_path):
     torch.manual_seed(5)
     model = build_model("resnet", 10, 3, widen_factor=0.25).eval()
-    model.spec.class_names, model.spec.sample_size = ["a", "b", "c"], 32
+    with_spec(model, class_names=["a", "b", "c"], sample_size=32)
     save_model(tmp_path / "m.safetensors", model)
     write_mp4(tmp_path / "v.mp4", frames_with_index(40, 48, 64))  # 3 windows
     return tmp_path

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-import cnn3d.extract
+import cnn3d.features
+from cnn3d.bulk import Shard, share
 from cnn3d.cli import main
-from cnn3d.extract import Shard, share
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def dataset(tmp_path_factory):
 
     write_video(root / "c" / "film.mp4", frames_with_index(36, 48, 80, seed=4), fps=24)
     model = build_model("resnet", 10, 3, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
     save_model(root.parent / "m.safetensors", model)
     return root
 
@@ -62,7 +62,7 @@ def plain(dataset, tmp_path_factory):
 def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
     dataset, plain, tmp_path, monkeypatch, capsys
 ):
-    real = cnn3d.extract.write_video_features
+    real = cnn3d.features.write_video_features
     calls = []
 
     def killed_on_the_third(folder, result):
@@ -71,11 +71,11 @@ def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
             raise KeyboardInterrupt
         real(folder, result)
 
-    monkeypatch.setattr(cnn3d.extract, "write_video_features", killed_on_the_third)
+    monkeypatch.setattr(cnn3d.features, "write_video_features", killed_on_the_third)
     out = tmp_path / "feats"
     assert run(dataset, out) == 130
     assert len(read_folder(out)) == 2  # the two finished before the kill are on disk
-    monkeypatch.setattr(cnn3d.extract, "write_video_features", real)
+    monkeypatch.setattr(cnn3d.features, "write_video_features", real)
     capsys.readouterr()
     assert run(dataset, out) == 0
     printed = capsys.readouterr().out
@@ -95,7 +95,7 @@ def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
 def test_h5_output_survives_a_kill_and_holds_every_video_with_times(
     dataset, plain, tmp_path, monkeypatch
 ):
-    real = cnn3d.extract.write_video_features
+    real = cnn3d.features.write_video_features
     calls = []
 
     def killed_on_the_second(folder, result):
@@ -104,11 +104,11 @@ def test_h5_output_survives_a_kill_and_holds_every_video_with_times(
             raise KeyboardInterrupt
         real(folder, result)
 
-    monkeypatch.setattr(cnn3d.extract, "write_video_features", killed_on_the_second)
+    monkeypatch.setattr(cnn3d.features, "write_video_features", killed_on_the_second)
     out = tmp_path / "f.h5"
     assert run(dataset, out) == 130
     assert not out.exists()  # the .h5 is built once the share is done; the parts are kept
-    monkeypatch.setattr(cnn3d.extract, "write_video_features", real)
+    monkeypatch.setattr(cnn3d.features, "write_video_features", real)
     assert run(dataset, out) == 0
     with h5py.File(out) as f:
         assert sorted(f["a"]) == ["clip"] and sorted(f["b"]) == ["clip", "long"]

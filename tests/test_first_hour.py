@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, main
+from cnn3d.models import with_spec
 from cnn3d.models.checkpoint import read_file
 from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
 
@@ -137,7 +138,7 @@ def test_small_things(tiny, tmp_path, capsys):  # noqa: F811
     from cnn3d.models import build_model, save_model
 
     model = build_model("resnet", 10, 2, widen_factor=0.25)
-    model.spec.clip_length, model.spec.sample_size = 8, 32
+    with_spec(model, clip_length=8, sample_size=32)
     save_model(tmp_path / "m.pth", model)  # no class names stored
     videos, ann = tiny
     video = str(next(iter(sorted(videos.rglob("*.avi")))))

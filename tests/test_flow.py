@@ -12,8 +12,7 @@ import torch
 
 from cnn3d.cli import main
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
-from cnn3d.data.flow import FlowFolderSource, FlowHDF5Source
-from cnn3d.data.sources import VideoReadError, open_source
+from cnn3d.data.sources import FlowFolderSource, FlowHDF5Source, VideoReadError, open_source
 from cnn3d.data.transforms import TrainTransform, normalize
 from cnn3d.normalization import PRESETS
 
@@ -110,13 +109,13 @@ def test_flow_pipeline_from_videos_to_a_trained_flow_model(tmp_path, capsys):
     """The README's flow pipeline on synthetic moving shapes: prepare flow, train a two-channel
     model (the loss falls), test it, and refuse RGB input for it by name."""
     from cnn3d.data.prepare import write_video
-    from cnn3d.data.synthetic import render_video
+    from cnn3d.data.synthetic import synthesize_video
 
     videos, flow = tmp_path / "videos", tmp_path / "flow"
     entries = []
     for label in ("MoveLeft", "MoveRight"):
         for k in range(6):
-            frames = render_video(label, np.random.default_rng(k), 20, 40, 48)
+            frames = synthesize_video(label, np.random.default_rng(k), 20, 40, 48)
             write_video(videos / label / f"{label}{k}.mp4", frames, fps=25)
             entries.append(Entry(f"{label}{k}", "training" if k < 5 else "validation", label))
     prepare = ["prepare", "flow", str(videos), str(flow), "--format", "hdf5", "--short-side", "0"]
@@ -186,7 +185,7 @@ def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, source, 
 
 
 def test_fuse_averages_the_streams_scores(tmp_path):
-    from cnn3d.testing import write_scores
+    from cnn3d.evaluate import write_scores
 
     names = ["a", "b", "c"]
     # video 0 (a): RGB wrong (b), flow right by more; video 1 (b): both lean b; video 2 (c):

@@ -21,7 +21,7 @@ from PIL import Image
 import cnn3d.models
 from cnn3d.cli import main
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.normalization import PRESETS
 from helpers import write_hdf5, write_jpeg_folder, write_mp4
 
@@ -93,8 +93,8 @@ def decoded_by_pil(paths) -> list[np.ndarray]:
 def model_inputs(tmp_path, root, preset, monkeypatch) -> torch.Tensor:
     """What the model receives from `cnn3d test` on the one video under `root`."""
     model = build_model("resnet", 10, 2, widen_factor=0.25)
-    model.spec.class_names = ["pan", "other"]
-    model.spec.normalization = PRESETS[preset]
+    with_spec(model, class_names=["pan", "other"])
+    with_spec(model, normalization=PRESETS[preset])
     save_model(tmp_path / "m.safetensors", model)
     write_annotations(
         root / "ann.json", Annotations(["pan", "other"], [Entry("v", "validation", "pan")])

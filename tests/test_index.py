@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from cnn3d.data import sources
-from cnn3d.data.annotations import (
-    Annotations,
-    Entry,
-    attach_videos,
-    read_annotations,
-    write_annotations,
-)
+from cnn3d.data.annotations import Annotations, Entry, read_annotations, write_annotations
 from cnn3d.data.dataset import VideoDataset
-from cnn3d.data.index import StringTable, index_subset
+from cnn3d.data.index import FolderListing, StringTable, find_entry, index_subset
+from cnn3d.data.prepare import attach_videos
 from cnn3d.data.transforms import EvalTransform
 from helpers import frames_with_index, write_hdf5, write_jpeg_folder, write_mp4
 
@@ -172,9 +167,10 @@ def test_subsets_spelled_short_and_the_single_video_lookup(tree):
     ann = Annotations(["Run"], [Entry("r1", "train", "Run"), Entry("r2", "val", "Run")])
     assert len(index_subset(ann, "training", tree)[0]) == 1
     assert len(index_subset(ann, "validation", tree)[0]) == 1
-    assert sources.find_video(tree, "Run", "r2") == tree / "Run" / "r2.MKV"
-    assert sources.find_video(tree, None, "t1") == tree / "test" / "t1.mp4"
-    assert sources.find_video(tree, "Run", "nope") is None
+    listing = FolderListing()
+    assert find_entry(listing, str(tree), "r2", "Run") == ("Run/r2.MKV", False)
+    assert find_entry(listing, str(tree), "t1", None) == ("test/t1.mp4", False)
+    assert find_entry(listing, str(tree), "nope", "Run") is None
 
 
 def test_segments_not_starting_at_the_first_frame(tree):

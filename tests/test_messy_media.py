@@ -8,7 +8,7 @@ import pytest
 
 from cnn3d.cli import main
 from cnn3d.data.sources import VideoFileSource, open_source
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from helpers import (
     MESSY_KINDS,
     decode_every_frame,
@@ -73,7 +73,7 @@ def test_every_command_reads_the_same_frames(messy, tmp_path, capsys):
         assert [read_code(f) for f in clip] == list(range(N)), kind
 
     model = build_model("resnet", 10, 3, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
     save_model(tmp_path / "m.safetensors", model)
     out = tmp_path / "out.json"
     rc = main(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
 
@@ -14,7 +14,7 @@ from helpers import frames_with_index, write_mp4
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "m.safetensors"
     model = build_model("resnet", 10, 3, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
     save_model(path, model)
     return path
 

@@ -13,8 +13,8 @@ import cnn3d.models
 from cnn3d.cli import main
 from cnn3d.data import transforms as T
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
-from cnn3d.evaluate import Accumulator, compute_metrics
-from cnn3d.models import build_model, save_model
+from cnn3d.metrics import Accumulator, compute_metrics
+from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.blocks import BasicBlock, ShortcutA
 from cnn3d.normalization import PRESETS, Normalization
 from cnn3d.train import TrainConfig, make_scheduler
@@ -215,7 +215,7 @@ def lrs(schedule: str, losses=None, **options) -> list[float]:
     """The learning rate each epoch starts with, stepping as the training loop does."""
     cfg = TrainConfig("", "", "", lr=0.1, schedule=schedule, **options)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch=5)
+    scheduler = make_scheduler(cfg, optimizer)
     out = []
     for epoch in range(cfg.epochs):
         out.append(optimizer.param_groups[0]["lr"])
@@ -280,8 +280,8 @@ def _recording(fn, seen):
 @pytest.mark.parametrize("preset", ["hara2018", "kinetics", "torchvision"])
 def test_every_command_feeds_the_checkpoints_preset(flat_video, tmp_path, monkeypatch, preset):
     model = build_model("resnet", 10, 1, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["Paint"], 32
-    model.spec.normalization = PRESETS[preset]
+    with_spec(model, class_names=["Paint"], sample_size=32)
+    with_spec(model, normalization=PRESETS[preset])
     checkpoint = tmp_path / "m.safetensors"
     save_model(checkpoint, model)
     mean, std, value_range = REFERENCE[preset]
@@ -319,7 +319,7 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
 
     torch.manual_seed(3)
     model = build_model("resnet", 10, 4, widen_factor=0.25).eval()
-    model.spec.class_names, model.spec.sample_size = ["a", "b", "c", "d"], 32
+    with_spec(model, class_names=["a", "b", "c", "d"], sample_size=32)
     checkpoint = tmp_path / "m.safetensors"
     save_model(checkpoint, model)
     video = tmp_path / "v.mp4"
@@ -390,7 +390,7 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
 
 
 def test_top_k_and_clip_accuracy_of_a_mixed_batch():
-    from cnn3d.evaluate import top_k
+    from cnn3d.metrics import top_k
 
     scores = torch.tensor([0.1, 0.5, 0.3, 0.1])
     names = ["a", "b", "c", "d"]

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, main
-from cnn3d.data.annotations import attach_videos, build_ucf101, write_annotations
+from cnn3d.data.annotations import build_ucf101, write_annotations
+from cnn3d.data.prepare import attach_videos
 from cnn3d.data.synthetic import write_synthetic_dataset
-from cnn3d.evaluate import Accumulator, compute_metrics
-from cnn3d.models import build_model, save_model
+from cnn3d.metrics import Accumulator, compute_metrics
+from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.checkpoint import read_file
 from helpers import frames_with_index, write_mp4
 
@@ -274,7 +275,7 @@ def test_metrics_by_hand():
 
 def test_test_command_writes_original_result_json(tiny, tmp_path):
     model = build_model("resnet", 10, 2, widen_factor=0.25)
-    model.spec.clip_length, model.spec.sample_size = 8, 32
+    with_spec(model, clip_length=8, sample_size=32)
     save_model(tmp_path / "m.pth", model)
     videos, ann = tiny
     rc = main(
@@ -315,7 +316,7 @@ def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
     data = (folder / "good1.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
     model = build_model("resnet", 10, 3, widen_factor=0.25)
-    model.spec.class_names, model.spec.sample_size = ["x", "y", "z"], 32
+    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
     save_model(tmp_path / "m.safetensors", model)
     rc = main(
         [
@@ -425,7 +426,7 @@ def test_original_underscore_spellings_parse():
 
 
 def test_train_crop_options_reach_the_transform():
-    from cnn3d.commands import train_config_from_args
+    from cnn3d.cli.train import train_config_from_args
 
     args = build_parser().parse_args(
         ["train", "--video-path", "v", "--annotation-path", "a", "--result-path", "r"]
@@ -448,7 +449,7 @@ def test_train_crop_options_reach_the_transform():
 )
 def test_test_protocols_count_their_clips(tiny, tmp_path, options, t_stride, clips_per_video):
     model = build_model("resnet", 10, 2, widen_factor=0.25)
-    model.spec.clip_length, model.spec.sample_size, model.spec.t_stride = 8, 32, t_stride
+    with_spec(model, clip_length=8, sample_size=32, t_stride=t_stride)
     save_model(tmp_path / "m.pth", model)
     videos, ann = tiny
     argv = ["test", "--checkpoint", str(tmp_path / "m.pth"), "--video-path", str(videos)]

@@ -6,9 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from .data.annotations import attach_videos, build_ucf101, write_annotations
-from .data.synthetic import write_synthetic_dataset
-from .evaluate import write_json
+from .data.synthetic import write_synthetic_annotations, write_synthetic_dataset
+from .files import write_json
 
 
 def run_demo(out: Path, epochs: int = 12) -> int:
@@ -18,9 +17,8 @@ def run_demo(out: Path, epochs: int = 12) -> int:
     layout = write_synthetic_dataset(
         out / "data", groups=25, clips_per_group=4, test_groups=5, height=60, width=80
     )
-    annotations = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
-    annotation_path = out / "data" / "synthetic_01.json"
-    write_annotations(annotation_path, annotations)
+    annotations = write_synthetic_annotations(layout)
+    annotation_path = layout.annotation_path
     n_classes = len(annotations.labels)
     print(f"data: {layout.n_videos} videos of {n_classes} motion classes in {layout.video_dir}")
     print(f"annotations: {annotation_path}")
@@ -36,10 +34,11 @@ def run_demo(out: Path, epochs: int = 12) -> int:
             shutil.rmtree(run)
         else:
             print(f"continuing the earlier demo run in {run} (--resume auto)")
-    from .extract import extract_features
-    from .infer import classification_json, run_model
+    from .classification import classification_json
+    from .evaluate import run_test
+    from .features import extract_features
+    from .inference import InferenceConfig, run_model
     from .models import load_model
-    from .testing import run_test
     from .train import TrainConfig, train
 
     config = TrainConfig(
@@ -77,7 +76,8 @@ def run_demo(out: Path, epochs: int = 12) -> int:
         annotation_path,
         out / "test",
         subset="validation",
-        window_stride=9,  # two full windows (frames 0-30 and 9-39 at stride 2) per video
+        # two full windows (frames 0-30 and 9-39 at stride 2) per video
+        config=InferenceConfig(batch_size=16, workers=2, window_stride=9),
     )
     samples = sorted(layout.video_dir.rglob("*.avi"))[:: layout.n_videos // 2][:2]
     model = load_model(checkpoint, fold_bn=True)

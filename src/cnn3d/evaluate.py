@@ -1,133 +1,244 @@
-"""Clip- and video-level metrics, and the result files.
+"""Evaluation: a network's scores over a loader (`evaluate_loader`, shared with validation in
+training), `cnn3d test` as a library function (`run_test`), two-stream fusion of test results
+(`fuse_results`), and the result files they write.
 
-Video-level accuracy (the paper's number) averages the softmax scores of every clip of a video
-before taking the top-k; clip accuracy scores each clip on its own. Both are reported, named.
+checkpoint -> the subset's videos -> every window (or `n_clips` clips), centre or three crops ->
+softmax scores averaged per video -> metrics, the original's `<subset>.json`, `metrics.json`,
+`per_class.csv`, `scores.npz` and figures in the result folder.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import dataclass, field
+import sys
+from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .files import atomic_write
+from .errors import MissingInput, UsageError
+from .files import atomic_write, write_json
+from .inference import InferenceConfig
+from .metrics import Accumulator, Metrics, compute_metrics, top_k
+from .runtime import RuntimeConfig
 
 
-@dataclass
-class Accumulator:
-    """Sums over clips, per video: works across batches and (summed) across DDP ranks."""
+def evaluate_loader(
+    net,
+    loader,
+    dataset,
+    n_classes: int,
+    device: torch.device,
+    runtime: RuntimeConfig,
+    progress: bool = False,
+) -> Accumulator:
+    """Scores of every clip in `loader`, summed per video and over ranks."""
+    from tqdm import tqdm
 
-    n_videos: int
-    n_classes: int
-    loss_sum: float = 0.0
-    clip_correct: float = 0.0
-    n_clips: float = 0.0
-    score_sum: torch.Tensor = field(init=False)
-    clip_count: torch.Tensor = field(init=False)
+    acc = Accumulator(len(dataset.videos), n_classes)
+    net.eval()
+    with torch.inference_mode():
+        for batch in tqdm(loader, unit="batch", leave=False, disable=not progress):
+            dataset.failed += batch["failed"]
+            if batch["clip"] is None:
+                continue
+            clips = batch["clip"].to(device).contiguous(memory_format=runtime.memory_format)
+            with runtime.autocast(device):
+                logits = net(clips)
+            acc.add(logits, batch["label"], batch["video"])
+    dataset.close()
+    acc.all_reduce()
+    return acc
 
-    def __post_init__(self):
-        self.score_sum = torch.zeros(self.n_videos, self.n_classes, dtype=torch.float64)
-        self.clip_count = torch.zeros(self.n_videos, dtype=torch.float64)
 
-    def add(self, logits: torch.Tensor, labels: torch.Tensor, videos: torch.Tensor) -> None:
-        logits = logits.detach().float().cpu()
-        labels, videos = labels.cpu(), videos.cpu()
-        probs = logits.softmax(1).double()
-        self.score_sum.index_add_(0, videos, probs)
-        self.clip_count.index_add_(0, videos, torch.ones(len(videos), dtype=torch.float64))
-        labelled = labels >= 0
-        if labelled.any():
-            self.loss_sum += F.cross_entropy(
-                logits[labelled], labels[labelled], reduction="sum"
-            ).item()
-            self.clip_correct += (logits[labelled].argmax(1) == labels[labelled]).sum().item()
-            self.n_clips += labelled.sum().item()
+def run_test(
+    checkpoint,
+    video_path,
+    annotation_path,
+    result_path,
+    *,
+    subset: str = "validation",
+    n_clips: int = 0,
+    three_crop: bool = False,
+    topk: int = 5,
+    config: InferenceConfig | None = None,
+    progress: bool = False,
+) -> dict:
+    """Test `checkpoint` and write the results; returns what `metrics.json` holds. `config`
+    gives the windows (`window_stride`, `tail`), batch, workers and runtime (default: batches of
+    16, 2 workers, on the CPU); `n_clips` > 0 takes that many evenly spaced clips per video
+    instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
+    from torch.utils.data import DataLoader
 
-    def all_reduce(self) -> None:
-        import torch.distributed as dist
+    from .data.annotations import read_annotations
+    from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
+    from .data.sources import open_source
+    from .data.transforms import EvalTransform
+    from .inference import maybe_compile
+    from .models import check_input_channels, load_model
+    from .plots import write_test_figures
 
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        scalars = torch.tensor(
-            [self.loss_sum, self.clip_correct, self.n_clips], dtype=torch.float64
+    config = config or InferenceConfig(batch_size=16, workers=2)
+    runtime = config.runtime
+    device = runtime.torch_device("cpu")
+    model = load_model(checkpoint, device=device, fold_bn=True)
+    spec = model.spec
+    annotations = read_annotations(annotation_path)
+    names = spec.class_names or annotations.labels
+    if len(annotations.labels) != spec.n_classes:
+        raise UsageError(
+            f"{annotation_path}: {len(annotations.labels)} classes, but "
+            f"{checkpoint} predicts {spec.n_classes}"
         )
-        for t in (scalars, self.score_sum, self.clip_count):
-            dist.all_reduce(t)
-        self.loss_sum, self.clip_correct, self.n_clips = scalars.tolist()
-
-    @property
-    def video_scores(self) -> torch.Tensor:
-        """Mean softmax scores per video [n_videos, n_classes] (NaN rows: videos never seen)."""
-        return self.score_sum / self.clip_count.unsqueeze(1)
-
-
-@dataclass
-class Metrics:
-    loss: float
-    clip_top1: float
-    video_top1: float
-    video_top5: float
-    mean_class_accuracy: float
-    n_videos: int
-    n_clips: int
-    per_class: list[dict]
-    confusion: list[list[int]]
-
-    def summary(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("per_class", "confusion")}
-
-
-def compute_metrics(acc: Accumulator, labels: torch.Tensor, class_names: list[str]) -> Metrics:
-    """Video top-1/top-5, clip top-1, mean class accuracy, per-class table, confusion matrix."""
-    seen = (acc.clip_count > 0) & (labels >= 0)
-    scores, truth = acc.video_scores[seen], labels[seen]
-    n = int(seen.sum())
-    k = min(5, acc.n_classes)
-    top = scores.topk(k, 1).indices if n else torch.zeros(0, k, dtype=torch.long)
-    top1 = (top[:, 0] == truth).double().mean().item() if n else float("nan")
-    top5 = (top == truth[:, None]).any(1).double().mean().item() if n else float("nan")
-    confusion = torch.zeros(acc.n_classes, acc.n_classes, dtype=torch.long)
-    if n:
-        confusion.index_put_((truth, top[:, 0]), torch.ones(n, dtype=torch.long), accumulate=True)
-    per_class, class_accs = [], []
-    for c, name in enumerate(class_names):
-        total = int(confusion[c].sum())
-        correct = int(confusion[c, c])
-        accuracy = correct / total if total else float("nan")
-        if total:
-            class_accs.append(accuracy)
-        per_class.append({"class": name, "videos": total, "correct": correct, "accuracy": accuracy})
-    return Metrics(
-        loss=acc.loss_sum / acc.n_clips if acc.n_clips else float("nan"),
-        clip_top1=acc.clip_correct / acc.n_clips if acc.n_clips else float("nan"),
-        video_top1=top1,
-        video_top5=top5,
-        mean_class_accuracy=sum(class_accs) / len(class_accs) if class_accs else float("nan"),
-        n_videos=n,
-        n_clips=int(acc.n_clips),
-        per_class=per_class,
-        confusion=confusion.tolist(),
+    videos, missing = videos_from_annotations(annotations, subset, video_path)
+    if not videos:
+        raise UsageError(f"{annotation_path}: no {subset} videos under {video_path}")
+    check_input_channels(model, open_source(videos.path(0)).channels, videos.path(0))
+    views = 3 if three_crop else 1
+    transform = EvalTransform(
+        spec.sample_size, "three" if three_crop else "center", spec.normalization
     )
+    dataset = VideoDataset(
+        videos,
+        transform,
+        "val" if n_clips else "test",
+        spec.clip_length,
+        spec.t_stride,
+        n_clips=n_clips or 1,
+        window_stride=config.window_stride,
+        tail=config.tail,
+        n_views=views,
+        skip_bad=True,
+    )
+    loader = DataLoader(
+        dataset,
+        config.batch_size,
+        num_workers=config.workers,
+        collate_fn=collate_clips,
+        worker_init_fn=worker_init,
+    )
+    model.to(memory_format=runtime.memory_format)
+    net, _ = maybe_compile(model, len(dataset), runtime.compile, config.batch_size)
+    acc = evaluate_loader(net, loader, dataset, spec.n_classes, device, runtime, progress)
+    labels = torch.from_numpy(videos.labels).long()
+    metrics = compute_metrics(acc, labels, names)
+    out = Path(result_path)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = sorted(set(dataset.failed))
+    write_results(
+        out / f"{subset}.json",
+        list(videos.ids),
+        acc.video_scores,
+        names,
+        topk,
+    )
+    write_scores(out / "scores.npz", list(videos.ids), acc.video_scores, labels, names)
+    summary = metrics.summary() | {
+        # the paper's Kinetics tables report this "Average" beside top-1 and top-5
+        "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
+        "views_per_video": (n_clips or "all windows")
+        if views == 1
+        else f"{n_clips or 'all windows'} x 3 crops",
+        "tail": None if n_clips else config.tail,
+        "unreadable_videos": failed,
+        "missing_videos": missing,
+        "checkpoint": str(checkpoint),
+    }
+    write_json(out / "metrics.json", summary)
+    write_per_class_csv(out / "per_class.csv", metrics)
+    title = (
+        f"{Path(checkpoint).name}: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
+    )
+    figures = write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
+    print(f"{metrics.n_videos} videos, {metrics.n_clips} clips ({subset})")
+    print(
+        f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  average "
+        f"{(metrics.video_top1 + metrics.video_top5) / 2:.4f}  "
+        f"clip top-1 {metrics.clip_top1:.4f}  mean class acc {metrics.mean_class_accuracy:.4f}"
+    )
+    for message in failed:
+        print(f"unreadable: {message}", file=sys.stderr)
+    for note in videos.notes:
+        print(note)
+    if missing:
+        print(f"{len(missing)} annotated videos not found, e.g. {missing[:3]}", file=sys.stderr)
+    print(
+        f"wrote {out / f'{subset}.json'}, metrics.json, per_class.csv, "
+        + ", ".join(f.name for f in figures)
+    )
+    return summary
 
 
-def top_k(scores: torch.Tensor, class_names: list[str], k: int) -> list[dict]:
-    k = scores.numel() if k <= 0 else min(k, scores.numel())
-    values, indices = scores.topk(k)
-    return [
-        {"label": class_names[int(i)], "score": float(v)}
-        for v, i in zip(values, indices, strict=True)
-    ]
+def write_scores(path: Path, ids: list[str], scores: torch.Tensor, labels, names) -> None:
+    """Every video's mean softmax scores over all classes (NaN: never read), with its label,
+    for fusing results (`fuse_results`)."""
 
-
-def write_json(path, data) -> None:
     def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                ids=np.asarray(ids, dtype=str),
+                scores=scores.numpy(),
+                labels=np.asarray(labels, dtype=np.int64),
+                class_names=np.asarray(names, dtype=str),
+            )
 
     atomic_write(path, write)
+
+
+def fuse_results(results: list[Path], out: Path, weights: list[float] | None = None, topk: int = 5):
+    """Two-stream (or more) video accuracy: the weighted mean of each result's per-video scores
+    (`scores.npz` of `cnn3d test`), over the videos every result has; metrics and the original's
+    result JSON written to `out`, as `cnn3d test` writes them. Returns what `metrics.json` holds."""
+    from .plots import write_test_figures
+
+    weights = weights or [1.0] * len(results)
+    if len(weights) != len(results):
+        raise UsageError(f"{len(weights)} weights for {len(results)} results")
+    loaded = []
+    for folder in map(Path, results):
+        path = folder / "scores.npz" if folder.is_dir() else folder
+        if not path.is_file():
+            raise MissingInput(f"{path}: no scores (run `cnn3d test` with this cnn3d first)")
+        with np.load(path) as data:
+            loaded.append({k: data[k] for k in data.files})
+    names = list(loaded[0]["class_names"])
+    for path, r in zip(results, loaded, strict=True):
+        if list(r["class_names"]) != names:
+            raise UsageError(f"{path}: its classes differ from {results[0]}'s")
+    index = [dict(zip(r["ids"].tolist(), range(len(r["ids"])), strict=True)) for r in loaded]
+    ids = [i for i in loaded[0]["ids"].tolist() if all(i in ix for ix in index)]
+    ids = [
+        i
+        for i in ids
+        if all(not np.isnan(r["scores"][ix[i]]).any() for r, ix in zip(loaded, index, strict=True))
+    ]
+    fused = sum(
+        w * r["scores"][[ix[i] for i in ids]]
+        for w, r, ix in zip(weights, loaded, index, strict=True)
+    ) / sum(weights)
+    labels = torch.from_numpy(loaded[0]["labels"][[index[0][i] for i in ids]])
+    acc = Accumulator(len(ids), len(names))
+    acc.score_sum = torch.from_numpy(np.asarray(fused, dtype=np.float64))
+    acc.clip_count = torch.ones(len(ids), dtype=torch.float64)
+    metrics = compute_metrics(acc, labels, names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out / "fused.json", ids, acc.video_scores, names, topk)
+    write_scores(out / "scores.npz", ids, acc.video_scores, labels, names)
+    summary = metrics.summary() | {
+        "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
+        "fused": [str(r) for r in results],
+        "weights": weights,
+        "videos_left_out": len(loaded[0]["ids"]) - len(ids),
+    }
+    for key in ("clip_top1", "loss", "n_clips"):  # clips belong to the streams, not the fusion
+        summary.pop(key, None)
+    write_json(out / "metrics.json", summary)
+    write_per_class_csv(out / "per_class.csv", metrics)
+    title = f"fused: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
+    write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
+    return summary
 
 
 def write_results(path, video_ids, scores, class_names, k=5) -> None:

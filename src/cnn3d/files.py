@@ -9,13 +9,16 @@ any work starts. Files and folders get the user's umask (0644/0755 by default).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import OutputCollision
 
 # Lower case; matched case-insensitively.
 VIDEO_SUFFIXES = (
@@ -87,20 +90,6 @@ def find_collisions(outputs: Iterable[tuple[Path, Path]]) -> list[list[Path]]:
     for source, output in outputs:
         by_output[output].append(source)
     return [sorted(sources) for sources in by_output.values() if len(sources) > 1]
-
-
-class OutputCollision(ValueError):
-    """Several inputs would write one output; the message lists them."""
-
-    def __init__(self, groups: list[list[Path]], target: str):
-        lines = [" and ".join(str(p) for p in group) for group in groups[:10]]
-        more = f"\n  ... and {len(groups) - 10} more" if len(groups) > 10 else ""
-        super().__init__(
-            f"{len(groups)} group(s) of inputs would write the same {target} "
-            "(only the extension differs); rename or move one of each, nothing was written:\n  "
-            + "\n  ".join(lines)
-            + more
-        )
 
 
 @dataclass(frozen=True)
@@ -181,3 +170,65 @@ def atomic_directory(path: str | os.PathLike, fill) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """`data` as indented JSON, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+    atomic_write(path, write)
+
+
+@dataclass
+class Inputs:
+    """The videos to process, each with its name relative to the input it came from (the key of
+    its outputs), and what was passed over or could not be used."""
+
+    paths: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # relative path, "/"-separated
+    problems: list[str] = field(default_factory=list)  # inputs that cannot be used, named
+    skipped: list[Path] = field(default_factory=list)  # non-video files in the folders
+
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def collect_inputs(inputs: list[str]) -> Inputs:
+    """Video files from files, folders (searched recursively) and list files (one path per
+    line, relative to the list's folder). A folder's videos are named relative to the folder,
+    a list's relative to the list's folder (as written), a file by its name."""
+    found = Inputs()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            walk = walk_videos(item)
+            if not walk.videos:
+                found.problems.append(f"{item}: no video files in this folder")
+            found.paths += walk.videos
+            found.names += [p.relative_to(item).as_posix() for p in walk.videos]
+            found.skipped += walk.skipped
+        elif item.suffix.lower() in LIST_SUFFIXES:
+            try:
+                text = item.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                found.problems.append(f"{item}: cannot read this list file ({error})")
+                continue
+            for line in (ln.strip() for ln in text.splitlines()):
+                if line:
+                    path = Path(line)
+                    found.paths.append(path if path.is_absolute() else item.parent / path)
+                    found.names.append(path.name if path.is_absolute() else path.as_posix())
+        else:
+            found.paths.append(item)
+            found.names.append(item.name)
+    return found
+
+
+def check_output_names(names: list[str], paths: list[Path], what: str) -> None:
+    """Refuse, before any work, inputs whose outputs would be the same (`x.mp4`, `x.mkv`)."""
+    pairs = zip(paths, (output_name(n) for n in names), strict=True)
+    groups = find_collisions(pairs)
+    if groups:
+        raise OutputCollision(groups, what)

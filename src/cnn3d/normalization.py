@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True)
 class Normalization:
@@ -52,6 +54,6 @@ def get_normalization(name: str) -> Normalization:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown normalisation preset {name!r}; choose one of {', '.join(PRESETS)}"
         ) from None

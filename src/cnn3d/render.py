@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.sources import upright
 from .files import atomic_write
 
 
@@ -39,8 +40,6 @@ def render_video(video: Path, entry: dict, out: Path) -> None:
     """Write `out` (an .mp4) from `video` with the labels of `entry` (a `classify` entry)."""
     import av
     from PIL import Image, ImageDraw
-
-    from .data.sources import upright
 
     def write(tmp):
         with av.open(str(video)) as source, av.open(tmp, "w", format="mp4") as target:

@@ -1,6 +1,7 @@
-"""Training: one function, `train`, that reads top to bottom; AMP, DDP and checkpoints are short
-helpers. Single process, or `torchrun --nproc_per_node N -m cnn3d train ...` (DDP: NCCL on GPUs,
-gloo on CPU; only rank 0 writes; metrics are summed over ranks).
+"""Training: `train` reads top to bottom on one screen; the run's setup, one epoch's steps,
+validation and the end of an epoch (logs, checkpoints) are named functions it calls. Single
+process, or `torchrun --nproc_per_node N -m cnn3d train ...` (DDP: NCCL on GPUs, gloo on CPU;
+only rank 0 writes; metrics are summed over ranks).
 """
 
 from __future__ import annotations
@@ -8,38 +9,35 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from .data.annotations import read_annotations
 from .data.dataset import VideoDataset, collate_clips, worker_init
-from .data.flow import check_channels
-from .data.index import FolderListing, index_subset
+from .data.index import FolderListing, VideoIndex, index_subset
+from .data.samplers import EpochSampler, ShardSampler
+from .data.sources import open_source
 from .data.transforms import EvalTransform, TrainTransform
-from .evaluate import Accumulator, compute_metrics
+from .errors import CheckpointError, TrainingError, TrainingInterrupted, UsageError
+from .evaluate import evaluate_loader
 from .files import atomic_write
-from .models import build_model, load_model
-from .models.checkpoint import CheckpointError, read_file, unwrap_state_dict
+from .metrics import compute_metrics
+from .models import build_model, check_input_channels, load_model
+from .models.checkpoint import read_file, save_model, unwrap_state_dict
 from .normalization import get_normalization
 from .plots import write_curves
-from .precision import amp_dtype, autocast, default_amp, precision_name  # noqa: F401
+from .runtime import RuntimeConfig, Torchrun
+from .trainlog import RunLogs, format_epoch, progress_bar, write_missing
 
-
-class TrainingError(RuntimeError):
-    pass
-
-
-class TrainingInterrupted(TrainingError):
-    """Ctrl-C: what was saved and how to go on."""
+__all__ = ["TrainConfig", "TrainingError", "TrainingInterrupted", "train"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class TrainConfig:
     validate: bool = True
     resume: str | None = None  # a path, or 'auto' for <result_path>/last.pth
     checkpoint_every: int = 10
-    amp: bool | None = None  # None: default_amp (GPUs, and CPUs with native bf16)
+    amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
     sync_bn: bool = False
     freeze_bn: bool = False  # BatchNorm layers use and keep their running statistics
@@ -90,21 +88,26 @@ class TrainConfig:
     seed: int = 1
     device: str | None = None
 
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return RuntimeConfig(self.device, self.amp, self.channels_last)
+
 
 # ------------------------------------------------------------------------------------- helpers
 
 
-def setup_distributed(device: torch.device | None) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); joins the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if world > 1 and not dist.is_initialized():
+def setup_distributed(runtime: RuntimeConfig) -> tuple[Torchrun, torch.device]:
+    """This process's place and device (CUDA when present by default); joins the process group
+    when started by torchrun."""
+    torchrun = Torchrun.from_environment()
+    device = runtime.torch_device("auto", torchrun)
+    if torchrun.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    return (dist.get_rank() if world > 1 else 0), world, device
+    if torchrun.distributed:
+        torchrun = replace(torchrun, rank=dist.get_rank())
+    return torchrun, device
 
 
 class GracefulStop:
@@ -128,50 +131,18 @@ class GracefulStop:
         print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
+    def __enter__(self) -> GracefulStop:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
     def restore(self) -> None:
         import signal
 
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-
-
-class ShardSampler(Sampler):
-    """Rank r of w takes items r, r+w, ... in order: no padding, so summed metrics are exact."""
-
-    def __init__(self, n: int, rank: int, world: int):
-        self.indices = list(range(rank, n, world))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-
-class EpochSampler(Sampler):
-    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same data.
-
-    Under DDP, rank r of w takes every w-th item of the same order (padded by repeating its
-    start, as DistributedSampler does, when w does not divide n): batch k of w ranks x B items
-    holds exactly the items of batch k of one process with w x B, so the two runs train alike.
-    """
-
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.epoch = n, seed, 0
-        self.rank, self.world = rank, world
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
-        order += order[: len(self) * self.world - self.n]
-        return iter(order[self.rank :: self.world])
-
-    def __len__(self):
-        return -(-self.n // self.world)
 
 
 def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
@@ -182,7 +153,7 @@ def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
     names = [n for n, _ in model.named_parameters()]
     tops = [n.removeprefix("features.").split(".")[0] for n in names]
     if module_name not in tops:
-        raise ValueError(
+        raise UsageError(
             f"no module {module_name!r} in the model; top-level modules: {sorted(set(tops))}"
         )
     first = tops.index(module_name)
@@ -193,7 +164,7 @@ def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
     return frozen
 
 
-def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+def make_scheduler(cfg: TrainConfig, optimizer):
     if cfg.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
     if cfg.schedule == "plateau":
@@ -209,33 +180,7 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
             return 0.5 * (1 + math.cos(math.pi * progress))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    raise ValueError(f"schedule must be multistep, plateau or cosine, not {cfg.schedule!r}")
-
-
-class TSVLog:
-    """The original's tab-separated logs: a header row, then one flushed row per call."""
-
-    def __init__(self, path: Path, columns: list[str], resume: bool, begin_epoch: int = 1):
-        exists = resume and path.exists()
-        if exists:  # rows of epochs that will run again (an interrupted epoch) go
-            lines = path.read_text(encoding="utf-8").splitlines()
-            kept = lines[:1] + [
-                ln for ln in lines[1:] if ln.split("\t")[0].isdigit()
-                and int(ln.split("\t")[0]) < begin_epoch
-            ]  # fmt: skip
-            atomic_write(path, lambda tmp: Path(tmp).write_text("".join(f"{ln}\n" for ln in kept)))
-        self.file = open(path, "a" if exists else "w", encoding="utf-8")  # noqa: SIM115
-        if not exists:
-            self.write(columns)
-
-    def write(self, values) -> None:
-        self.file.write(
-            "\t".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values) + "\n"
-        )
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
+    raise UsageError(f"schedule must be multistep, plateau or cosine, not {cfg.schedule!r}")
 
 
 def save_training_state(
@@ -243,8 +188,6 @@ def save_training_state(
 ) -> None:
     """A checkpoint; `resumable` adds the optimizer, scheduler and RNG state (`best.pth`, meant
     for inference and fine-tuning, leaves them out and is about half the size)."""
-    from .models.checkpoint import save_model
-
     extra = {"epoch": epoch, "best_video_top1": best}
     if resumable:
         extra |= {
@@ -255,384 +198,8 @@ def save_training_state(
     save_model(path, model, extra=extra)
 
 
-# -------------------------------------------------------------------------------------- training
-
-
-def build_training_model(cfg: TrainConfig, labels: list[str]):
-    """A fresh network, or a pretrained one with a new head for `len(labels)` classes."""
-    if cfg.pretrain_path:
-        model = load_model(cfg.pretrain_path, **cfg.model_options)
-        if model.spec.n_classes != len(labels):
-            model.reset_classifier(len(labels))
-        model.spec.n_classes = len(labels)
-        if cfg.normalization:
-            model.spec.normalization = get_normalization(cfg.normalization)
-    else:
-        model = build_model(cfg.family, cfg.depth, len(labels), **cfg.model_options)
-        model.spec.normalization = get_normalization(cfg.normalization or "kinetics")
-    model.spec.class_names = list(labels)
-    model.spec.clip_length, model.spec.sample_size = cfg.clip_length, cfg.sample_size
-    model.spec.t_stride = cfg.t_stride
-    return model
-
-
-def train(cfg: TrainConfig) -> dict:
-    """Train (and validate every epoch); returns the last epoch's metrics."""
-    rank, world, device = setup_distributed(torch.device(cfg.device) if cfg.device else None)
-    main_process = rank == 0
-    result = Path(cfg.result_path)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-
-    annotations = read_annotations(cfg.annotation_path)
-    listing = FolderListing()  # each folder listed once for both subsets
-    train_videos, missing_train = index_subset(annotations, "training", cfg.video_path, listing)
-    val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
-    labels_list = annotations.labels
-    del annotations, listing  # a Python object per video: workers must not inherit them
-    if not train_videos:
-        raise TrainingError(
-            f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
-        )
-    model = build_training_model(cfg, labels_list)
-    frozen = freeze_before(model, cfg.ft_begin_module)
-    # every argument is checked by now: only from here on is anything written
-    if main_process:
-        result.mkdir(parents=True, exist_ok=True)
-        used = asdict(cfg) | {
-            "amp": amp_dtype(device, cfg.amp) is not None,
-            "precision": precision_name(device, cfg.amp),
-            "normalization": model.spec.normalization.name,
-            "device": str(device),
-            "world_size": world,
-        }
-        atomic_write(
-            result / "opts.json",
-            lambda tmp: Path(tmp).write_text(json.dumps(used, indent=1, default=str)),
-        )
-        for note in train_videos.notes + val_videos.notes:
-            print(note)
-    if main_process and (missing_train or missing_val):
-        listed = result / "missing_videos.txt"
-        atomic_write(
-            listed,
-            lambda tmp: Path(tmp).write_text(
-                "\n".join(
-                    [f"training\t{v}" for v in missing_train]
-                    + [f"validation\t{v}" for v in missing_val]
-                )
-                + "\n"
-            ),
-        )
-        print(
-            f"{len(missing_train)} training and {len(missing_val)} validation videos of the "
-            f"annotation file are not under {cfg.video_path} (left out; all named in {listed}), "
-            f"e.g. {(missing_train + missing_val)[:3]}"
-        )
-
-    normalization = model.spec.normalization
-    train_set = VideoDataset(
-        train_videos,
-        TrainTransform(
-            cfg.sample_size, cfg.train_crop, cfg.flip, normalization, tuple(cfg.crop_scale)
-        ),
-        "train",
-        cfg.clip_length,
-        cfg.t_stride,
-        skip_bad=cfg.skip_bad_videos,
-        seed=cfg.seed,
-    )
-    val_set = (
-        VideoDataset(
-            val_videos,
-            EvalTransform(cfg.sample_size, "center", normalization),
-            "val",
-            cfg.clip_length,
-            cfg.t_stride,
-            n_clips=cfg.n_val_clips,
-            skip_bad=cfg.skip_bad_videos,
-        )
-        if cfg.validate and val_videos
-        else None
-    )
-
-    train_sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
-    loader_options = {
-        "num_workers": cfg.workers,
-        "collate_fn": collate_clips,
-        "worker_init_fn": worker_init,
-        "pin_memory": device.type == "cuda",
-    }
-    # A last batch of one clip cannot train BatchNorm ("expected more than 1 value per
-    # channel"): it is left out of the epoch (another clip order comes next epoch).
-    per_process = len(train_sampler)
-    if per_process == 1 and not cfg.freeze_bn:
-        raise TrainingError(
-            f"{cfg.annotation_path}: one training clip per process cannot train BatchNorm; "
-            "add videos, use fewer processes, or --freeze-bn"
-        )
-    drop_last = per_process % cfg.batch_size == 1 and not cfg.freeze_bn
-    train_loader = DataLoader(
-        train_set, cfg.batch_size, sampler=train_sampler, drop_last=drop_last, **loader_options
-    )
-    val_loader = (
-        DataLoader(
-            val_set,
-            cfg.batch_size,
-            sampler=ShardSampler(len(val_set), rank, world),
-            **loader_options,
-        )
-        if val_set
-        else None
-    )
-
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        trainable,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        dampening=0.0 if cfg.nesterov else cfg.dampening,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov,
-    )
-    scheduler = make_scheduler(cfg, optimizer, len(train_loader))
-    # fp16 (GPUs without bf16) needs loss scaling; for bf16 and fp32 the scaler does nothing.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, cfg.amp) == torch.float16)
-
-    begin_epoch, best = 1, -1.0
-    resume_path = (
-        result / "last.pth" if cfg.resume == "auto" else (Path(cfg.resume) if cfg.resume else None)
-    )
-    if resume_path is not None and (cfg.resume != "auto" or resume_path.exists()):
-        begin_epoch, best = resume_from(resume_path, model, optimizer, scheduler, cfg, device)
-        if main_process:
-            print(f"resumed from {resume_path} at epoch {begin_epoch}")
-    elif cfg.resume == "auto" and main_process:
-        print(f"--resume auto: nothing to resume ({resume_path} does not exist); starting fresh")
-    if main_process:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(
-            f"training {model.spec.arch} ({n_params / 1e6:.2f} M parameters, "
-            f"{len(labels_list)} classes) on {len(train_videos)} training and "
-            f"{len(val_videos) if val_set else 0} validation videos\n"
-            f"  device {device} x {world} process(es), {precision_name(device, cfg.amp)}, "
-            f"{'channels_last_3d' if cfg.channels_last else 'contiguous'} memory format, "
-            f"{cfg.normalization or model.spec.normalization.name} input\n"
-            f"  batch {cfg.batch_size} per process, {len(train_loader)} steps per epoch"
-            + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
-            + f", epochs {begin_epoch}..{cfg.epochs}\n  results in {result}"
-        )
-
-    net = model
-    if world > 1:
-        if cfg.sync_bn:
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    logs = {}
-    if main_process:
-        logs["train"] = TSVLog(
-            result / "train.log", ["epoch", "loss", "acc", "lr"], begin_epoch > 1, begin_epoch
-        )
-        logs["batch"] = TSVLog(
-            result / "train_batch.log",
-            ["epoch", "batch", "iter", "loss", "acc", "lr"],
-            begin_epoch > 1,
-            begin_epoch,
-        )
-        logs["val"] = TSVLog(
-            result / "val.log",
-            ["epoch", "loss", "acc", "video_acc", "video_top5"],
-            begin_epoch > 1,
-            begin_epoch,
-        )
-        if frozen:
-            print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
-    writer = make_writer(result, begin_epoch) if main_process and cfg.tensorboard else None
-
-    # Whatever Python objects exist now stay out of the garbage collector's passes, which would
-    # otherwise write to (and so copy) their pages in every forked DataLoader worker.
-    gc.collect()
-    gc.freeze()
-    metrics: dict = {}
-    bad_videos: list[str] = list(val_set.failed) if val_set else []
-    finished = begin_epoch - 1  # the last epoch whose checkpoint is written
-    stop = GracefulStop(enabled=world == 1)
-    try:
-        for epoch in range(begin_epoch, cfg.epochs + 1):
-            train_set.set_epoch(epoch)
-            train_sampler.set_epoch(epoch)
-            lr = max(g["lr"] for g in optimizer.param_groups)
-            net.train()
-            if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
-                for module in model.modules():
-                    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                        module.eval()
-            sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
-            start_time = time.perf_counter()
-            bar = progress_bar(
-                len(train_loader), f"epoch {epoch}/{cfg.epochs}", main_process and cfg.progress
-            )
-            batches = iter(train_loader)
-            for i, batch in enumerate(batches, start=1):
-                if stop.requested:
-                    break
-                bad_videos += batch["failed"]
-                if batch["clip"] is None:
-                    continue
-                clips = batch["clip"].to(device, non_blocking=True)
-                _check_channels(clips, model, train_set, batch)
-                if cfg.channels_last:
-                    clips = clips.contiguous(memory_format=torch.channels_last_3d)
-                labels = batch["label"].to(device, non_blocking=True)
-                with autocast(device, cfg.amp):
-                    logits = net(clips)
-                loss = F.cross_entropy(logits.float(), labels)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
-                        f"last good checkpoint is {result / 'last.pth'} (lower the learning rate?)"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                correct = (logits.argmax(1) == labels).sum().item()
-                n = len(labels)
-                sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
-                if main_process:
-                    step = (epoch - 1) * len(train_loader) + i
-                    logs["batch"].write([epoch, i, step, loss.item(), correct / n, lr])
-                    elapsed = time.perf_counter() - start_time
-                    bar.set_postfix(
-                        loss=f"{sums[0] / sums[2]:.3f}",
-                        acc=f"{sums[1] / sums[2]:.3f}",
-                        clips_s=f"{sums[2] * world / elapsed:.1f}",
-                    )
-                    bar.update()
-            bar.close()
-            batches = None  # its workers stop here
-            train_set.close()
-            if stop.requested:
-                raise KeyboardInterrupt
-            if world > 1:
-                dist.all_reduce(sums)
-            train_loss, train_acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
-            metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "lr": lr}
-
-            if val_loader is not None:
-                val = evaluate_loader(net, val_loader, val_set, len(labels_list), device, cfg)
-                vm = compute_metrics(
-                    val, torch.from_numpy(val_set.videos.labels).long(), labels_list
-                )
-                metrics.update(
-                    val_loss=vm.loss,
-                    val_clip_acc=vm.clip_top1,
-                    val_video_top1=vm.video_top1,
-                    val_video_top5=vm.video_top5,
-                )
-            if cfg.schedule == "plateau":
-                scheduler.step(metrics.get("val_loss", train_loss))
-            else:
-                scheduler.step()
-
-            if main_process:
-                logs["train"].write([epoch, train_loss, train_acc, lr])
-                if val_loader is not None:
-                    logs["val"].write([epoch, vm.loss, vm.clip_top1, vm.video_top1, vm.video_top5])
-                if writer:
-                    for key, value in metrics.items():
-                        if key != "epoch":
-                            writer.add_scalar(key.replace("_", "/", 1), value, epoch)
-                    writer.flush()
-                score = metrics.get("val_video_top1", train_acc)
-                improved = score > best
-                best = max(best, score)
-                save_training_state(result / "last.pth", model, optimizer, scheduler, epoch, best)
-                if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
-                    save_training_state(
-                        result / f"save_{epoch}.pth", model, optimizer, scheduler, epoch, best
-                    )
-                if improved:
-                    save_training_state(
-                        result / "best.pth", model, optimizer, scheduler, epoch, best, False
-                    )
-                print(format_epoch(metrics))
-            if world > 1:
-                dist.barrier()
-            finished = epoch
-    except KeyboardInterrupt:
-        # Ctrl-C: the workers ignore it (see worker_init); they were stopped with their loader
-        stop.restore()
-        for log in logs.values():
-            log.close()
-        if writer:
-            writer.close()
-        if finished >= 1:
-            saved = f"{result / 'last.pth'} holds epoch {finished}"
-        else:
-            saved = "nothing was saved (no epoch had finished)"
-        raise TrainingInterrupted(
-            f"interrupted during epoch {finished + 1}: {saved}. Resume with the same command "
-            "and --resume auto" + (" (it re-runs that epoch)" if finished >= 1 else "")
-        ) from None
-    finally:
-        stop.restore()
-
-    stop.restore()
-    if main_process:
-        for log in logs.values():
-            log.close()
-        if writer:
-            writer.close()
-        if bad_videos:
-            print(f"{len(bad_videos)} unreadable video reads were skipped:")
-            for message in sorted(set(bad_videos))[:20]:
-                print(f"  {message}")
-        curves = write_curves(result)
-        if curves is not None:
-            metrics["curves"] = str(curves)
-        metrics["skipped_videos"] = sorted(set(bad_videos))
-    gc.unfreeze()
-    return metrics
-
-
-def _check_channels(clips: torch.Tensor, model, dataset, batch) -> None:
-    try:
-        check_channels(clips, model, dataset.videos.path(int(batch["video"][0])))
-    except ValueError as error:
-        raise TrainingError(str(error)) from None
-
-
-def evaluate_loader(net, loader, dataset, n_classes, device, cfg) -> Accumulator:
-    """Scores of every clip in `loader`, summed per video and over ranks."""
-    acc = Accumulator(len(dataset.videos), n_classes)
-    net.eval()
-    with torch.inference_mode():
-        for batch in loader:
-            dataset.failed += batch["failed"]
-            if batch["clip"] is None:
-                continue
-            clips = batch["clip"].to(device)
-            check_channels(clips, net, dataset.videos.path(int(batch["video"][0])))
-            if cfg.channels_last:
-                clips = clips.contiguous(memory_format=torch.channels_last_3d)
-            with autocast(device, cfg.amp):
-                logits = net(clips)
-            acc.add(logits, batch["label"], batch["video"])
-    dataset.close()
-    acc.all_reduce()
-    return acc
-
-
-def resume_from(
-    path: Path, model, optimizer, scheduler, cfg: TrainConfig, device
-) -> tuple[int, float]:
+def resume_from(path: Path, model, optimizer, scheduler, device) -> tuple[int, float]:
+    """Weights, optimizer, scheduler and RNG state from a checkpoint; (next epoch, best score)."""
     obj = read_file(path, map_location=device)
     state = unwrap_state_dict(obj, path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -652,26 +219,376 @@ def resume_from(
     return int(obj.get("epoch", 0)) + 1, float(obj.get("best_video_top1", -1.0))
 
 
-def make_writer(result: Path, begin_epoch: int):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        print("tensorboard is not installed: no TensorBoard scalars")
-        return None
-    return SummaryWriter(log_dir=str(result / "tensorboard"), purge_step=begin_epoch)
+# -------------------------------------------------------------------------------------- training
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", disable=not enabled, leave=False)
-
-
-def format_epoch(m: dict) -> str:
-    text = f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} clip acc {m['train_acc']:.3f} lr {m['lr']:.3g}"
-    if "val_loss" in m:
-        text += (
-            f" | val loss {m['val_loss']:.4f} clip acc {m['val_clip_acc']:.3f} "
-            f"video top-1 {m['val_video_top1']:.3f} top-5 {m['val_video_top5']:.3f}"
+def build_training_model(cfg: TrainConfig, labels: list[str]):
+    """A fresh network, or a pretrained one with a new head for `len(labels)` classes."""
+    if cfg.pretrain_path:
+        model = load_model(cfg.pretrain_path, **cfg.model_options)
+        if model.spec.n_classes != len(labels):
+            model.reset_classifier(len(labels))
+        normalization = (
+            get_normalization(cfg.normalization) if cfg.normalization else model.spec.normalization
         )
-    return text
+    else:
+        model = build_model(cfg.family, cfg.depth, len(labels), **cfg.model_options)
+        normalization = get_normalization(cfg.normalization or "kinetics")
+    model.spec = replace(
+        model.spec,
+        n_classes=len(labels),
+        normalization=normalization,
+        class_names=list(labels),
+        clip_length=cfg.clip_length,
+        sample_size=cfg.sample_size,
+        t_stride=cfg.t_stride,
+    )
+    return model
+
+
+@dataclass
+class Run:
+    """What one training run works with (built by `setup_run`; changes as epochs go by)."""
+
+    cfg: TrainConfig
+    torchrun: Torchrun
+    device: torch.device
+    result: Path
+    labels: list[str]
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, wrapped for DDP where there are several processes
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    train_set: VideoDataset
+    train_sampler: EpochSampler
+    train_loader: DataLoader
+    val_set: VideoDataset | None
+    val_loader: DataLoader | None
+    begin_epoch: int = 1
+    best: float = -1.0
+    finished: int = 0  # the last epoch whose checkpoint is written
+    bad_videos: list[str] = field(default_factory=list)
+
+    @property
+    def main_process(self) -> bool:
+        return self.torchrun.rank == 0
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (and validate every epoch); returns the last epoch's metrics."""
+    run = setup_run(cfg)
+    metrics: dict = {}
+    # Whatever Python objects exist now stay out of the garbage collector's passes, which would
+    # otherwise write to (and so copy) their pages in every forked DataLoader worker.
+    gc.collect()
+    gc.freeze()
+    try:
+        logs = RunLogs(run.result, run.begin_epoch, run.main_process, cfg.tensorboard)
+        # the logs close and Ctrl-C gets its usual meaning back however the loop ends
+        with logs, GracefulStop(enabled=not run.torchrun.distributed) as stop:
+            for epoch in range(run.begin_epoch, cfg.epochs + 1):
+                # one pass over this rank's share of the clips, in an order fixed by the epoch
+                metrics = train_one_epoch(run, epoch, stop, logs)
+                # video-level accuracy: softmax scores averaged over each video's clips
+                if run.val_loader is not None:
+                    metrics |= validate(run)
+                # plateau follows the validation loss (the training loss without validation)
+                if cfg.schedule == "plateau":
+                    run.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
+                else:
+                    run.scheduler.step()
+                # logs, last/best/save_N checkpoints: written by rank 0 only
+                end_epoch(run, metrics, logs)
+    except KeyboardInterrupt:
+        # the workers ignore Ctrl-C (see worker_init); they were stopped with their loader
+        raise TrainingInterrupted(interrupted_message(run)) from None
+    finally:
+        gc.unfreeze()
+    if run.main_process:
+        finish_run(run, metrics)
+    return metrics
+
+
+def setup_run(cfg: TrainConfig) -> Run:
+    """Everything a run needs, every argument checked before anything is written: the data,
+    the model, optimizer and schedule, the state resumed from, and a summary printed."""
+    torchrun, device = setup_distributed(cfg.runtime)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    labels, train_videos, val_videos, missing = index_data(cfg)
+    model = build_training_model(cfg, labels)
+    frozen = freeze_before(model, cfg.ft_begin_module)
+    first = train_videos.path(0)
+    check_input_channels(model, open_source(first).channels, first)
+    train_set, val_set = make_datasets(cfg, model.spec.normalization, train_videos, val_videos)
+    train_sampler = EpochSampler(len(train_set), cfg.seed, torchrun.rank, torchrun.world_size)
+    # A last batch of one clip cannot train BatchNorm ("expected more than 1 value per
+    # channel"): it is left out of the epoch (another clip order comes next epoch).
+    per_process = len(train_sampler)
+    if per_process == 1 and not cfg.freeze_bn:
+        raise TrainingError(
+            f"{cfg.annotation_path}: one training clip per process cannot train BatchNorm; "
+            "add videos, use fewer processes, or --freeze-bn"
+        )
+    drop_last = per_process % cfg.batch_size == 1 and not cfg.freeze_bn
+    loader_options = {
+        "num_workers": cfg.workers,
+        "collate_fn": collate_clips,
+        "worker_init_fn": worker_init,
+        "pin_memory": device.type == "cuda",
+    }
+    train_loader = DataLoader(
+        train_set, cfg.batch_size, sampler=train_sampler, drop_last=drop_last, **loader_options
+    )
+    val_loader = None
+    if val_set is not None:
+        val_sampler = ShardSampler(len(val_set), torchrun.rank, torchrun.world_size)
+        val_loader = DataLoader(val_set, cfg.batch_size, sampler=val_sampler, **loader_options)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        dampening=0.0 if cfg.nesterov else cfg.dampening,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+    )
+    scheduler = make_scheduler(cfg, optimizer)
+    # fp16 (GPUs without bf16) needs loss scaling; for bf16 and fp32 the scaler does nothing.
+    fp16 = cfg.runtime.amp_dtype(device) == torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    result = Path(cfg.result_path)
+    begin_epoch, best = resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun)
+    net = model
+    if torchrun.distributed:
+        if cfg.sync_bn:
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    run = Run(
+        cfg, torchrun, device, result, labels, model, net, optimizer, scheduler, scaler,
+        train_set, train_sampler, train_loader, val_set, val_loader, begin_epoch, best,
+        finished=begin_epoch - 1, bad_videos=list(val_set.failed) if val_set else [],
+    )  # fmt: skip
+    if run.main_process:
+        write_start(run, train_videos, val_videos, missing)
+        print(summary(run, len(train_videos), len(val_videos) if val_set else 0, drop_last))
+        if frozen:
+            print(f"fine-tuning from {cfg.ft_begin_module}: {len(frozen)} parameter tensors frozen")
+    return run
+
+
+def index_data(cfg: TrainConfig) -> tuple[list[str], VideoIndex, VideoIndex, dict]:
+    """(labels, training videos, validation videos, {subset: ids not found})."""
+    annotations = read_annotations(cfg.annotation_path)
+    listing = FolderListing()  # each folder listed once for both subsets
+    train_videos, missing_train = index_subset(annotations, "training", cfg.video_path, listing)
+    val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
+    labels = annotations.labels
+    del annotations, listing  # a Python object per video: workers must not inherit them
+    if not train_videos:
+        raise TrainingError(
+            f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
+        )
+    return labels, train_videos, val_videos, {"training": missing_train, "validation": missing_val}
+
+
+def make_datasets(cfg: TrainConfig, normalization, train_videos, val_videos):
+    """(training clips, validation clips or None)."""
+    transform = TrainTransform(
+        cfg.sample_size, cfg.train_crop, cfg.flip, normalization, tuple(cfg.crop_scale)
+    )
+    train_set = VideoDataset(
+        train_videos, transform, "train", cfg.clip_length, cfg.t_stride,
+        skip_bad=cfg.skip_bad_videos, seed=cfg.seed,
+    )  # fmt: skip
+    if not (cfg.validate and val_videos):
+        return train_set, None
+    val_set = VideoDataset(
+        val_videos, EvalTransform(cfg.sample_size, "center", normalization), "val",
+        cfg.clip_length, cfg.t_stride, n_clips=cfg.n_val_clips, skip_bad=cfg.skip_bad_videos,
+    )  # fmt: skip
+    return train_set, val_set
+
+
+def resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun):
+    """(first epoch, best score so far): from `--resume` (a path, or `auto` for last.pth)."""
+    if cfg.resume is None:
+        return 1, -1.0
+    path = result / "last.pth" if cfg.resume == "auto" else Path(cfg.resume)
+    if cfg.resume == "auto" and not path.exists():
+        if torchrun.rank == 0:
+            print(f"--resume auto: nothing to resume ({path} does not exist); starting fresh")
+        return 1, -1.0
+    begin_epoch, best = resume_from(path, model, optimizer, scheduler, device)
+    if torchrun.rank == 0:
+        print(f"resumed from {path} at epoch {begin_epoch}")
+    return begin_epoch, best
+
+
+def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
+    """`opts.json` (every option, with what was actually used), and what was not found."""
+    cfg = run.cfg
+    run.result.mkdir(parents=True, exist_ok=True)
+    used = asdict(cfg) | {
+        "amp": cfg.runtime.amp_dtype(run.device) is not None,
+        "precision": cfg.runtime.precision_name(run.device),
+        "normalization": run.model.spec.normalization.name,
+        "device": str(run.device),
+        "world_size": run.torchrun.world_size,
+    }
+    atomic_write(
+        run.result / "opts.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(used, indent=1, default=str)),
+    )
+    for note in train_videos.notes + val_videos.notes:
+        print(note)
+    write_missing(run.result, missing, cfg.video_path)
+
+
+def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
+    cfg, device = run.cfg, run.device
+    n_params = sum(p.numel() for p in run.model.parameters())
+    return (
+        f"training {run.model.spec.arch} ({n_params / 1e6:.2f} M parameters, "
+        f"{len(run.labels)} classes) on {n_train} training and {n_val} validation videos\n"
+        f"  device {device} x {run.torchrun.world_size} process(es), "
+        f"{cfg.runtime.precision_name(device)}, "
+        f"{'channels_last_3d' if cfg.channels_last else 'contiguous'} memory format, "
+        f"{cfg.normalization or run.model.spec.normalization.name} input\n"
+        f"  batch {cfg.batch_size} per process, {len(run.train_loader)} steps per epoch"
+        + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
+        + f", epochs {run.begin_epoch}..{cfg.epochs}\n  results in {run.result}"
+    )
+
+
+def train_one_epoch(run: Run, epoch: int, stop: GracefulStop, logs: RunLogs) -> dict:
+    """One pass over the training clips: the epoch's mean loss and clip accuracy (summed over
+    ranks) and its learning rate. Ctrl-C stops after the step in progress."""
+    cfg = run.cfg
+    run.train_set.set_epoch(epoch)
+    run.train_sampler.set_epoch(epoch)
+    lr = max(g["lr"] for g in run.optimizer.param_groups)
+    run.net.train()
+    if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
+        for module in run.model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+    sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+    start_time = time.perf_counter()
+    steps = len(run.train_loader)
+    bar = progress_bar(steps, f"epoch {epoch}/{cfg.epochs}", run.main_process and cfg.progress)
+    batches = iter(run.train_loader)
+    for i, batch in enumerate(batches, start=1):
+        if stop.requested:
+            break
+        run.bad_videos += batch["failed"]
+        if batch["clip"] is None:
+            continue
+        loss, correct, n = train_step(run, batch, epoch, i)
+        sums += torch.tensor([loss * n, correct, n], dtype=torch.float64)
+        if run.main_process:
+            logs.batch.write([epoch, i, (epoch - 1) * steps + i, loss, correct / n, lr])
+            elapsed = time.perf_counter() - start_time
+            bar.set_postfix(
+                loss=f"{sums[0] / sums[2]:.3f}",
+                acc=f"{sums[1] / sums[2]:.3f}",
+                clips_s=f"{sums[2] * run.torchrun.world_size / elapsed:.1f}",
+            )
+            bar.update()
+    bar.close()
+    batches = None  # its workers stop here
+    run.train_set.close()
+    if stop.requested:
+        raise KeyboardInterrupt
+    if run.torchrun.distributed:
+        dist.all_reduce(sums)
+    loss, acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+    return {"epoch": epoch, "train_loss": loss, "train_acc": acc, "lr": lr}
+
+
+def train_step(run: Run, batch: dict, epoch: int, i: int) -> tuple[float, int, int]:
+    """One optimisation step on a batch: (loss, correct clips, clips)."""
+    device, cfg = run.device, run.cfg
+    clips = batch["clip"].to(device, non_blocking=True)
+    if cfg.channels_last:
+        clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    labels = batch["label"].to(device, non_blocking=True)
+    with cfg.runtime.autocast(device):
+        logits = run.net(clips)
+    loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32, whatever the autocast
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
+            f"last good checkpoint is {run.result / 'last.pth'} (lower the learning rate?)"
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    correct = (logits.argmax(1) == labels).sum().item()
+    return loss.item(), correct, len(labels)
+
+
+def validate(run: Run) -> dict:
+    """Validation loss, clip accuracy and video top-1/top-5 (summed over ranks)."""
+    val = evaluate_loader(
+        run.net, run.val_loader, run.val_set, len(run.labels), run.device, run.cfg.runtime
+    )
+    labels = torch.from_numpy(run.val_set.videos.labels).long()
+    vm = compute_metrics(val, labels, run.labels)
+    return {
+        "val_loss": vm.loss,
+        "val_clip_acc": vm.clip_top1,
+        "val_video_top1": vm.video_top1,
+        "val_video_top5": vm.video_top5,
+    }
+
+
+def end_epoch(run: Run, metrics: dict, logs: RunLogs) -> None:
+    """Rank 0: the epoch's log rows and scalars, `last.pth` (resumable), `save_<N>.pth` every
+    `checkpoint_every` epochs, `best.pth` when the score improved; then every rank waits."""
+    epoch = metrics["epoch"]
+    if run.main_process:
+        logs.epoch(metrics)
+        score = metrics.get("val_video_top1", metrics["train_acc"])
+        improved = score > run.best
+        run.best = max(run.best, score)
+        state = (run.model, run.optimizer, run.scheduler, epoch, run.best)
+        save_training_state(run.result / "last.pth", *state)
+        if run.cfg.checkpoint_every and epoch % run.cfg.checkpoint_every == 0:
+            save_training_state(run.result / f"save_{epoch}.pth", *state)
+        if improved:
+            save_training_state(run.result / "best.pth", *state, resumable=False)
+        print(format_epoch(metrics))
+    if run.torchrun.distributed:
+        dist.barrier()
+    run.finished = epoch
+
+
+def interrupted_message(run: Run) -> str:
+    if run.finished >= 1:
+        saved = f"{run.result / 'last.pth'} holds epoch {run.finished}"
+    else:
+        saved = "nothing was saved (no epoch had finished)"
+    return (
+        f"interrupted during epoch {run.finished + 1}: {saved}. Resume with the same command "
+        "and --resume auto" + (" (it re-runs that epoch)" if run.finished >= 1 else "")
+    )
+
+
+def finish_run(run: Run, metrics: dict) -> None:
+    """The videos that could not be read, and `curves.png` (rank 0)."""
+    bad = sorted(set(run.bad_videos))
+    if bad:
+        print(f"{len(bad)} unreadable video reads were skipped:")
+        for message in bad[:20]:
+            print(f"  {message}")
+    curves = write_curves(run.result)
+    if curves is not None:
+        metrics["curves"] = str(curves)
+    metrics["skipped_videos"] = bad

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import AnnotationError, UsageError
+
 SUBSETS = {
     "train": "training",
     "training": "training",
@@ -27,10 +29,6 @@ SUBSETS = {
     "test": "testing",
     "testing": "testing",
 }
-
-
-class AnnotationError(ValueError):
-    """An annotation or split file that cannot be understood; the message names it."""
 
 
 @dataclass
@@ -319,7 +317,7 @@ def build_kinetics(
     elif class_order == "first-appearance":
         labels = train_order + sorted(all_labels - set(train_order))
     else:
-        raise ValueError(
+        raise UsageError(
             f"class order must be alphabetical or first-appearance, not {class_order!r}"
         )
     return Annotations(labels, entries)
@@ -429,79 +427,3 @@ def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
         seen.add(video_id)
         entries.append(Entry(video_id, subset, label or None, video_path=path))
     return Annotations(sorted({e.label for e in entries if e.label}), entries)
-
-
-def _probe_one(path: str) -> tuple[int, float | None] | str:
-    """A worker's job: (frame count, fps) of one video, or why it cannot be read."""
-    from .sources import VideoReadError, probe
-
-    try:
-        return probe(path)
-    except VideoReadError as error:
-        return str(error)
-    except Exception as error:  # one bad file must not stop the others
-        return f"{path}: {type(error).__name__}: {error}"
-
-
-def attach_videos(
-    annotations: Annotations,
-    video_root: str | os.PathLike,
-    jobs: int = 1,
-    progress: bool = False,
-) -> Annotations:
-    """Record each found video's frame count (`n_frames`, and the segment) and frame rate
-    (`fps`, for video files) in its entry; list the videos not found or not readable.
-
-    Recorded counts let training, validation and test start without opening any video (the
-    original's builders did the same for frame folders). Each folder is listed once; videos
-    are opened in `jobs` processes (video files: one pass over the packets, no decoding).
-    Videos not on disk are named in `missing`, unreadable ones (with why) in `unreadable`; both
-    stay out of the returned entries, and the caller reports them.
-    """
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-
-    from .index import FolderListing, find_entry
-
-    root = str(video_root)
-    listing = FolderListing()
-    found, missing, unreadable = [], [], []
-    for entry in annotations.entries:
-        activitynet = isinstance(entry.extra.get("annotations"), list)
-        hit = find_entry(listing, root, entry.video_id, entry.label, entry.video_path, activitynet)
-        if hit is None:
-            missing.append(entry.video_id)
-        else:
-            found.append((entry, hit[0], hit[1]))
-    paths = [os.path.join(root, relative) for _, relative, _ in found]
-    bar = tqdm(total=len(paths), unit="video", desc="counting frames", disable=not progress)
-    if jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = []
-            for result in pool.map(_probe_one, paths, chunksize=16):
-                results.append(result)
-                bar.update()
-    else:
-        results = []
-        for path in paths:
-            results.append(_probe_one(path))
-            bar.update()
-    bar.close()
-    kept = []
-    for (entry, _, is_dir), result in zip(found, results, strict=True):
-        if isinstance(result, str):
-            unreadable.append(result)
-            continue
-        n_frames, fps = result
-        entry.extra["n_frames"] = n_frames
-        if isinstance(entry.extra.get("annotations"), list):
-            duration = entry.extra.get("duration")
-            entry.extra["fps"] = fps or (round(n_frames / float(duration), 2) if duration else 30.0)
-        else:
-            if fps:
-                entry.extra["fps"] = round(fps, 3)
-            first = 1 if is_dir else 0
-            entry.segment = (first, first + n_frames)
-        kept.append(entry)
-    return Annotations(annotations.labels, kept, missing, unreadable, annotations.skipped_files)

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from ..errors import VideoReadError
 from . import sampling
 from .annotations import Annotations
 from .index import Video, VideoIndex, index_subset
-from .sources import VideoReadError, open_source
+from .sources import FrameSource, open_source
 
 __all__ = ["Video", "VideoDataset", "VideoIndex", "collate_clips", "videos_from_annotations"]
 
@@ -78,35 +79,27 @@ class VideoDataset(Dataset):
         self.skip_bad = skip_bad
         self.seed = seed
         self.target_fps = fps if mode == "test" else None
+        self.n_clips = n_clips if mode == "val" else None
+        self.window_stride, self.tail = window_stride, tail
         self.epoch = 0
         self.failed: list[str] = []  # unreadable videos found while indexing (skip_bad only)
-        self._sources: OrderedDict[int, object] = OrderedDict()
+        self._sources: OrderedDict[int, FrameSource] = OrderedDict()
         self._counts = self.videos.n_frames.copy()  # -1: not known yet
         self._fps = np.full(len(self.videos), np.nan)  # of the sources opened to count frames
         if mode == "train":
             self._items = None  # item i is video i
             return
-        starts_of: dict[int, np.ndarray] = {}  # frame count -> clip starts (few distinct)
         videos, starts = [], []
         for v in range(len(self.videos)):
             try:
-                n = self._n_frames(v)
-                if self.target_fps:
-                    n = sampling.resampled_length(n, self._source_fps(v), self.target_fps)
+                plan = self.plan(v)
             except VideoReadError as error:
                 if not skip_bad:
                     raise
                 self.failed.append(str(error))
                 continue
-            if n not in starts_of:
-                if mode == "val":
-                    clips = sampling.even_clips(n, clip_length, n_clips, stride)
-                    starts_of[n] = np.asarray([int(c[0]) for c in clips], dtype=np.int64)
-                else:
-                    clips = sampling.sliding_clips(n, clip_length, window_stride, stride, tail)
-                    starts_of[n] = np.asarray(sorted({int(c[0]) for c in clips}), np.int64)
-            videos.append(np.full(len(starts_of[n]), v, dtype=np.int64))
-            starts.append(starts_of[n])
+            videos.append(np.full(len(plan.starts), v, dtype=np.int64))
+            starts.append(np.asarray(plan.starts, dtype=np.int64))
         video = np.concatenate(videos) if videos else np.zeros(0, np.int64)
         start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self._items = np.stack(
@@ -144,24 +137,21 @@ class VideoDataset(Dataset):
             self._sources.move_to_end(v)
             return self._sources[v]
         if self._sources:  # at most one decoder open: the video being read
-            previous = next(reversed(self._sources.values()))
-            if hasattr(previous, "close"):
-                previous.close()
+            next(reversed(self._sources.values())).close()
         while len(self._sources) >= OPEN_SOURCES:
-            _, old = self._sources.popitem(last=False)
-            if hasattr(old, "close"):
-                old.close()
-        min_side = getattr(self.transform, "min_short_side", None)
+            self._sources.popitem(last=False)[1].close()
+        min_side = self.transform.min_short_side
         self._sources[v] = source = open_source(self.videos.path(v), min_side)
         return source
 
-    def _n_frames(self, v: int) -> int:
+    def n_frames(self, v: int) -> int:
+        """Frames of video v (its annotated segment): the recorded count, else its source's."""
         n = int(self._counts[v])
         if n < 0:
             source = self._source(v)
             n = source.n_frames - int(self.videos.first_frames[v])
             self._counts[v] = n
-            self._fps[v] = getattr(source, "fps", None) or np.nan
+            self._fps[v] = source.fps or np.nan
         return n
 
     def fps(self, v: int) -> float | None:
@@ -173,7 +163,7 @@ class VideoDataset(Dataset):
         """Video v's frame rate, opening it if need be; an error naming it if it has none."""
         fps = self.fps(v)
         if fps is None:
-            fps = getattr(self._source(v), "fps", None)
+            fps = self._source(v).fps
             if not fps:
                 raise VideoReadError(
                     self.videos.path(v),
@@ -182,34 +172,41 @@ class VideoDataset(Dataset):
             self._fps[v] = fps
         return fps
 
+    def plan(self, v: int) -> sampling.ClipPlan:
+        """Video v's evaluation clips (val: `n_clips` evenly spaced; test: every window, over
+        the resampled stream with `fps`): starts, source frames, segments and times."""
+        n = self.n_frames(v)
+        return sampling.plan_clips(
+            n,
+            self.clip_length,
+            self.stride,
+            n_clips=self.n_clips,
+            window_stride=self.window_stride,
+            tail=self.tail,
+            source_fps=self._source_fps(v) if self.target_fps else self.fps(v),
+            target_fps=self.target_fps,
+        )
+
+    def videos_with_items(self) -> set[int]:
+        """The videos that have at least one item (the others could not be read)."""
+        return (
+            set(range(len(self.videos)))
+            if self._items is None
+            else set(np.unique(self._items[:, 0]).tolist())
+        )
+
     def close(self) -> None:
         """Release open decoders (this process's); reads reopen them as needed."""
         for source in self._sources.values():
-            if hasattr(source, "close"):
-                source.close()
+            source.close()
         self._sources.clear()
 
     def positions(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """0-based frame positions (within the segment) of item `i`."""
         v, start, _ = self._item(i)
-        n = self._n_frames(v)
         if self.mode == "train":
-            return sampling.random_clip(n, self.clip_length, self.stride, rng)
-        return self.window(v, start)
-
-    def stream_length(self, v: int) -> int:
-        """Frames of video v in the stream windows are cut from (resampled with `fps`)."""
-        n = self._n_frames(v)
-        if self.target_fps:
-            return sampling.resampled_length(n, self._source_fps(v), self.target_fps)
-        return n
-
-    def window(self, v: int, start: int) -> np.ndarray:
-        """Source frame positions of video v's window starting at `start` (in the stream)."""
-        clip = sampling.clip_at(start, self.stream_length(v), self.clip_length, self.stride)
-        if self.target_fps:  # windows over the resampled stream, mapped to source frames
-            return sampling.resampled_positions(clip, self._source_fps(v), self.target_fps)
-        return clip
+            return sampling.random_clip(self.n_frames(v), self.clip_length, self.stride, rng)
+        return self.plan(v).positions(start)
 
     def _read(self, v: int, positions: np.ndarray) -> torch.Tensor:
         first = int(self.videos.first_frames[v])

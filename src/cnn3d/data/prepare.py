@@ -1,5 +1,7 @@
-"""Frame extraction and re-encoding without the ffmpeg command line: video files -> JPEG frame
-folders (`image_%05d.jpg`), the original HDF5 layout, or short-keyframe mp4.
+"""What `cnn3d prepare` does on disk: frame extraction and re-encoding without the ffmpeg command
+line (video files -> JPEG frame folders `image_%05d.jpg`, the original HDF5 layout, or
+short-keyframe mp4), optical flow, and probing the videos an annotation file lists
+(`attach_videos`: frame counts and rates recorded in the entries).
 
 Outputs are named by each video's path relative to the source root (class folders kept, only the
 last extension dropped); two videos that would share an output (`x.mp4`, `x.mkv`) are refused
@@ -11,14 +13,15 @@ every failure listed at the end.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingInput, OutputCollision, UsageError, VideoReadError
 from ..files import (
-    OutputCollision,
     SourceStamp,
     StampLog,
     Walk,
@@ -28,7 +31,9 @@ from ..files import (
     output_name,
     walk_videos,
 )
-from .sources import VideoReadError, upright
+from .annotations import Annotations, write_annotations
+from .index import FolderListing, find_entry
+from .sources import FrameFolderSource, probe, upright
 
 FORMATS = ("jpg", "hdf5", "mp4")
 
@@ -109,8 +114,6 @@ def decode_all(path: Path, short_side: int | None = None) -> tuple[list[np.ndarr
 def _folder_frames(path: Path, short_side: int | None) -> list[np.ndarray]:
     from PIL import Image
 
-    from .sources import FrameFolderSource
-
     source = FrameFolderSource(path)
     frames = [f.permute(1, 2, 0).numpy() for f in source.read(np.arange(source.n_frames))]
     if not short_side:
@@ -125,7 +128,7 @@ def _folder_frames(path: Path, short_side: int | None) -> list[np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Job:
+class Conversion:
     src: Path
     dst: Path  # frame folder, .hdf5 or .mp4 path
     fmt: str
@@ -143,7 +146,7 @@ def destination(src: Path, src_root: Path, dst_root: Path, fmt: str) -> Path:
     return dst_root / output_name(relative, "" if fmt == "jpg" else f".{fmt}")
 
 
-def run_job(job: Job) -> str | None:
+def convert_one(job: Conversion) -> str | None:
     """Convert one video; None on success, else the error message (naming the file)."""
     import simplejpeg
 
@@ -186,12 +189,39 @@ def run_job(job: Job) -> str | None:
         return f"{job.src}: {type(error).__name__}: {error}"
 
 
-def write_flow(job: Job, frames: list[np.ndarray], fps: float) -> None:
+BOUND = 20.0  # pixels of displacement that map to 0 and 255
+
+
+def to_8bit(displacement: np.ndarray, bound: float = BOUND) -> np.ndarray:
+    """Displacements in pixels -> uint8: -bound..bound linearly onto 0..255, clipped."""
+    scaled = (np.clip(displacement, -bound, bound) + bound) * (255.0 / (2 * bound))
+    return np.round(scaled).astype(np.uint8)
+
+
+def compute_flow(frames: list[np.ndarray], bound: float = BOUND) -> list[tuple[np.ndarray, ...]]:
+    """Dense optical flow between consecutive RGB frames with OpenCV's DIS (medium preset):
+    `len(frames) - 1` pairs of uint8 (x, y) images, as TSN/denseflow number them (pair i is the
+    motion from frame i to frame i + 1)."""
+    try:
+        import cv2
+    except ImportError:
+        raise RuntimeError(
+            "computing optical flow needs OpenCV: pip install 'cnn3d[flow]' "
+            "(opencv-python-headless)"
+        ) from None
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    out = []
+    for a, b in zip(gray[:-1], gray[1:], strict=True):
+        flow = dis.calc(a, b, None)
+        out.append((to_8bit(flow[..., 0], bound), to_8bit(flow[..., 1], bound)))
+    return out
+
+
+def write_flow(job: Conversion, frames: list[np.ndarray], fps: float) -> None:
     """Flow of consecutive frames as the original's HDF5 (`video_u`, `video_v`: grayscale JPEG
     bytes, 0-based) or a TSN-style folder (`flow_x_00001.jpg`, `flow_y_00001.jpg`, 1-based)."""
     import simplejpeg
-
-    from .flow import compute_flow
 
     if len(frames) < 2:
         raise VideoReadError(job.src, "has a single frame: no motion to compute flow from")
@@ -246,10 +276,10 @@ def prepare_frames(
     optical flow (`jpg` folders or `hdf5`) instead of its frames."""
     if fmt not in FORMATS or (flow and fmt == "mp4"):
         choices = ("jpg", "hdf5") if flow else FORMATS
-        raise ValueError(f"format must be one of {', '.join(choices)}, not {fmt!r}")
+        raise UsageError(f"format must be one of {', '.join(choices)}, not {fmt!r}")
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
-        raise FileNotFoundError(f"{src_root}: no such folder")
+        raise MissingInput(f"{src_root}: no such folder")
     walk: Walk = walk_videos(src_root, frame_folders=flow)
     targets = [(src, destination(src, src_root, dst_root, fmt)) for src in walk.videos]
     collisions = find_collisions(targets)
@@ -263,14 +293,14 @@ def prepare_frames(
         if dst.exists() and stamps.is_done(key, stamp_of[key]):
             already += 1
             continue
-        todo.append(Job(src, dst, fmt, short_side, quality, flow))
+        todo.append(Conversion(src, dst, fmt, short_side, quality, flow))
     failures: list[str] = []
     from tqdm import tqdm
 
     what = f"flow {fmt}" if flow else fmt
     bar = tqdm(total=len(todo), unit="video", disable=not progress, desc=f"prepare {what}")
 
-    def finish(job: Job, result: str | None) -> None:
+    def finish(job: Conversion, result: str | None) -> None:
         if result:
             failures.append(result)
         else:
@@ -280,10 +310,138 @@ def prepare_frames(
 
     if jobs <= 1:
         for job in todo:
-            finish(job, run_job(job))
+            finish(job, convert_one(job))
     else:
         with ProcessPoolExecutor(jobs) as pool:
-            for job, result in zip(todo, pool.map(run_job, todo, chunksize=1), strict=True):
+            for job, result in zip(todo, pool.map(convert_one, todo, chunksize=1), strict=True):
                 finish(job, result)
     bar.close()
     return PrepareReport(len(todo) - len(failures), already, failures, walk.skipped)
+
+
+# -------------------------------------------------------------------- probing annotated videos
+
+
+def probe_one(path: str) -> tuple[int, float | None] | str:
+    """A worker's job: (frame count, fps) of one video, or why it cannot be read."""
+    try:
+        return probe(path)
+    except VideoReadError as error:
+        return str(error)
+    except Exception as error:  # one bad file must not stop the others
+        return f"{path}: {type(error).__name__}: {error}"
+
+
+def attach_videos(
+    annotations: Annotations,
+    video_root: str | os.PathLike,
+    jobs: int = 1,
+    progress: bool = False,
+) -> Annotations:
+    """Record each found video's frame count (`n_frames`, and the segment) and frame rate
+    (`fps`, for video files) in its entry; list the videos not found or not readable.
+
+    Recorded counts let training, validation and test start without opening any video (the
+    original's builders did the same for frame folders). Each folder is listed once; videos
+    are opened in `jobs` processes (video files: one pass over the packets, no decoding).
+    Videos not on disk are named in `missing`, unreadable ones (with why) in `unreadable`; both
+    stay out of the returned entries, and the caller reports them.
+    """
+    from tqdm import tqdm
+
+    root = str(video_root)
+    listing = FolderListing()
+    found, missing, unreadable = [], [], []
+    for entry in annotations.entries:
+        activitynet = isinstance(entry.extra.get("annotations"), list)
+        hit = find_entry(listing, root, entry.video_id, entry.label, entry.video_path, activitynet)
+        if hit is None:
+            missing.append(entry.video_id)
+        else:
+            found.append((entry, hit[0], hit[1]))
+    paths = [os.path.join(root, relative) for _, relative, _ in found]
+    bar = tqdm(total=len(paths), unit="video", desc="counting frames", disable=not progress)
+    if jobs > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = []
+            for result in pool.map(probe_one, paths, chunksize=16):
+                results.append(result)
+                bar.update()
+    else:
+        results = []
+        for path in paths:
+            results.append(probe_one(path))
+            bar.update()
+    bar.close()
+    kept = []
+    for (entry, _, is_dir), result in zip(found, results, strict=True):
+        if isinstance(result, str):
+            unreadable.append(result)
+            continue
+        n_frames, fps = result
+        entry.extra["n_frames"] = n_frames
+        if isinstance(entry.extra.get("annotations"), list):
+            duration = entry.extra.get("duration")
+            entry.extra["fps"] = fps or (round(n_frames / float(duration), 2) if duration else 30.0)
+        else:
+            if fps:
+                entry.extra["fps"] = round(fps, 3)
+            first = 1 if is_dir else 0
+            entry.segment = (first, first + n_frames)
+        kept.append(entry)
+    return Annotations(annotations.labels, kept, missing, unreadable, annotations.skipped_files)
+
+
+# ---------------------------------------------------------------------- writing annotation files
+
+
+@dataclass
+class SavedAnnotations:
+    """What `save_annotations` wrote: the file, its classes and per-subset counts (as in the
+    file), and the listed videos left out (not found, unreadable) with where they are named."""
+
+    path: Path
+    n_classes: int
+    counts: dict[str, int]
+    missing: list[str]
+    unreadable: list[str]
+    skipped_files: list[Path]
+    problems_file: Path | None
+
+
+def save_annotations(
+    annotations: Annotations,
+    out_path: str | os.PathLike,
+    video_path: str | os.PathLike | None = None,
+    jobs: int = 1,
+    progress: bool | None = None,
+) -> SavedAnnotations:
+    """Write `annotations` as the original JSON; with `video_path`, each video's frame count and
+    rate are recorded first (`attach_videos`), and the videos not found or unreadable are left
+    out and named in `<out>.missing.txt`. `progress` None: a bar from 1000 videos on."""
+    out_path = Path(out_path)
+    if video_path:
+        if progress is None:
+            progress = len(annotations) > 1000
+        annotations = attach_videos(annotations, video_path, jobs, progress=progress)
+    write_annotations(out_path, annotations)
+    problems = [f"{v}: not found" for v in annotations.missing] + list(annotations.unreadable)
+    listing = None
+    if problems:
+        listing = Path(str(out_path) + ".missing.txt")
+        atomic_write(listing, lambda tmp: Path(tmp).write_text("\n".join(problems) + "\n"))
+    counts = {s: len(annotations.subset(s)) for s in ("training", "validation", "testing")}
+    return SavedAnnotations(
+        out_path,
+        len(annotations.labels),
+        counts,
+        list(annotations.missing),
+        list(annotations.unreadable),
+        list(annotations.skipped_files),
+        listing,
+    )
+
+
+def split_file_name(dataset: str, split: int) -> str:
+    """The original's names of per-split annotation files: `ucf101_01.json`, `hmdb51_1.json`."""
+    return f"ucf101_0{split}.json" if dataset == "ucf101" else f"{dataset}_{split}.json"

@@ -9,7 +9,9 @@ validation and testing (the original ignored it outside training).
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,3 +128,94 @@ def resampled_positions(indices: np.ndarray, source_fps: float, target_fps: floa
     time i / target_fps (source frame k is shown from k / source_fps to (k + 1) / source_fps)."""
     indices = np.asarray(indices, dtype=np.int64)
     return np.floor(indices * source_fps / target_fps + 1e-9).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_starts(
+    length_in_stream: int,
+    clip_length: int,
+    stride: int,
+    n_clips: int | None,
+    window_stride: int | None,
+    tail: str,
+) -> tuple[int, ...]:
+    # a dataset's videos have few distinct lengths: each is planned once
+    if n_clips is not None:
+        clips = even_clips(length_in_stream, clip_length, n_clips, stride)
+        return tuple(int(c[0]) for c in clips)
+    clips = sliding_clips(length_in_stream, clip_length, window_stride, stride, tail)
+    return tuple(sorted({int(c[0]) for c in clips}))
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Every clip of one video at evaluation time, in one place: the stream the windows are cut
+    from (the video's own frames, or the video resampled to `stream_fps`), where each window
+    starts in it, which source frames it reads, and when it is shown.
+
+    Frame positions are 0-based; `segment` gives 1-based inclusive frame numbers of the stream
+    (the sister tool's segments); `time` gives [start, end) in seconds (stream frame i is shown
+    from (i - 1) / fps to i / fps).
+    """
+
+    n_frames: int  # of the source (or annotated segment)
+    source_fps: float | None  # None: the source has no frame rate (frame folders, HDF5)
+    stream_fps: float | None  # the rate windows count in: `target_fps`, else the source's
+    stream_length: int
+    starts: tuple[int, ...]  # 0-based window starts in the stream
+    clip_length: int
+    stride: int
+    resampled: bool
+
+    def positions(self, start: int) -> np.ndarray:
+        """0-based source frame positions of the window starting at `start` (in the stream)."""
+        clip = clip_at(start, self.stream_length, self.clip_length, self.stride)
+        if self.resampled:
+            return resampled_positions(clip, self.source_fps, self.stream_fps)
+        return clip
+
+    def segment(self, start: int) -> tuple[int, int]:
+        """1-based first and last stream frame of the window starting at `start`."""
+        return start + 1, min(start + span(self.clip_length, self.stride), self.stream_length)
+
+    def time(self, start: int) -> list[float] | None:
+        """[start, end) in seconds of the window; None without a frame rate."""
+        if not self.stream_fps:
+            return None
+        first, last = self.segment(start)
+        return [(first - 1) / self.stream_fps, last / self.stream_fps]
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.n_frames / self.source_fps if self.source_fps else None
+
+
+def plan_clips(
+    n_frames: int,
+    clip_length: int,
+    stride: int = 1,
+    *,
+    n_clips: int | None = None,
+    window_stride: int | None = None,
+    tail: str = "pad",
+    source_fps: float | None = None,
+    target_fps: float | None = None,
+) -> ClipPlan:
+    """The clips of a video of `n_frames`: `n_clips` evenly spaced ones (`even_clips`), else
+    every sliding window (`sliding_clips`: `window_stride`, `tail`). With `target_fps`, the
+    windows are cut from the video resampled to that rate (needs `source_fps`)."""
+    resampled = target_fps is not None
+    if resampled and not source_fps:
+        raise ValueError("resampling to a frame rate needs the source's frame rate")
+    length = resampled_length(n_frames, source_fps, target_fps) if resampled else n_frames
+    starts = _window_starts(length, clip_length, stride, n_clips, window_stride, tail)
+    return ClipPlan(
+        n_frames=n_frames,
+        source_fps=source_fps,
+        stream_fps=target_fps if resampled else source_fps,
+        stream_length=length,
+        starts=starts,
+        clip_length=clip_length,
+        stride=stride,
+        resampled=resampled,
+    )

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepare import write_video
+from ..errors import UsageError
+from .annotations import Annotations, build_ucf101, write_annotations
+from .prepare import attach_videos, write_video
 
 CLASSES = (
     "MoveRight",
@@ -40,6 +42,11 @@ class SyntheticLayout:
     split_dir: Path
     classes: tuple[str, ...]
     n_videos: int
+
+    @property
+    def annotation_path(self) -> Path:
+        """Where `write_synthetic_annotations` writes the split-1 annotation file."""
+        return self.root / "synthetic_01.json"
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -65,7 +72,7 @@ def _shape_mask(kind, u, v, r):
     return (u > -r * 0.5) & (u < r) & (np.abs(v) < (r - u) * 0.58)
 
 
-def render_video(
+def synthesize_video(
     action: str, rng: np.random.Generator, n_frames: int = 40, height: int = 120, width: int = 160
 ) -> np.ndarray:
     """uint8 [T, H, W, 3] frames of one random shape doing `action`."""
@@ -127,7 +134,7 @@ def write_synthetic_dataset(
     """Write the dataset (skipping videos already there) and its split files."""
     unknown = set(classes) - set(CLASSES)
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"unknown synthetic classes {sorted(unknown)}; known: {', '.join(CLASSES)}"
         )
     root = Path(root)
@@ -141,7 +148,7 @@ def write_synthetic_dataset(
                 path = video_dir / action / name
                 if not path.exists():
                     rng = np.random.default_rng([seed, class_index, group, clip])
-                    frames = render_video(action, rng, n_frames, height, width)
+                    frames = synthesize_video(action, rng, n_frames, height, width)
                     write_video(path, frames, fps=25)
                 if group <= test_groups:
                     test_lines.append(f"{action}/{name}")
@@ -155,3 +162,11 @@ def write_synthetic_dataset(
     return SyntheticLayout(
         root, video_dir, split_dir, tuple(classes), len(classes) * groups * clips_per_group
     )
+
+
+def write_synthetic_annotations(layout: SyntheticLayout) -> Annotations:
+    """The split-1 annotation file of a written dataset (`layout.annotation_path`), with every
+    video's frame count recorded."""
+    annotations = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
+    write_annotations(layout.annotation_path, annotations)
+    return annotations

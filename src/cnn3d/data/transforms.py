@@ -14,12 +14,20 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
-from .flow import flip_flow
 
 # Short-side fractions of the multi-scale crops: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2.
 MULTISCALE = tuple(2 ** (-i / 4) for i in range(5))
 CORNERS = ("c", "tl", "tr", "bl", "br")
+
+
+def flip_flow(clip: torch.Tensor) -> torch.Tensor:
+    """A flow clip [T, 2, H, W] mirrored left-right: positions mirrored and the x displacement
+    negated (255 - x in the 8-bit encoding)."""
+    out = clip.flip(-1)
+    out[:, 0] = 255 - out[:, 0]
+    return out
 
 
 def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
@@ -48,7 +56,7 @@ def corner_box(height: int, width: int, side: int, position: str) -> tuple[int, 
         half = side // 2
         return height // 2 - half, width // 2 - half, 2 * half
     if position not in CORNERS:
-        raise ValueError(f"crop position must be one of {', '.join(CORNERS)}, not {position!r}")
+        raise UsageError(f"crop position must be one of {', '.join(CORNERS)}, not {position!r}")
     top = 0 if position[0] == "t" else height - side
     left = 0 if position[1] == "l" else width - side
     return top, left, side
@@ -147,7 +155,7 @@ class TrainTransform:
 
     def __post_init__(self):
         if self.crop not in TRAIN_CROPS:
-            raise ValueError(
+            raise UsageError(
                 f"train crop must be one of {', '.join(TRAIN_CROPS)}, not {self.crop!r}"
             )
 
@@ -204,5 +212,5 @@ class EvalTransform:
         elif self.crop == "three":
             clip = three_crop(clip, self.size, view)
         elif self.crop != "none":
-            raise ValueError(f"eval crop must be center, three or none, not {self.crop!r}")
+            raise UsageError(f"eval crop must be center, three or none, not {self.crop!r}")
         return normalize(clip, self.normalization)

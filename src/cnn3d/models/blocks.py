@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from .conv import Conv3d
 
 
@@ -41,7 +42,7 @@ def make_shortcut(shortcut: str, in_planes: int, out_planes: int, stride: int) -
         return ShortcutA(out_planes, stride)
     if shortcut == "B":
         return nn.Sequential(conv1x1x1(in_planes, out_planes, stride), nn.BatchNorm3d(out_planes))
-    raise ValueError(f"shortcut must be 'A' or 'B', not {shortcut!r}")
+    raise UsageError(f"shortcut must be 'A' or 'B', not {shortcut!r}")
 
 
 class BasicBlock(nn.Module):

@@ -13,24 +13,22 @@ import os
 import pickle
 import re
 import warnings
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..files import atomic_write
-from ..normalization import PRESETS, Normalization
+from ..normalization import PRESETS, Normalization, get_normalization
 from .densenet import BLOCK_CONFIGS
 from .resnet import DEPTHS
-from .zoo import ModelSpec, build_model
+from .zoo import ModelSpec, build_model, input_channels
 
 FORMAT_NAME = "cnn3d"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or matches no supported network."""
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -376,21 +374,32 @@ def load_model(
         except CheckpointError as error:
             raise CheckpointError(f"{path}: {error}; it holds {description}") from None
         _warn_on_arch_hint(obj.get("arch"), family, depth, path)
-        spec = ModelSpec(family, depth, n_classes, inferred)
-        spec.normalization = _guess_normalization(obj, state, layout)
-        if n_classes == 400 and spec.normalization.name in ("hara2018", "torchvision"):
-            spec.class_names = kinetics400_class_names()
-        if re.search(r"(?<![0-9])64f", path.name):
-            spec.clip_length = 64
-    spec.options.update(options)
+        found = _guess_normalization(obj, state, layout)
+        spec = ModelSpec(
+            family,
+            depth,
+            n_classes,
+            inferred,
+            normalization=found,
+            class_names=(
+                kinetics400_class_names()
+                if n_classes == 400 and found.name in ("hara2018", "torchvision")
+                else None
+            ),
+            clip_length=64 if re.search(r"(?<![0-9])64f", path.name) else 16,
+        )
+    changes: dict = {"options": spec.options | options}
     if normalization is not None:
-        spec.normalization = (
-            normalization if isinstance(normalization, Normalization) else PRESETS[normalization]
+        changes["normalization"] = (
+            normalization
+            if isinstance(normalization, Normalization)
+            else get_normalization(normalization)
         )
     if class_names is not None:
-        spec.class_names = _checked_class_names(class_names, spec.n_classes, path)
-    spec.clip_length = clip_length or spec.clip_length
-    spec.sample_size = sample_size or spec.sample_size
+        changes["class_names"] = _checked_class_names(class_names, spec.n_classes, path)
+    changes["clip_length"] = clip_length or spec.clip_length
+    changes["sample_size"] = sample_size or spec.sample_size
+    spec = replace(spec, **changes)
     model = build_model(spec.family, spec.depth, spec.n_classes, **spec.options)
     model.spec = spec
     _check_match(model, state, path, description)
@@ -403,8 +412,7 @@ def load_model(
     if fold_bn:
         from .fold import fold_batchnorm
 
-        stem = next(m for m in model.modules() if isinstance(m, nn.Conv3d))
-        clip = torch.randn(1, stem.in_channels, spec.clip_length, 32, 32)
+        clip = torch.randn(1, input_channels(model), spec.clip_length, 32, 32)
         model, model.folded_bn = fold_batchnorm(model, clip)
     return model.to(device)
 

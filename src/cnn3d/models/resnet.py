@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .blocks import BasicBlock, Bottleneck, init_weights, make_shortcut, stem_conv
 
 # depth -> (block kind, blocks per stage)
@@ -101,7 +102,7 @@ def stage_planes(widen_factor: float = 1.0, base: Sequence[int] = BASE_PLANES) -
 
 def check_depth(family: str, depth: int, allowed: Sequence[int]) -> None:
     if depth not in allowed:
-        raise ValueError(
+        raise UsageError(
             f"{family} has no depth {depth}; choose one of {', '.join(map(str, allowed))}"
         )
 

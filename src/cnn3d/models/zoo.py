@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
 from .densenet import BLOCK_CONFIGS, build_densenet
 from .preact import build_preresnet
@@ -34,9 +35,10 @@ ALIASES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to rebuild a network and feed it: stored in cnn3d checkpoints."""
+    """Everything needed to rebuild a network and feed it: stored in cnn3d checkpoints.
+    Frozen: change it through `load_model`'s arguments or `with_spec` (`dataclasses.replace`)."""
 
     family: str
     depth: int
@@ -86,7 +88,7 @@ def canonical_family(family: str) -> str:
     name = ALIASES.get(name, name)
     if name not in FAMILIES:
         known = ", ".join(list(FAMILIES) + list(ALIASES))
-        raise ValueError(f"unknown model family {family!r}; known: {known}")
+        raise UsageError(f"unknown model family {family!r}; known: {known}")
     return name
 
 
@@ -107,15 +109,17 @@ def build_model(family: str, depth: int, n_classes: int = 400, **options) -> nn.
         model = builder(int(depth), n_classes=int(n_classes), **options)
     except TypeError as error:
         if "unexpected keyword argument" in str(error):
-            raise ValueError(f"{name}: {error}".replace("__init__()", "option")) from None
+            raise UsageError(f"{name}: {error}".replace("__init__()", "option")) from None
         raise
     model.spec = ModelSpec(name, int(depth), int(n_classes), dict(options))
     return model
 
 
-def with_spec(model: nn.Module, **changes) -> ModelSpec:
+def with_spec(model: nn.Module, **changes) -> nn.Module:
+    """`model` with `model.spec` replaced by a copy carrying `changes` (the one way to change
+    what a loaded network expects: class names, clip geometry, normalisation)."""
     model.spec = replace(model.spec, **changes)
-    return model.spec
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -134,3 +138,23 @@ def count_flops(
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return float(counter.get_total_flops())
+
+
+CHANNEL_KINDS = {2: "flow (x, y)", 3: "RGB"}
+
+
+def input_channels(model: nn.Module) -> int:
+    """Channels the network's first convolution takes (3: RGB, 2: flow)."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv3d)).in_channels
+
+
+def check_input_channels(model: nn.Module, channels: int, where) -> None:
+    """A named error, before any work, where data and model disagree on RGB (3 channels)
+    against flow (2); `where` names the data."""
+    expected = input_channels(model)
+    if channels != expected:
+        raise UsageError(
+            f"{where}: {CHANNEL_KINDS.get(channels, channels)} input, but the model takes "
+            f"{CHANNEL_KINDS.get(expected, expected)} ({expected} channels): flow needs a flow "
+            "model (--input flow) and flow_x_/x_ folders or video_u/video_v HDF5 files"
+        )

@@ -1,10 +1,4 @@
-"""Where frames come from: JPEG frame folders, the original HDF5 layout, encoded video files.
-
-Every source reads a clip as a uint8 tensor [T, C, H, W] (RGB) from 0-based frame positions.
-How those positions map onto the storage is stated per source: frame folders hold
-`image_00001.jpg` for position 0 (1-based file names); HDF5 element i is position i (0-based);
-video files count decoded frames in presentation order from 0.
-"""
+"""Encoded video files (mp4, avi, webm, mkv, ...) decoded with PyAV, frame-exactly."""
 
 from __future__ import annotations
 
@@ -16,143 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import VIDEO_SUFFIXES
-
-FRAME_PATTERN = "image_{:05d}.jpg"
-
-
-class VideoReadError(RuntimeError):
-    """A video (file, frame folder or HDF5) that cannot be read; the message names it."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-
-def _positions(indices) -> np.ndarray:
-    positions = np.asarray(indices, dtype=np.int64)
-    if positions.ndim != 1 or len(positions) == 0:
-        raise ValueError("a clip needs a non-empty 1-D list of frame positions")
-    return positions
-
-
-def _check_range(path, positions: np.ndarray, n_frames: int) -> None:
-    if positions.min() < 0 or positions.max() >= n_frames:
-        raise VideoReadError(
-            path, f"frame position {int(positions.max())} asked for, but it has {n_frames} frames"
-        )
-
-
-def _decode_jpeg(data: bytes, path, min_short_side: int | None) -> np.ndarray:
-    import simplejpeg
-
-    try:
-        if min_short_side:
-            return simplejpeg.decode_jpeg(
-                data, colorspace="RGB", min_height=min_short_side, min_width=min_short_side
-            )
-        return simplejpeg.decode_jpeg(data, colorspace="RGB")
-    except (ValueError, RuntimeError) as error:
-        raise VideoReadError(path, f"corrupt JPEG: {error}") from None
-
-
-def _stack(frames: list[np.ndarray], path) -> torch.Tensor:
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise VideoReadError(path, f"frames of different sizes in one clip: {sorted(shapes)}")
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-
-
-@dataclass
-class FrameFolderSource:
-    """A folder of `image_%05d.jpg` files, 1-based: position i is `image_{i+1:05d}.jpg`.
-
-    Decodes with libjpeg-turbo (simplejpeg); with `min_short_side` it decodes in the DCT domain at
-    the smallest 1/2, 1/4 or 1/8 scale whose short side stays at least that large.
-    """
-
-    path: Path
-    min_short_side: int | None = None
-    _n_frames: int | None = field(default=None, repr=False)
-
-    @property
-    def n_frames(self) -> int:
-        if self._n_frames is None:
-            if not self.path.is_dir():
-                raise VideoReadError(self.path, "no such frame folder")
-            names = [
-                n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")
-            ]
-            if not names:
-                raise VideoReadError(self.path, "the frame folder holds no image_*.jpg files")
-            # the largest index, as the original's n_frames files did; gaps fail loudly on read
-            self._n_frames = max(int(n[6:-4]) for n in names)
-        return self._n_frames
-
-    def read(self, indices) -> torch.Tensor:
-        positions = _positions(indices)
-        frames = {}
-        for p in np.unique(positions):
-            name = self.path / FRAME_PATTERN.format(int(p) + 1)
-            try:
-                data = name.read_bytes()
-            except FileNotFoundError:
-                raise VideoReadError(name, "missing frame file") from None
-            frames[int(p)] = _decode_jpeg(data, name, self.min_short_side)
-        return _stack([frames[int(p)] for p in positions], self.path)
-
-
-def open_hdf5(path: Path, datasets: tuple[str, ...]):
-    """An HDF5 file open for reading that holds `datasets`; errors name the file."""
-    import h5py
-
-    if not path.is_file():
-        raise VideoReadError(path, "no such HDF5 file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise VideoReadError(path, f"not a readable HDF5 file ({error})") from None
-    missing = [d for d in datasets if d not in f]
-    if missing:
-        f.close()
-        raise VideoReadError(path, f"has no dataset {missing[0]!r}")
-    return f
-
-
-@dataclass
-class HDF5Source:
-    """The original HDF5 layout: dataset `video` of JPEG bytes (vlen uint8), 0-based."""
-
-    path: Path
-    min_short_side: int | None = None
-    dataset: str = "video"
-    _n_frames: int | None = field(default=None, repr=False)
-
-    def _open(self):
-        return open_hdf5(self.path, (self.dataset,))
-
-    @property
-    def n_frames(self) -> int:
-        if self._n_frames is None:
-            with self._open() as f:
-                self._n_frames = len(f[self.dataset])
-        return self._n_frames
-
-    def read(self, indices) -> torch.Tensor:
-        positions = _positions(indices)
-        unique = np.unique(positions)
-        with self._open() as f:
-            data = f[self.dataset]
-            self._n_frames = len(data)
-            _check_range(self.path, positions, self._n_frames)
-            blobs = data[unique]  # h5py wants increasing indices
-        frames = {
-            int(p): _decode_jpeg(bytes(b), self.path, self.min_short_side)
-            for p, b in zip(unique, blobs, strict=True)
-        }
-        return _stack([frames[int(p)] for p in positions], self.path)
-
+from ...errors import VideoReadError
+from .base import check_range, positions_of, stack_frames
 
 # Video files with an open decoder. Before this process forks (DataLoader workers), they are
 # closed: a child that inherits a decoder inherits its codec threads' locks but not the threads,
@@ -210,6 +69,7 @@ class VideoFileSource:
     intervals (`cnn3d prepare frames --format mp4`) for fast training reads.
     """
 
+    channels = 3  # RGB
     path: Path
     min_short_side: int | None = None
     _n_frames: int | None = field(default=None, repr=False)
@@ -379,8 +239,8 @@ class VideoFileSource:
             cursor = self._seek(self._target_before(cursor["floor"] - 1))
 
     def read(self, indices) -> torch.Tensor:
-        positions = _positions(indices)
-        _check_range(self.path, positions, self.n_frames)
+        positions = positions_of(indices)
+        check_range(self.path, positions, self.n_frames)
         first, last = int(positions.min()), int(positions.max())
         try:
             frames = self._decode(first, last)
@@ -400,7 +260,7 @@ class VideoFileSource:
         arrays = {p: self._to_array(frames[p]) for p in wanted}
         for p in [p for p in frames if p < first]:  # a later window never starts earlier
             del frames[p]
-        return _stack([arrays[int(p)] for p in positions], self.path)
+        return stack_frames([arrays[int(p)] for p in positions], self.path)
 
     def _to_array(self, frame) -> np.ndarray:
         if self.min_short_side and min(frame.width, frame.height) > 2 * self.min_short_side:
@@ -420,39 +280,3 @@ def upright(frame, array: np.ndarray) -> np.ndarray:
     if not quarter_turns:
         return array
     return np.ascontiguousarray(np.rot90(array, quarter_turns))  # counter-clockwise
-
-
-def open_source(path, min_short_side: int | None = None):
-    """The source for a frame folder, an `.hdf5`/`.h5` file or a video file; flow folders and
-    flow HDF5 files (`data.flow`) give two-channel clips."""
-    from .flow import FlowFolderSource, FlowHDF5Source, is_flow_folder, is_flow_hdf5
-
-    path = Path(path)
-    if path.is_dir():
-        if is_flow_folder(path):
-            return FlowFolderSource(path)
-        return FrameFolderSource(path, min_short_side)
-    if path.suffix.lower() in (".hdf5", ".h5"):
-        if is_flow_hdf5(path):
-            return FlowHDF5Source(path)
-        return HDF5Source(path, min_short_side)
-    if path.suffix.lower() in VIDEO_SUFFIXES or path.is_file():
-        return VideoFileSource(path, min_short_side)
-    raise VideoReadError(path, "no such file or frame folder")
-
-
-def probe(path: str | os.PathLike) -> tuple[int, float | None]:
-    """(frame count, frames per second or None) of a video file, frame folder or HDF5 file.
-    Video files: one pass over the packets, no decoding."""
-    source = open_source(path)
-    return source.n_frames, getattr(source, "fps", None)
-
-
-def find_video(root, label: str | None, video_id: str) -> Path | None:
-    """The original layouts: `<root>/<label>/<id>` (frames), `<id>.hdf5` or `<id>.<video ext>`
-    (`test/<id>` when unlabelled), else `<root>/<id>...`. For many videos, `index.index_subset`
-    does the same with one folder listing per class."""
-    from .index import FolderListing, find_entry
-
-    hit = find_entry(FolderListing(), str(root), video_id, label)
-    return None if hit is None else Path(root) / hit[0]

@@ -1,0 +1,129 @@
+"""What the subcommands share: the help format, value checks, `--x/--no-x` switches, and the
+option groups declared once (runtime, windows, progress). Nothing here imports torch: `--help`,
+`--version` and argument errors answer at once."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (where it has one) after its help."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_parser(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
+def switch(p, name: str, default: bool | None, help: str) -> None:
+    """A positive flag with its --no- form (no negative booleans)."""
+    p.add_argument(
+        f"--{name}",
+        dest=name.replace("-", "_"),
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=help,
+    )
+
+
+def add_progress(p, default: bool | None = True, what: str = "progress bar") -> None:
+    switch(p, "progress", default, what)
+
+
+AMP_HELP = "bf16 autocast (default: on for GPUs and CPUs with native bf16)"
+COMPILE_HELP = (
+    "torch.compile the network (default: only for 2000 windows or more, where the one-time "
+    "compile pays for itself; the choice is printed)"
+)
+
+
+def add_runtime_options(p, batch_size: int, workers: int, workers_help: str) -> None:
+    """Batch, workers, precision, device and compile of an inference command."""
+    g = p.add_argument_group("runtime")
+    g.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        default=batch_size,
+        help="clips per forward pass",
+    )
+    g.add_argument(
+        "--workers", "--n_threads", type=non_negative_int, default=workers, help=workers_help
+    )
+    switch(g, "amp", None, AMP_HELP)
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
+    switch(g, "compile", None, COMPILE_HELP)
+
+
+TAIL_HELP = (
+    "the end of a video: pad = one more window, loop-padded, so every frame counts; drop = the "
+    "sister tool's windows (complete windows only, ending before the last frame; a video "
+    "shorter than one window still gets one padded window)"
+)
+
+
+def add_window_options(p, stride_alias: str) -> None:
+    """Where the sliding windows of `test`, `classify` and `features` start and end."""
+    g = p.add_argument_group("windows")
+    g.add_argument(
+        "--window-stride",
+        stride_alias,
+        type=positive_int,
+        default=None,
+        help="sliding-window stride in frames (default: one clip, no overlap)",
+    )
+    g.add_argument("--tail", choices=("pad", "drop"), default="pad", help=TAIL_HELP)
+
+
+def runtime_config(args):
+    """The frozen runtime settings of the parsed runtime options."""
+    from ..runtime import RuntimeConfig
+
+    return RuntimeConfig(device=args.device, amp=args.amp, compile=args.compile)
+
+
+def inference_config(args, **extra):
+    """The frozen inference settings of the parsed runtime and window options."""
+    from ..inference import InferenceConfig
+
+    return InferenceConfig(
+        runtime=runtime_config(args),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        window_stride=args.window_stride,
+        tail=args.tail,
+        **extra,
+    )

@@ -1,0 +1,61 @@
+"""`cnn3d features`: pooled clip features of raw videos, for a whole dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import videojob
+from .common import add_parser, inference_config, positive_int
+
+
+def add(sub) -> None:
+    p = add_parser(
+        sub, "features", "pooled clip features of raw video files, folders or list files"
+    )
+    videojob.add_video_job_options(p)
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
+        ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
+    )
+    p.add_argument(
+        "--layer",
+        help="take the pooled features of this stage instead of the last one: layer1-layer4 "
+        "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet)",
+    )
+    p.add_argument(
+        "--spatial",
+        action="store_true",
+        help="keep the stage's map unpooled: clips x C x T' x H' x W' per video",
+    )
+    p.add_argument(
+        "--clip-length", type=positive_int, help="frames per clip (default: the checkpoint's)"
+    )
+    p.add_argument(
+        "--sample-size", type=positive_int, help="input size in pixels (default: the checkpoint's)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..features import extract_features
+
+    shard = videojob.shard_of(args)
+    config = inference_config(args, fps=args.fps, layer=args.layer, spatial=args.spatial)
+    inputs = videojob.collect(args)
+    if not inputs.paths:
+        return videojob.nothing_to_do(inputs)
+    model = videojob.load(
+        args,
+        config.runtime.torch_device("cpu"),
+        need_names=False,
+        clip_length=args.clip_length,
+        sample_size=args.sample_size,
+    )
+    summary = extract_features(
+        model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config
+    )
+    print(f"features in {args.output}: {summary.line()}")
+    return videojob.failures(summary.failed, inputs.problems)

@@ -1,0 +1,72 @@
+"""`cnn3d test`: video-level accuracy of a checkpoint on an annotated subset."""
+
+from __future__ import annotations
+
+from .common import (
+    add_parser,
+    add_progress,
+    add_runtime_options,
+    add_window_options,
+    inference_config,
+    non_negative_int,
+    positive_int,
+)
+
+
+def add(sub) -> None:
+    p = add_parser(sub, "test", "video-level evaluation of a checkpoint on an annotated subset")
+    p.add_argument(
+        "--checkpoint", "--resume_path", required=True, help="the model (any supported checkpoint)"
+    )
+    p.add_argument("--video-path", "--video_path", required=True, help="root of the videos")
+    p.add_argument(
+        "--annotation-path", "--annotation_path", required=True, help="the annotation JSON"
+    )
+    p.add_argument(
+        "--result-path",
+        "--result_path",
+        required=True,
+        help="folder for <subset>.json, metrics.json, per_class.csv, confusion.png",
+    )
+    p.add_argument(
+        "--subset",
+        "--inference_subset",
+        default="validation",
+        help="training, validation or testing",
+    )
+    p.add_argument(
+        "--n-clips",
+        type=non_negative_int,
+        default=0,
+        help="N evenly spaced clips per video instead of every window (0: windows)",
+    )
+    p.add_argument("--three-crop", action="store_true", help="3 spatial crops per clip")
+    p.add_argument(
+        "--topk",
+        "--output_topk",
+        type=positive_int,
+        default=5,
+        help="labels per video in <subset>.json",
+    )
+    add_progress(p)
+    add_window_options(p, "--inference_stride")
+    add_runtime_options(p, batch_size=16, workers=2, workers_help="DataLoader worker processes")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..evaluate import run_test
+
+    summary = run_test(
+        args.checkpoint,
+        args.video_path,
+        args.annotation_path,
+        args.result_path,
+        subset=args.subset,
+        n_clips=args.n_clips,
+        three_crop=args.three_crop,
+        topk=args.topk,
+        config=inference_config(args),
+        progress=args.progress,
+    )
+    return 1 if summary["unreadable_videos"] else 0

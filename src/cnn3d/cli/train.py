@@ -1,0 +1,342 @@
+"""`cnn3d train`: train or fine-tune a 3D CNN (single process, or DDP under torchrun)."""
+
+from __future__ import annotations
+
+from .common import add_parser, non_negative_int, positive_float, positive_int, switch
+
+# the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
+# that `--help` does not import torch
+FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2p1d")
+
+
+def add(sub) -> None:
+    p = add_parser(sub, "train", "train or fine-tune a 3D CNN (torchrun for DDP)")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--video-path",
+        "--video_path",
+        required=True,
+        help="root of the videos (files, frame folders or HDF5)",
+    )
+    g.add_argument(
+        "--annotation-path",
+        "--annotation_path",
+        required=True,
+        help="the annotation JSON (`cnn3d prepare ...`)",
+    )
+    g.add_argument(
+        "--result-path",
+        "--result_path",
+        required=True,
+        help="folder for logs, checkpoints and plots (made if missing)",
+    )
+    g.add_argument("--dataset", default=None, help="accepted for old command lines; not needed")
+    g.add_argument(
+        "--n-classes",
+        "--n_classes",
+        type=int,
+        default=None,
+        help="accepted for old command lines; the annotation file decides",
+    )
+    g.add_argument(
+        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
+    )
+    g.add_argument(
+        "--sample-size",
+        "--sample_size",
+        type=positive_int,
+        default=112,
+        help="clip height and width in pixels",
+    )
+    g.add_argument(
+        "--t-stride",
+        "--sample_t_stride",
+        type=positive_int,
+        default=1,
+        help="take every N-th frame within a clip",
+    )
+    g.add_argument(
+        "--train-crop",
+        "--train_crop",
+        default="corner",
+        choices=["corner", "random", "multiscale_random", "center"],
+        help="corner: the paper's multi-scale corner crop; random: the 2020 code's "
+        "random resized crop",
+    )
+    g.add_argument(
+        "--crop-scale",
+        type=positive_float,
+        nargs=2,
+        default=(0.25, 1.0),
+        metavar=("MIN", "MAX"),
+        help="area fractions of the `random` train crop",
+    )
+    switch(g, "flip", True, "random horizontal flip")
+    g.add_argument(
+        "--normalization",
+        "--mean_dataset",
+        default=None,
+        choices=["hara2018", "kinetics", "activitynet", "0.5", "torchvision"],
+        help="input preset (default: the pretrained model's, else kinetics)",
+    )
+    g.add_argument(
+        "--n-val-clips",
+        "--n_val_samples",
+        type=positive_int,
+        default=3,
+        help="evenly spaced clips per validation video",
+    )
+    g.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        default=32,
+        help="clips per step (per process under DDP)",
+    )
+    g.add_argument(
+        "--workers",
+        "--n_threads",
+        type=non_negative_int,
+        default=2,
+        help="DataLoader worker processes (per process)",
+    )
+    switch(g, "skip-bad-videos", False, "count and list unreadable videos instead of stopping")
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default="resnet",
+        help=f"family: {', '.join(FAMILIES)} (or an alias: r3d, preact, wrn, r2p1d)",
+    )
+    g.add_argument(
+        "--model-depth",
+        "--model_depth",
+        type=positive_int,
+        default=18,
+        help="depth (`cnn3d models` lists each family's)",
+    )
+    g.add_argument(
+        "--n-input-channels",
+        "--n_input_channels",
+        type=positive_int,
+        help="input channels (3 for RGB, 2 for flow; --input sets it)",
+    )
+    g.add_argument(
+        "--input",
+        "--input_type",
+        choices=["rgb", "flow"],
+        default="rgb",
+        help="flow: two-channel optical flow (flow_x_/x_ JPEG folders or the original's "
+        "video_u/video_v HDF5), the preset's first two mean/std values",
+    )
+    g.add_argument(
+        "--conv1-t-size",
+        "--conv1_t_size",
+        type=positive_int,
+        help="temporal kernel of the first conv (7 in the 2020 code)",
+    )
+    g.add_argument(
+        "--conv1-t-stride",
+        "--conv1_t_stride",
+        type=positive_int,
+        help="temporal stride of the first conv",
+    )
+    g.add_argument(
+        "--no-max-pool",
+        "--no_max_pool",
+        action="store_true",
+        help="no max-pool after the first conv",
+    )
+    g.add_argument(
+        "--shortcut",
+        "--resnet_shortcut",
+        choices=["A", "B"],
+        help="A: zero-padded identity (2018 ResNet-18/34); B: 1x1x1 conv",
+    )
+    g.add_argument(
+        "--widen-factor",
+        "--resnet_widen_factor",
+        "--wide_resnet_k",
+        type=positive_float,
+        help="width multiplier (Wide ResNet's k)",
+    )
+    g.add_argument(
+        "--cardinality", "--resnext_cardinality", type=positive_int, help="ResNeXt groups"
+    )
+    g.add_argument(
+        "--stem-width", type=positive_int, help="first conv's width (64 in the 2018 files)"
+    )
+    g.add_argument(
+        "--pretrain-path",
+        "--pretrain_path",
+        help="checkpoint to fine-tune from (any supported format)",
+    )
+    g.add_argument(
+        "--ft-begin-module",
+        "--ft_begin_module",
+        default="",
+        help="train from this module on (conv1, layer1..4, fc, denseblockN...); "
+        "empty: train everything",
+    )
+    g = p.add_argument_group("optimisation")
+    g.add_argument(
+        "--lr", "--learning_rate", type=positive_float, default=0.1, help="initial learning rate"
+    )
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument(
+        "--dampening", type=float, default=0.0, help="SGD dampening (0.9 in the 2018 code)"
+    )
+    g.add_argument(
+        "--weight-decay", "--weight_decay", type=float, default=1e-3, help="L2 weight decay"
+    )
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    g.add_argument(
+        "--lr-scheduler",
+        "--lr_scheduler",
+        default="multistep",
+        choices=["multistep", "plateau", "cosine"],
+        help="multistep: x0.1 at each milestone; plateau: x0.1 when the val loss "
+        "stops improving; cosine: per-epoch cosine after --warmup-epochs",
+    )
+    g.add_argument(
+        "--milestones",
+        "--multistep_milestones",
+        type=positive_int,
+        nargs="+",
+        default=[50, 100, 150],
+        help="epochs after which multistep cuts the rate",
+    )
+    g.add_argument(
+        "--plateau-patience",
+        "--plateau_patience",
+        "--lr_patience",
+        type=non_negative_int,
+        default=10,
+        help="epochs without improvement before plateau cuts the rate",
+    )
+    g.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        default=0,
+        help="linear warm-up epochs of the cosine schedule",
+    )
+    g.add_argument(
+        "--n-epochs",
+        "--n_epochs",
+        "--epochs",
+        type=positive_int,
+        default=200,
+        help="epochs to train",
+    )
+    g = p.add_argument_group("run")
+    switch(g, "val", True, "validate every epoch")
+    g.add_argument(
+        "--resume",
+        "--resume_path",
+        help="a checkpoint, or 'auto' (<result>/last.pth if there is one)",
+    )
+    g.add_argument(
+        "--checkpoint",
+        type=non_negative_int,
+        default=10,
+        help="also keep save_<N>.pth every N epochs (0: never)",
+    )
+    switch(
+        g,
+        "amp",
+        None,
+        "bf16 autocast (fp16 with loss scaling on GPUs without bf16); default: on for GPUs "
+        "and for CPUs with native bf16 (AVX512-BF16/AMX), off elsewhere",
+    )
+    switch(g, "channels-last", True, "channels_last_3d memory format")
+    switch(g, "sync-bn", False, "SyncBatchNorm under DDP (GPUs only)")
+    switch(
+        g,
+        "freeze-bn",
+        False,
+        "BatchNorm layers use and keep their running statistics while training (for small "
+        "per-GPU batches, and for DDP on CPUs, where SyncBatchNorm is not available)",
+    )
+    switch(g, "tensorboard", True, "TensorBoard scalars in <result>/tensorboard")
+    switch(g, "progress", True, "progress bar")
+    g.add_argument(
+        "--seed",
+        "--manual_seed",
+        type=int,
+        default=1,
+        help="seed of the model's initialisation and the data order",
+    )
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.set_defaults(run=run)
+
+
+def train_config_from_args(args):
+    from ..train import TrainConfig
+
+    options = {}
+    for name in (
+        "n_input_channels",
+        "conv1_t_size",
+        "conv1_t_stride",
+        "shortcut",
+        "widen_factor",
+        "cardinality",
+        "stem_width",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    if args.no_max_pool:
+        options["no_max_pool"] = True
+    if args.input == "flow":
+        options.setdefault("n_input_channels", 2)
+    return TrainConfig(
+        video_path=args.video_path,
+        annotation_path=args.annotation_path,
+        result_path=args.result_path,
+        clip_length=args.clip_length,
+        sample_size=args.sample_size,
+        t_stride=args.t_stride,
+        train_crop=args.train_crop,
+        crop_scale=tuple(args.crop_scale),
+        flip=args.flip,
+        normalization=args.normalization,
+        n_val_clips=args.n_val_clips,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        skip_bad_videos=args.skip_bad_videos,
+        family=args.model,
+        depth=args.model_depth,
+        model_options=options,
+        pretrain_path=args.pretrain_path,
+        ft_begin_module=args.ft_begin_module,
+        lr=args.lr,
+        momentum=args.momentum,
+        dampening=args.dampening,
+        weight_decay=args.weight_decay,
+        nesterov=args.nesterov,
+        schedule=args.lr_scheduler,
+        milestones=tuple(args.milestones),
+        plateau_patience=args.plateau_patience,
+        warmup_epochs=args.warmup_epochs,
+        epochs=args.n_epochs,
+        validate=args.val,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        sync_bn=args.sync_bn,
+        freeze_bn=args.freeze_bn,
+        tensorboard=args.tensorboard,
+        progress=args.progress,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def run(args) -> int:
+    from ..train import train
+
+    metrics = train(train_config_from_args(args))
+    if "curves" in metrics:
+        print(f"results in {args.result_path} (logs, checkpoints, curves.png)")
+    return 0

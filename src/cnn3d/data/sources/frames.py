@@ -1,0 +1,105 @@
+"""Frame folders (`image_%05d.jpg`, 1-based) and the original HDF5 layout (dataset `video` of
+JPEG bytes, 0-based)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import VideoReadError
+from .base import FRAME_PATTERN, check_range, decode_jpeg, open_hdf5, positions_of, stack_frames
+
+
+@dataclass
+class FrameFolderSource:
+    """A folder of `image_%05d.jpg` files, 1-based: position i is `image_{i+1:05d}.jpg`.
+
+    Decodes with libjpeg-turbo (simplejpeg); with `min_short_side` it decodes in the DCT domain at
+    the smallest 1/2, 1/4 or 1/8 scale whose short side stays at least that large.
+    """
+
+    channels = 3  # RGB
+    path: Path
+    min_short_side: int | None = None
+    _n_frames: int | None = field(default=None, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        if self._n_frames is None:
+            if not self.path.is_dir():
+                raise VideoReadError(self.path, "no such frame folder")
+            names = [
+                n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")
+            ]
+            if not names:
+                raise VideoReadError(self.path, "the frame folder holds no image_*.jpg files")
+            # the largest index, as the original's n_frames files did; gaps fail loudly on read
+            self._n_frames = max(int(n[6:-4]) for n in names)
+        return self._n_frames
+
+    @property
+    def fps(self) -> None:
+        """Frame folders carry no frame rate."""
+        return None
+
+    def close(self) -> None:
+        """Nothing stays open between reads."""
+
+    def read(self, indices) -> torch.Tensor:
+        positions = positions_of(indices)
+        frames = {}
+        for p in np.unique(positions):
+            name = self.path / FRAME_PATTERN.format(int(p) + 1)
+            try:
+                data = name.read_bytes()
+            except FileNotFoundError:
+                raise VideoReadError(name, "missing frame file") from None
+            frames[int(p)] = decode_jpeg(data, name, self.min_short_side)
+        return stack_frames([frames[int(p)] for p in positions], self.path)
+
+
+@dataclass
+class HDF5Source:
+    """The original HDF5 layout: dataset `video` of JPEG bytes (vlen uint8), 0-based."""
+
+    channels = 3  # RGB
+    path: Path
+    min_short_side: int | None = None
+    dataset: str = "video"
+    _n_frames: int | None = field(default=None, repr=False)
+
+    def _open(self):
+        return open_hdf5(self.path, (self.dataset,))
+
+    @property
+    def n_frames(self) -> int:
+        if self._n_frames is None:
+            with self._open() as f:
+                self._n_frames = len(f[self.dataset])
+        return self._n_frames
+
+    @property
+    def fps(self) -> None:
+        """The original layout stores no frame rate."""
+        return None
+
+    def close(self) -> None:
+        """The file is opened per read; nothing stays open."""
+
+    def read(self, indices) -> torch.Tensor:
+        positions = positions_of(indices)
+        unique = np.unique(positions)
+        with self._open() as f:
+            data = f[self.dataset]
+            self._n_frames = len(data)
+            check_range(self.path, positions, self._n_frames)
+            blobs = data[unique]  # h5py wants increasing indices
+        frames = {
+            int(p): decode_jpeg(bytes(b), self.path, self.min_short_side)
+            for p, b in zip(unique, blobs, strict=True)
+        }
+        return stack_frames([frames[int(p)] for p in positions], self.path)
