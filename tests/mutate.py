@@ -23,11 +23,11 @@ MODULES = {
     "normalization": ("src/cnn3d/normalization.py", ["test_references.py", "test_transforms.py"]),
     "sampling": ("src/cnn3d/data/sampling.py", ["test_sampling.py", "test_dataset.py"]),
     "transforms": ("src/cnn3d/data/transforms.py", ["test_transforms.py", "test_references.py"]),
-    "evaluate": ("src/cnn3d/evaluate.py", ["test_references.py"]),
+    "metrics": ("src/cnn3d/metrics.py", ["test_references.py"]),
     "index": ("src/cnn3d/data/index.py", ["test_index.py"]),
     "files": ("src/cnn3d/files.py", ["test_prepare.py", "test_output_names.py"]),
-    "sources": ("src/cnn3d/data/sources.py", ["test_sources.py", "test_messy_media.py"]),
-    "infer": ("src/cnn3d/infer.py", ["test_references.py", "test_output_names.py"]),
+    "sources": ("src/cnn3d/data/sources/video.py", ["test_sources.py", "test_messy_media.py"]),
+    "inference": ("src/cnn3d/inference.py", ["test_references.py", "test_output_names.py"]),
     "checkpoint": ("src/cnn3d/models/checkpoint.py", ["test_checkpoint.py", "test_models.py"]),
 }
 

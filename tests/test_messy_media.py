@@ -8,7 +8,6 @@ import pytest
 
 from cnn3d.cli import main
 from cnn3d.data.sources import VideoFileSource, open_source
-from cnn3d.models import build_model, save_model, with_spec
 from helpers import (
     MESSY_KINDS,
     decode_every_frame,
@@ -58,7 +57,7 @@ def test_frame_n_is_the_nth_decoded_frame(messy, kind):
     source.close()
 
 
-def test_every_command_reads_the_same_frames(messy, tmp_path, capsys):
+def test_every_command_reads_the_same_frames(messy, tmp_path, capsys, tiny_checkpoint):
     # classify once refused files with repeated timestamps ("frames 6..10 could not be decoded")
     # while prepare frames read them; now both take every frame, in decode order.
     src = tmp_path / "src" / "Any"
@@ -72,13 +71,8 @@ def test_every_command_reads_the_same_frames(messy, tmp_path, capsys):
         clip = frames_of(folder.read(np.arange(folder.n_frames)))
         assert [read_code(f) for f in clip] == list(range(N)), kind
 
-    model = build_model("resnet", 10, 3, widen_factor=0.25)
-    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
-    save_model(tmp_path / "m.safetensors", model)
     out = tmp_path / "out.json"
-    rc = main(
-        ["classify", str(src), "--checkpoint", str(tmp_path / "m.safetensors"), "-o", str(out)]
-    )
+    rc = main(["classify", str(src), "--checkpoint", str(tiny_checkpoint), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     entries = json.loads(out.read_text())
     assert len(entries) == 3

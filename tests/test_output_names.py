@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    model = build_model("resnet", 10, 3, widen_factor=0.25)
-    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
-    save_model(path, model)
-    return path
+@pytest.fixture
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_same_file_names_in_other_folders_keep_their_own_features(tmp_path, checkpoint, capsys):

@@ -307,7 +307,7 @@ def test_test_command_writes_original_result_json(tiny, tmp_path):
     assert (tmp_path / "out" / "confusion.png").exists()
 
 
-def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
+def test_classify_and_features_on_a_messy_folder(tmp_path, capsys, tiny_checkpoint):
     folder = tmp_path / "in"
     write_mp4(folder / "good1.mp4", frames_with_index(40, 48, 64))
     write_mp4(folder / "good2.mp4", frames_with_index(20, 48, 64, seed=3))
@@ -315,15 +315,12 @@ def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
     (folder / "notes.mp4").write_text("not a video")
     data = (folder / "good1.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
-    model = build_model("resnet", 10, 3, widen_factor=0.25)
-    with_spec(model, class_names=["x", "y", "z"], sample_size=32)
-    save_model(tmp_path / "m.safetensors", model)
     rc = main(
         [
             "classify",
             str(folder),
             "--checkpoint",
-            str(tmp_path / "m.safetensors"),
+            str(tiny_checkpoint),
             "--output",
             str(tmp_path / "out.json"),
             "--topk",
@@ -346,7 +343,7 @@ def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
             "features",
             str(folder),
             "--checkpoint",
-            str(tmp_path / "m.safetensors"),
+            str(tiny_checkpoint),
             "--output",
             str(tmp_path / "feats"),
         ]
@@ -365,7 +362,7 @@ def test_classify_and_features_on_a_messy_folder(tmp_path, capsys):
                 "features",
                 str(folder / "short.mp4"),
                 "--checkpoint",
-                str(tmp_path / "m.safetensors"),
+                str(tiny_checkpoint),
                 "--output",
                 str(tmp_path / "f.h5"),
             ]

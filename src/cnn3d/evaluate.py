@@ -68,10 +68,8 @@ def run_test(
     gives the windows (`window_stride`, `tail`), batch, workers and runtime (default: batches of
     16, 2 workers, on the CPU); `n_clips` > 0 takes that many evenly spaced clips per video
     instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
-    from torch.utils.data import DataLoader
-
     from .data.annotations import read_annotations
-    from .data.dataset import VideoDataset, collate_clips, videos_from_annotations, worker_init
+    from .data.dataset import VideoDataset, clip_loader, videos_from_annotations
     from .data.sources import open_source
     from .data.transforms import EvalTransform
     from .inference import maybe_compile
@@ -110,13 +108,7 @@ def run_test(
         n_views=views,
         skip_bad=True,
     )
-    loader = DataLoader(
-        dataset,
-        config.batch_size,
-        num_workers=config.workers,
-        collate_fn=collate_clips,
-        worker_init_fn=worker_init,
-    )
+    loader = clip_loader(dataset, config.batch_size, config.workers)
     model.to(memory_format=runtime.memory_format)
     net, _ = maybe_compile(model, len(dataset), runtime.compile, config.batch_size)
     acc = evaluate_loader(net, loader, dataset, spec.n_classes, device, runtime, progress)
@@ -150,6 +142,16 @@ def run_test(
         f"{Path(checkpoint).name}: video top-1 {metrics.video_top1:.3f} ({metrics.n_videos} videos)"
     )
     figures = write_test_figures(out, metrics.confusion, metrics.per_class, names, title)
+    report(metrics, subset, failed, videos.notes, missing)
+    print(
+        f"wrote {out / f'{subset}.json'}, metrics.json, per_class.csv, "
+        + ", ".join(f.name for f in figures)
+    )
+    return summary
+
+
+def report(metrics: Metrics, subset: str, failed: list[str], notes: list[str], missing) -> None:
+    """What `cnn3d test` prints: the counts and accuracies, then what was not read."""
     print(f"{metrics.n_videos} videos, {metrics.n_clips} clips ({subset})")
     print(
         f"video top-1 {metrics.video_top1:.4f}  top-5 {metrics.video_top5:.4f}  average "
@@ -158,15 +160,10 @@ def run_test(
     )
     for message in failed:
         print(f"unreadable: {message}", file=sys.stderr)
-    for note in videos.notes:
+    for note in notes:
         print(note)
     if missing:
         print(f"{len(missing)} annotated videos not found, e.g. {missing[:3]}", file=sys.stderr)
-    print(
-        f"wrote {out / f'{subset}.json'}, metrics.json, per_class.csv, "
-        + ", ".join(f.name for f in figures)
-    )
-    return summary
 
 
 def write_scores(path: Path, ids: list[str], scores: torch.Tensor, labels, names) -> None:

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from .data.dataset import Video, VideoDataset, collate_clips, worker_init
+from .data.dataset import Video, VideoDataset, clip_loader
 from .data.sources import open_source
 from .data.transforms import EvalTransform
 from .errors import VideoReadError
@@ -156,13 +155,7 @@ def iter_model(
     with_items = dataset.videos_with_items()
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
-    loader = DataLoader(
-        dataset,
-        config.batch_size,
-        num_workers=config.workers,
-        collate_fn=collate_clips,
-        worker_init_fn=worker_init,
-    )
+    loader = clip_loader(dataset, config.batch_size, config.workers)
     device = runtime.torch_device("cpu")
     model = model.to(device).eval().to(memory_format=runtime.memory_format)
     heads = FeatureExtractor(model, config.layer, config.spatial)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .data.annotations import read_annotations
-from .data.dataset import VideoDataset, collate_clips, worker_init
+from .data.dataset import VideoDataset, clip_loader
 from .data.index import FolderListing, VideoIndex, index_subset
 from .data.samplers import EpochSampler, ShardSampler
 from .data.sources import open_source
@@ -332,19 +332,14 @@ def setup_run(cfg: TrainConfig) -> Run:
             "add videos, use fewer processes, or --freeze-bn"
         )
     drop_last = per_process % cfg.batch_size == 1 and not cfg.freeze_bn
-    loader_options = {
-        "num_workers": cfg.workers,
-        "collate_fn": collate_clips,
-        "worker_init_fn": worker_init,
-        "pin_memory": device.type == "cuda",
-    }
-    train_loader = DataLoader(
-        train_set, cfg.batch_size, sampler=train_sampler, drop_last=drop_last, **loader_options
+    pin = device.type == "cuda"
+    train_loader = clip_loader(
+        train_set, cfg.batch_size, cfg.workers, train_sampler, drop_last, pin_memory=pin
     )
     val_loader = None
     if val_set is not None:
         val_sampler = ShardSampler(len(val_set), torchrun.rank, torchrun.world_size)
-        val_loader = DataLoader(val_set, cfg.batch_size, sampler=val_sampler, **loader_options)
+        val_loader = clip_loader(val_set, cfg.batch_size, cfg.workers, val_sampler, pin_memory=pin)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last_3d)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import VideoReadError
 from . import sampling
@@ -22,7 +22,14 @@ from .annotations import Annotations
 from .index import Video, VideoIndex, index_subset
 from .sources import FrameSource, open_source
 
-__all__ = ["Video", "VideoDataset", "VideoIndex", "collate_clips", "videos_from_annotations"]
+__all__ = [
+    "Video",
+    "VideoDataset",
+    "VideoIndex",
+    "clip_loader",
+    "collate_clips",
+    "videos_from_annotations",
+]
 
 # Sources kept open per process: enough for the windows of a few videos read in turn; a
 # training epoch touches each video once, so a larger cache would only grow.
@@ -266,3 +273,25 @@ def worker_init(worker_id: int) -> None:
 
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def clip_loader(
+    dataset: VideoDataset,
+    batch_size: int,
+    workers: int,
+    sampler=None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader of `dataset`'s clips in order (or `sampler`'s), with failed items counted by
+    `collate_clips` and one thread per worker (`worker_init`)."""
+    return DataLoader(
+        dataset,
+        batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_clips,
+        worker_init_fn=worker_init,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+    )

@@ -104,3 +104,40 @@ def open_hdf5(path: Path, datasets: tuple[str, ...]):
         f.close()
         raise VideoReadError(path, f"has no dataset {missing[0]!r}")
     return f
+
+
+class StoredFrames:
+    """For sources that keep no frame rate and nothing open between reads (JPEG folders and
+    HDF5 files, RGB or flow)."""
+
+    @property
+    def fps(self) -> None:
+        return None
+
+    def close(self) -> None:
+        """Nothing stays open between reads."""
+
+
+def read_hdf5_frames(path: Path, datasets: tuple[str, ...], positions: np.ndarray):
+    """(frame count, unique positions, one array of JPEG blobs per dataset at those positions)
+    from an HDF5 file whose `datasets` hold one encoded frame per element; the datasets must be
+    of one length, the positions within it."""
+    unique = np.unique(positions)  # h5py wants increasing indices
+    with open_hdf5(path, datasets) as f:
+        n_frames = _one_length(f, path, datasets)
+        check_range(path, positions, n_frames)
+        blobs = [f[d][unique] for d in datasets]
+    return n_frames, unique, blobs
+
+
+def hdf5_length(path: Path, datasets: tuple[str, ...]) -> int:
+    """Frames in an HDF5 file's `datasets` (which must be of one length)."""
+    with open_hdf5(path, datasets) as f:
+        return _one_length(f, path, datasets)
+
+
+def _one_length(f, path: Path, datasets: tuple[str, ...]) -> int:
+    lengths = {len(f[d]) for d in datasets}
+    if len(lengths) != 1:
+        raise VideoReadError(path, " but ".join(f"{d} has {len(f[d])} frames" for d in datasets))
+    return lengths.pop()

@@ -23,9 +23,17 @@ import numpy as np
 import torch
 
 from ...errors import VideoReadError
-from .base import check_range, decode_gray, open_hdf5, positions_of
+from .base import (
+    StoredFrames,
+    check_range,
+    decode_gray,
+    hdf5_length,
+    positions_of,
+    read_hdf5_frames,
+)
 
 FOLDER_PATTERNS = (("flow_x_", "flow_y_"), ("x_", "y_"))
+DATASETS = ("video_u", "video_v")
 
 
 def stack_flow(pairs: list[tuple[np.ndarray, np.ndarray]], path) -> torch.Tensor:
@@ -36,7 +44,7 @@ def stack_flow(pairs: list[tuple[np.ndarray, np.ndarray]], path) -> torch.Tensor
 
 
 @dataclass
-class FlowHDF5Source:
+class FlowHDF5Source(StoredFrames):
     """The original's flow HDF5: `video_u` and `video_v`, grayscale JPEG bytes, 0-based."""
 
     channels = 2  # flow x, y
@@ -44,35 +52,15 @@ class FlowHDF5Source:
     min_short_side: int | None = None  # accepted for the common signature; flow is not shrunk
     _n_frames: int | None = field(default=None, repr=False)
 
-    def _open(self):
-        f = open_hdf5(self.path, ("video_u", "video_v"))
-        if len(f["video_u"]) != len(f["video_v"]):
-            n_u, n_v = len(f["video_u"]), len(f["video_v"])
-            f.close()
-            raise VideoReadError(self.path, f"video_u has {n_u} frames but video_v has {n_v}")
-        return f
-
     @property
     def n_frames(self) -> int:
         if self._n_frames is None:
-            with self._open() as f:
-                self._n_frames = len(f["video_u"])
+            self._n_frames = hdf5_length(self.path, DATASETS)
         return self._n_frames
-
-    @property
-    def fps(self) -> None:
-        return None
-
-    def close(self) -> None:
-        """The file is opened per read; nothing stays open."""
 
     def read(self, indices) -> torch.Tensor:
         positions = positions_of(indices)
-        unique = np.unique(positions)
-        with self._open() as f:
-            self._n_frames = len(f["video_u"])
-            check_range(self.path, positions, self._n_frames)
-            us, vs = f["video_u"][unique], f["video_v"][unique]
+        self._n_frames, unique, (us, vs) = read_hdf5_frames(self.path, DATASETS, positions)
         frames = {
             int(p): (decode_gray(bytes(u), self.path), decode_gray(bytes(v), self.path))
             for p, u, v in zip(unique, us, vs, strict=True)
@@ -81,7 +69,7 @@ class FlowHDF5Source:
 
 
 @dataclass
-class FlowFolderSource:
+class FlowFolderSource(StoredFrames):
     """A TSN/denseflow folder: `flow_x_%05d.jpg`/`flow_y_%05d.jpg` (or `x_`/`y_`), 1-based."""
 
     channels = 2  # flow x, y
@@ -109,13 +97,6 @@ class FlowFolderSource:
             else:
                 raise VideoReadError(self.path, "holds no flow_x_*.jpg or x_*.jpg files")
         return self._n_frames
-
-    @property
-    def fps(self) -> None:
-        return None
-
-    def close(self) -> None:
-        """Nothing stays open between reads."""
 
     def read(self, indices) -> torch.Tensor:
         positions = positions_of(indices)

@@ -11,11 +11,19 @@ import numpy as np
 import torch
 
 from ...errors import VideoReadError
-from .base import FRAME_PATTERN, check_range, decode_jpeg, open_hdf5, positions_of, stack_frames
+from .base import (
+    FRAME_PATTERN,
+    StoredFrames,
+    decode_jpeg,
+    hdf5_length,
+    positions_of,
+    read_hdf5_frames,
+    stack_frames,
+)
 
 
 @dataclass
-class FrameFolderSource:
+class FrameFolderSource(StoredFrames):
     """A folder of `image_%05d.jpg` files, 1-based: position i is `image_{i+1:05d}.jpg`.
 
     Decodes with libjpeg-turbo (simplejpeg); with `min_short_side` it decodes in the DCT domain at
@@ -41,14 +49,6 @@ class FrameFolderSource:
             self._n_frames = max(int(n[6:-4]) for n in names)
         return self._n_frames
 
-    @property
-    def fps(self) -> None:
-        """Frame folders carry no frame rate."""
-        return None
-
-    def close(self) -> None:
-        """Nothing stays open between reads."""
-
     def read(self, indices) -> torch.Tensor:
         positions = positions_of(indices)
         frames = {}
@@ -63,7 +63,7 @@ class FrameFolderSource:
 
 
 @dataclass
-class HDF5Source:
+class HDF5Source(StoredFrames):
     """The original HDF5 layout: dataset `video` of JPEG bytes (vlen uint8), 0-based."""
 
     channels = 3  # RGB
@@ -72,32 +72,15 @@ class HDF5Source:
     dataset: str = "video"
     _n_frames: int | None = field(default=None, repr=False)
 
-    def _open(self):
-        return open_hdf5(self.path, (self.dataset,))
-
     @property
     def n_frames(self) -> int:
         if self._n_frames is None:
-            with self._open() as f:
-                self._n_frames = len(f[self.dataset])
+            self._n_frames = hdf5_length(self.path, (self.dataset,))
         return self._n_frames
-
-    @property
-    def fps(self) -> None:
-        """The original layout stores no frame rate."""
-        return None
-
-    def close(self) -> None:
-        """The file is opened per read; nothing stays open."""
 
     def read(self, indices) -> torch.Tensor:
         positions = positions_of(indices)
-        unique = np.unique(positions)
-        with self._open() as f:
-            data = f[self.dataset]
-            self._n_frames = len(data)
-            check_range(self.path, positions, self._n_frames)
-            blobs = data[unique]  # h5py wants increasing indices
+        self._n_frames, unique, (blobs,) = read_hdf5_frames(self.path, (self.dataset,), positions)
         frames = {
             int(p): decode_jpeg(bytes(b), self.path, self.min_short_side)
             for p, b in zip(unique, blobs, strict=True)
