@@ -95,3 +95,24 @@ def test_tail_drop_gives_the_sister_tools_windows():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="tail"):
         s.sliding_clips(40, 16, tail="keep")
+
+
+def test_a_clip_plan_holds_windows_segments_times_and_source_frames():
+    """By hand: 40 frames at 25 fps in windows of 16 (pad), and the same at 30 fps resampled to
+    15 fps (stream frame i shows source frame floor(2 i))."""
+    plan = s.plan_clips(40, 16, source_fps=25.0)
+    assert plan.starts == (0, 16, 32) and plan.stream_length == 40
+    assert [plan.segment(b) for b in plan.starts] == [(1, 16), (17, 32), (33, 40)]
+    assert [plan.time(b) for b in plan.starts] == [[0.0, 0.64], [0.64, 1.28], [1.28, 1.6]]
+    assert plan.positions(32).tolist() == list(range(32, 40)) * 2  # loop-padded
+    assert plan.duration_s == 1.6
+    resampled = s.plan_clips(40, 16, source_fps=30.0, target_fps=15.0)
+    assert resampled.stream_length == 20 and resampled.starts == (0, 16)
+    assert resampled.positions(0).tolist() == [2 * i for i in range(16)]
+    assert resampled.positions(16).tolist() == [32, 34, 36, 38] * 4
+    assert resampled.segment(16) == (17, 20) and resampled.time(16) == [16 / 15, 20 / 15]
+    assert resampled.duration_s == 40 / 30
+    even = s.plan_clips(10, 16, n_clips=3)  # shorter than a clip: the same padded clip 3 times
+    assert even.starts == (0, 0, 0) and even.time(0) is None
+    with pytest.raises(ValueError, match="source's frame rate"):
+        s.plan_clips(40, 16, target_fps=15.0)
