@@ -228,11 +228,12 @@ def report(annotations, out: Path, video_path, args) -> None:
         f"{saved.path}: {saved.n_classes} classes, "
         + ", ".join(f"{n} {s}" for s, n in saved.counts.items() if n)
     )
-    problems = [f"{v}: not found" for v in saved.missing] + saved.unreadable
+    problems = [f"{v}: not found" for v in saved.missing] + saved.unreadable + saved.duplicates
     if problems:
         print(
             f"  {len(saved.missing)} listed videos not found, {len(saved.unreadable)} "
-            f"unreadable (left out; all named in {saved.problems_file}):"
+            f"unreadable, {len(saved.duplicates)} listed twice (left out; all named in "
+            f"{saved.problems_file}):"
         )
         for line in problems[:5]:
             print(f"    {line}")

@@ -69,6 +69,7 @@ class Annotations:
         skipped_files: list[Path] | None = None,
         *,
         database: dict | None = None,
+        duplicates: list[str] | None = None,
     ):
         self.labels = labels
         self._entries = entries
@@ -78,6 +79,7 @@ class Annotations:
         self.missing = missing or []  # videos listed but not found on disk
         self.unreadable = unreadable or []  # found but not readable: the reasons
         self.skipped_files = skipped_files or []  # non-video files a builder passed over
+        self.duplicates = duplicates or []  # the same video listed again: what was kept
 
     @property
     def entries(self) -> list[Entry]:
@@ -149,10 +151,17 @@ def write_annotations(path: str | os.PathLike, annotations: Annotations) -> None
     """Write the original JSON format atomically."""
     from ..files import atomic_write
 
-    data = {
-        "labels": annotations.labels,
-        "database": {e.video_id: _entry_to_json(e) for e in annotations.entries},
-    }
+    database = {e.video_id: _entry_to_json(e) for e in annotations.entries}
+    if len(database) != len(annotations.entries):
+        seen: set[str] = set()
+        twice = sorted(
+            {e.video_id for e in annotations.entries if e.video_id in seen or seen.add(e.video_id)}
+        )
+        raise AnnotationError(
+            f"{path}: {len(twice)} video id(s) given to more than one entry, e.g. {twice[:3]}; "
+            "one would replace the other (build the entries with unique_keys)"
+        )
+    data = {"labels": annotations.labels, "database": database}
 
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
@@ -212,6 +221,71 @@ def _taxonomy_leaves(taxonomy, path) -> list[str]:
     return [node["nodeName"] for node in taxonomy if node["nodeId"] not in parents]
 
 
+# ------------------------------------------------------------------------------ unique video ids
+
+
+def _location(entry: Entry) -> str:
+    """Where an entry's video is, relative to the video root, as the lookup finds it."""
+    if entry.video_path:
+        return entry.video_path.replace("\\", "/")
+    return f"{entry.label if entry.label is not None else 'test'}/{entry.video_id}"
+
+
+def _without_extension(location: str) -> str:
+    folder, _, name = location.rpartition("/")
+    stem = name.rpartition(".")[0] or name
+    return f"{folder}/{stem}" if folder else stem
+
+
+def unique_keys(entries: list[Entry]) -> tuple[list[Entry], list[str]]:
+    """Every video its own key. The original's plain ids (file stems, Kinetics keys) stay where
+    they are unique, so existing files and the original's tools read them; where several
+    videos share one (`bikes/clip.mp4`, `bunny/clip.mp4`), each gets its path relative to the
+    video root (without the extension, or with it where that is still not unique) as its key,
+    and its `video_path`, so nothing is merged or replaced. An entry naming a video that an
+    earlier entry already names (the same file listed twice, or in two subsets) is left out;
+    returns (entries, one message per left-out entry)."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_id.setdefault(entry.video_id, []).append(entry)
+    kept, duplicates = [], []
+    first_at: dict[str, Entry] = {}  # location -> the entry kept for it
+    for entry in entries:
+        location = _location(entry)
+        if location in first_at:
+            earlier = first_at[location]
+            duplicates.append(
+                f"{location}: listed again ({entry.subset or 'no subset'}"
+                f"{', ' + entry.label if entry.label else ''}); kept the first entry "
+                f"({earlier.subset or 'no subset'}{', ' + earlier.label if earlier.label else ''})"
+            )
+            continue
+        first_at[location] = entry
+        kept.append(entry)
+    clashing = {vid for vid, group in by_id.items() if len({_location(e) for e in group}) > 1}
+    if not clashing:
+        return kept, duplicates
+    short = {}
+    for entry in kept:
+        if entry.video_id in clashing:
+            short.setdefault(_without_extension(_location(entry)), []).append(entry)
+    taken = {e.video_id for e in kept if e.video_id not in clashing}
+    for key, group in short.items():
+        for entry in group:
+            location = _location(entry)
+            new_key = key if len(group) == 1 and key not in taken else location
+            if not entry.video_path:
+                entry.video_path = location
+            entry.video_id = new_key
+            taken.add(new_key)
+    return kept, duplicates
+
+
+def _built(labels: list[str], entries: list[Entry], **kwargs) -> Annotations:
+    entries, duplicates = unique_keys(entries)
+    return Annotations(labels, entries, duplicates=duplicates, **kwargs)
+
+
 # ------------------------------------------------------------------------------------- builders
 
 
@@ -249,7 +323,7 @@ def build_ucf101(annotation_dir: str | os.PathLike, split: int) -> Annotations:
             if label not in labels:
                 raise AnnotationError(f"{root / list_name}: class {label!r} is not in classInd.txt")
             entries.append(Entry(video_id, subset, label))
-    return Annotations(labels, entries)
+    return _built(labels, entries)
 
 
 def build_hmdb51(annotation_dir: str | os.PathLike, split: int) -> Annotations:
@@ -270,7 +344,7 @@ def build_hmdb51(annotation_dir: str | os.PathLike, split: int) -> Annotations:
                 continue
             subset = "training" if fields[1] == "1" else "validation"
             entries.append(Entry(Path(fields[0]).stem, subset, label))
-    return Annotations(labels, entries)
+    return _built(labels, entries)
 
 
 def kinetics_key(youtube_id: str, start: float, end: float) -> str:
@@ -320,7 +394,7 @@ def build_kinetics(
         raise UsageError(
             f"class order must be alphabetical or first-appearance, not {class_order!r}"
         )
-    return Annotations(labels, entries)
+    return _built(labels, entries)
 
 
 def build_mit(annotation_dir: str | os.PathLike) -> Annotations:
@@ -358,7 +432,7 @@ def build_mit(annotation_dir: str | os.PathLike) -> Annotations:
                         f"{path}:{number}: class {label!r} is not in moments_categories.txt"
                     )
                 entries.append(Entry(video_id, subset, label))
-    return Annotations(labels, entries)
+    return _built(labels, entries)
 
 
 def build_activitynet(json_path: str | os.PathLike) -> Annotations:
@@ -399,7 +473,7 @@ def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.
             entry.subset = "validation"
         entries += sorted(found, key=lambda e: e.video_id)
         found = []
-    return Annotations(classes, entries, skipped_files=skipped)
+    return _built(classes, entries, skipped_files=skipped)
 
 
 def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
@@ -411,7 +485,7 @@ def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
         raise AnnotationError(f"{csv_path}: no such CSV file") from None
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
         rows = rows[1:]
-    entries, seen = [], set()
+    entries = []
     for number, row in enumerate(rows, start=1):
         if not row or not row[0].strip():
             continue
@@ -421,9 +495,5 @@ def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
         subset = SUBSETS.get(row[2].strip(), None) if len(row) > 2 else "training"
         if subset is None:
             raise AnnotationError(f"{csv_path}: line {number}: unknown subset {row[2]!r}")
-        video_id = Path(path).stem
-        if video_id in seen:
-            video_id = path.replace("/", "_")
-        seen.add(video_id)
-        entries.append(Entry(video_id, subset, label or None, video_path=path))
-    return Annotations(sorted({e.label for e in entries if e.label}), entries)
+        entries.append(Entry(Path(path).stem, subset, label or None, video_path=path))
+    return _built(sorted({e.label for e in entries if e.label}), entries)

@@ -389,7 +389,14 @@ def attach_videos(
             first = 1 if is_dir else 0
             entry.segment = (first, first + n_frames)
         kept.append(entry)
-    return Annotations(annotations.labels, kept, missing, unreadable, annotations.skipped_files)
+    return Annotations(
+        annotations.labels,
+        kept,
+        missing,
+        unreadable,
+        annotations.skipped_files,
+        duplicates=annotations.duplicates,
+    )
 
 
 # ---------------------------------------------------------------------- writing annotation files
@@ -405,6 +412,7 @@ class SavedAnnotations:
     counts: dict[str, int]
     missing: list[str]
     unreadable: list[str]
+    duplicates: list[str]
     skipped_files: list[Path]
     problems_file: Path | None
 
@@ -418,7 +426,8 @@ def save_annotations(
 ) -> SavedAnnotations:
     """Write `annotations` as the original JSON; with `video_path`, each video's frame count and
     rate are recorded first (`attach_videos`), and the videos not found or unreadable are left
-    out and named in `<out>.missing.txt`. `progress` None: a bar from 1000 videos on."""
+    out. What was left out (those, and entries naming a video already listed) is named in
+    `<out>.missing.txt`. `progress` None: a bar from 1000 videos on."""
     out_path = Path(out_path)
     if video_path:
         if progress is None:
@@ -426,6 +435,7 @@ def save_annotations(
         annotations = attach_videos(annotations, video_path, jobs, progress=progress)
     write_annotations(out_path, annotations)
     problems = [f"{v}: not found" for v in annotations.missing] + list(annotations.unreadable)
+    problems += annotations.duplicates
     listing = None
     if problems:
         listing = Path(str(out_path) + ".missing.txt")
@@ -437,6 +447,7 @@ def save_annotations(
         counts,
         list(annotations.missing),
         list(annotations.unreadable),
+        list(annotations.duplicates),
         list(annotations.skipped_files),
         listing,
     )
