@@ -5,6 +5,7 @@ is found exactly once, and the printed counts are the file's."""
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,41 @@ def test_writing_two_entries_under_one_id_is_refused(tmp_path):
     both = Annotations(["a", "b"], [Entry("clip", "training", "a"), Entry("clip", "training", "b")])
     with pytest.raises(AnnotationError, match="1 video id.* more than one entry.*'clip'"):
         write_annotations(tmp_path / "x.json", both)
+
+
+def test_inputs_from_several_folders_keep_their_folders_in_the_output_names(
+    videos, tmp_path, tiny_checkpoint, capsys
+):
+    folders = [str(videos / "bikes"), str(videos / "bunny")]
+    out = tmp_path / "out.json"
+    assert main(["classify", *folders, "--checkpoint", str(tiny_checkpoint), "-o", str(out)]) == 0
+    entries = json.loads(out.read_text())
+    assert sorted(e["video"] for e in entries) == sorted(
+        str(videos / c / n) for c in ("bikes", "bunny") for n in ("clip.mp4", f"only_{c}.mp4")
+    )
+    feats = tmp_path / "feats"
+    assert main(["features", *folders, "--checkpoint", str(tiny_checkpoint), "-o", str(feats)]) == 0
+    assert (feats / "bikes" / "clip.npy").exists() and (feats / "bunny" / "clip.npy").exists()
+    manifest = (feats / "manifest.csv").read_text()
+    assert manifest.count("clip.npy") == 2 and "bikes/clip.npy" in manifest
+
+
+def test_names_that_differ_only_in_the_extension(tmp_path, tiny_checkpoint, capsys):
+    """One JSON file takes both; per-video files would collide: refused up front, in words."""
+    folder = tmp_path / "in"
+    write_mp4(folder / "x.mp4", frames_with_index(6, 16, 16))
+    write_mp4(folder / "x.mkv", frames_with_index(6, 16, 16, seed=1))
+    out = tmp_path / "out.json"
+    assert (
+        main(["classify", str(folder), "--checkpoint", str(tiny_checkpoint), "-o", str(out)]) == 0
+    )
+    assert sorted(Path(e["video"]).name for e in json.loads(out.read_text())) == ["x.mkv", "x.mp4"]
+    capsys.readouterr()
+    feats = tmp_path / "feats"
+    argv = ["features", str(folder), "--checkpoint", str(tiny_checkpoint), "-o", str(feats)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 features output would each be written by two inputs or more" in err
+    assert "differ only in their extension; nothing was written" in err
+    assert f"x: {folder / 'x.mkv'} and {folder / 'x.mp4'}" in err
+    assert not feats.exists()

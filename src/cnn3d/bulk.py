@@ -136,6 +136,7 @@ class BulkJob:
     where: Callable[[str], str]
     info: Callable[[str], Path]
     finish: Callable[[list[str]], None] | None = None
+    key: Callable[[str], str] = lambda name: output_name(name).as_posix()  # noqa: E731
 
 
 def run_bulk(
@@ -155,7 +156,7 @@ def run_bulk(
     rows: dict[int, ManifestRow] = {}
     todo = []
     for i in mine:
-        key = output_name(names[i]).as_posix()
+        key = job.key(names[i])
         try:
             done = stamps.get(key) == SourceStamp.of(paths[i])
         except OSError:
@@ -181,7 +182,7 @@ def run_bulk(
             print(f"failed: {message}", file=sys.stderr, flush=True)
         else:
             job.write(job.folder, result)
-            log.record(output_name(names[i]).as_posix(), SourceStamp.of(paths[i]))
+            log.record(job.key(names[i]), SourceStamp.of(paths[i]))
             n = len(result.segments)
             rows[i] = ManifestRow(
                 rows[i].input, rows[i].output, "done", n, result.fps, result.duration_s

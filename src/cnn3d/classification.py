@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .bulk import BulkJob, Shard
-from .files import output_name, write_json
+from .files import write_json
 from .inference import VideoResult
 from .metrics import top_k
 
@@ -55,19 +55,16 @@ def print_table(entries: list[dict], k: int) -> None:
 
 def classify_job(out: Path, shard: Shard, on_video: Callable[[VideoResult], dict]) -> BulkJob:
     """`classify -o out.json`: each video's entry (`on_video` makes it and draws whatever else
-    was asked for) in `<out>.parts/<key>.json`; `out` (per shard: `out.K-of-N.json`) is the list
+    was asked for) in `<out>.parts/<name>.json` (the input's name, extension kept); `out` (per shard: `out.K-of-N.json`) is the list
     of entries in input order, built when the share is done."""
     parts = out.with_name(out.name + ".parts")
     target = out.with_name(f"{out.stem}{shard.suffix}{out.suffix}")
 
     def write(folder: Path, result: VideoResult) -> None:
-        write_json(folder / f"{output_name(result.name).as_posix()}.json", on_video(result))
+        write_json(folder / f"{result.name}.json", on_video(result))
 
     def finish(names: list[str]) -> None:
-        entries = [
-            json.loads((parts / f"{output_name(n).as_posix()}.json").read_text(encoding="utf-8"))
-            for n in names
-        ]
+        entries = [json.loads((parts / f"{n}.json").read_text(encoding="utf-8")) for n in names]
         write_json(target, entries)
 
     return BulkJob(
@@ -77,4 +74,6 @@ def classify_job(out: Path, shard: Shard, on_video: Callable[[VideoResult], dict
         lambda key: f"{target.name}:{key}",
         lambda key: parts / f"{key}.json",
         finish,
+        # parts are named with the extension: `x.mp4` and `x.mkv` both go into one JSON file
+        key=lambda name: name,
     )

@@ -30,16 +30,16 @@ class CheckpointError(Cnn3dError, ValueError):
 
 
 class OutputCollision(Cnn3dError, ValueError):
-    """Several inputs would write one output; the message lists them."""
+    """Several inputs would write one output; the message names each output and its inputs."""
 
-    def __init__(self, groups: list, target: str):
-        lines = [" and ".join(str(p) for p in group) for group in groups[:10]]
+    def __init__(self, groups: list, what: str):
+        lines = [f"{out}: {' and '.join(str(p) for p in sources)}" for out, sources in groups[:10]]
         more = f"\n  ... and {len(groups) - 10} more" if len(groups) > 10 else ""
+        n = len(groups)
         super().__init__(
-            f"{len(groups)} group(s) of inputs would write the same {target} "
-            "(only the extension differs); rename or move one of each, nothing was written:\n  "
-            + "\n  ".join(lines)
-            + more
+            f"{n} {what} output{'s' if n > 1 else ''} would each be written by two inputs or "
+            "more, whose names differ only in their extension; nothing was written. Rename or "
+            "move all but one input of each:\n  " + "\n  ".join(lines) + more
         )
 
 

@@ -84,12 +84,13 @@ def output_name(relative: str | os.PathLike, suffix: str = "") -> Path:
     return relative.parent / f"{stem}{suffix}"
 
 
-def find_collisions(outputs: Iterable[tuple[Path, Path]]) -> list[list[Path]]:
-    """Groups of inputs that would write the same output, from (input, output) pairs."""
+def find_collisions(outputs: Iterable[tuple[Path, Path]]) -> list[tuple[Path, list[Path]]]:
+    """(output, its inputs) for every output that several inputs would write, from (input,
+    output) pairs."""
     by_output: dict[Path, list[Path]] = defaultdict(list)
     for source, output in outputs:
         by_output[output].append(source)
-    return [sorted(sources) for sources in by_output.values() if len(sources) > 1]
+    return [(out, sorted(sources)) for out, sources in by_output.items() if len(sources) > 1]
 
 
 @dataclass(frozen=True)
@@ -198,31 +199,41 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 def collect_inputs(inputs: list[str]) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
-    line, relative to the list's folder). A folder's videos are named relative to the folder,
-    a list's relative to the list's folder (as written), a file by its name."""
+    line, relative to the list's folder). Each video is named by its path relative to the
+    inputs' common folder: one folder's videos relative to that folder, a list's relative to
+    the list's folder (as written), a single file by its name, and videos given through
+    several folders (`bikes/ bunny/`) keep the folders that tell them apart."""
     found = Inputs()
+    roots: list[str] = []  # the folders the names are relative to
     for item in map(Path, inputs):
         if item.is_dir():
             walk = walk_videos(item)
             if not walk.videos:
                 found.problems.append(f"{item}: no video files in this folder")
             found.paths += walk.videos
-            found.names += [p.relative_to(item).as_posix() for p in walk.videos]
             found.skipped += walk.skipped
+            roots.append(os.path.abspath(item))
         elif item.suffix.lower() in LIST_SUFFIXES:
             try:
                 text = item.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 found.problems.append(f"{item}: cannot read this list file ({error})")
                 continue
+            roots.append(os.path.abspath(item.parent))
             for line in (ln.strip() for ln in text.splitlines()):
                 if line:
                     path = Path(line)
-                    found.paths.append(path if path.is_absolute() else item.parent / path)
-                    found.names.append(path.name if path.is_absolute() else path.as_posix())
+                    path = path if path.is_absolute() else item.parent / path
+                    found.paths.append(path)
+                    roots.append(os.path.dirname(os.path.abspath(path)))
         else:
             found.paths.append(item)
-            found.names.append(item.name)
+            roots.append(os.path.dirname(os.path.abspath(item)))
+    if found.paths:
+        common = os.path.commonpath(roots)
+        found.names = [
+            Path(os.path.relpath(os.path.abspath(p), common)).as_posix() for p in found.paths
+        ]
     return found
 
 

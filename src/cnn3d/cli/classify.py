@@ -42,8 +42,9 @@ def run(args) -> int:
 
     shard = videojob.shard_of(args)
     config = inference_config(args, fps=args.fps)
-    writes = bool(args.output or args.timeline or args.render)
-    inputs = videojob.collect(args, check_names=writes)
+    # -o writes one JSON file (its per-video parts keep the extension): only the timeline and
+    # render files are named without it
+    inputs = videojob.collect(args, check_names=bool(args.timeline or args.render))
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
     model = videojob.load(args, config.runtime.torch_device("cpu"))

@@ -284,7 +284,7 @@ def prepare_frames(
     targets = [(src, destination(src, src_root, dst_root, fmt)) for src in walk.videos]
     collisions = find_collisions(targets)
     if collisions:
-        raise OutputCollision(collisions, "output")
+        raise OutputCollision(collisions, "prepare")
     stamps = StampLog(dst_root / STAMPS)
     todo, stamp_of, already = [], {}, 0
     for src, dst in targets:
