@@ -75,12 +75,17 @@ def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
     out = tmp_path / "feats"
     assert run(dataset, out) == 130
     assert len(read_folder(out)) == 2  # the two finished before the kill are on disk
+    err = capsys.readouterr().err
+    assert "interrupted: 2 videos done in this run, 0 done before, 0 failed, 2 not done" in err
+    assert "re-run the same command to resume" in err
     monkeypatch.setattr(cnn3d.features, "write_video_features", real)
-    capsys.readouterr()
     assert run(dataset, out) == 0
     printed = capsys.readouterr().out
     assert "4 videos in this share: 2 done before, 2 to do" in printed
-    assert "2 done, 2 skipped (done before), 0 failed" in printed
+    assert "2 done, 2 done before, 0 failed" in printed
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        statuses = sorted(row["status"] for row in csv.DictReader(f))
+    assert statuses == ["done", "done", "done-before", "done-before"]
     resumed = read_folder(out)
     assert sorted(resumed) == sorted(plain) == sorted(KEYS)
     for key in KEYS:
@@ -135,7 +140,7 @@ def test_manifest_names_every_video_once_with_its_failure(dataset, tmp_path, cap
     argv = ["features", str(src), "--checkpoint", checkpoint, "-o", str(out), "--no-progress"]
     assert main(argv) == 1
     printed = capsys.readouterr()
-    assert "1 done, 0 skipped (done before), 1 failed" in printed.out
+    assert "1 done, 0 done before, 1 failed" in printed.out
     failures = [line for line in printed.err.splitlines() if line.startswith("failed:")]
     assert len(failures) == 1 and "broken.mp4" in failures[0]  # one failure per video
     with open(out / "manifest.csv", newline="", encoding="utf-8") as f:

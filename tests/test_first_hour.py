@@ -62,6 +62,7 @@ def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  
     assert process.returncode == 130, err
     assert "nothing to resume" in out  # the first start said so
     assert "interrupted during epoch 2" in err and "holds epoch 1" in err
+    assert "it goes on with epoch 2, from that epoch's start" in err
 
     assert (
         main(train_args(tiny, result, "--n_epochs", "3", "--batch_size", "2", "--resume", "auto"))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 from .files import SourceStamp, StampLog, atomic_write, output_name
 from .inference import InferenceConfig, VideoResult, iter_model
 from .runtime import Torchrun
@@ -88,7 +88,7 @@ def stamp_logs(folder: Path) -> dict[str, SourceStamp]:
 class ManifestRow:
     input: str
     output: str
-    status: str  # done, skipped (done before), failed
+    status: str  # done, done-before (by an earlier run, kept), failed
     clips: int = 0
     fps: float | None = None
     duration_s: float | None = None
@@ -109,7 +109,7 @@ def write_manifest(path: Path, rows: list[ManifestRow]) -> None:
 @dataclass
 class BulkSummary:
     done: int = 0
-    skipped: int = 0
+    done_before: int = 0  # by an earlier run: kept, not redone
     failed: int = 0
     clips: int = 0
     seconds: float = 0.0
@@ -121,7 +121,7 @@ class BulkSummary:
             if self.seconds > 0 and self.done
             else ""
         )
-        return f"{self.done} done, {self.skipped} skipped (done before), {self.failed} failed{rate}"
+        return f"{self.done} done, {self.done_before} done before, {self.failed} failed{rate}"
 
 
 @dataclass
@@ -150,7 +150,8 @@ def run_bulk(
     want_features: bool = False,
 ) -> BulkSummary:
     """This shard's videos through the model, each finished video written by `job` at once and
-    recorded, videos done before skipped; see the module docstring."""
+    recorded, videos done by an earlier run kept; see the module docstring. Ctrl-C stops
+    with `Interrupted`, which says how many were done and that a re-run resumes."""
     mine = share(paths, shard)
     stamps = stamp_logs(job.folder) if job.folder.exists() else {}
     rows: dict[int, ManifestRow] = {}
@@ -166,32 +167,43 @@ def run_bulk(
         else:
             rows[i] = ManifestRow(str(paths[i]), job.where(key), "failed")
             todo.append(i)
-    summary = BulkSummary(skipped=len(mine) - len(todo))
-    print(f"{len(mine)} videos in this share{_of(shard)}: {summary.skipped} done before, "
+    summary = BulkSummary(done_before=len(mine) - len(todo))
+    print(f"{len(mine)} videos in this share{_of(shard)}: {summary.done_before} done before, "
           f"{len(todo)} to do", flush=True)  # fmt: skip
     log = StampLog(job.folder / f".cnn3d-sources{shard.suffix}.tsv")
     bar = _progress(len(todo), progress)
     start = time.perf_counter()
     subset = [paths[i] for i in todo]
     todo_names = [names[i] for i in todo]
-    for j, result, message in iter_model(model, subset, todo_names, config, want_features):
-        i = todo[j]
-        if result is None:
-            rows[i].error = message
-            summary.failed += 1
-            print(f"failed: {message}", file=sys.stderr, flush=True)
-        else:
-            job.write(job.folder, result)
-            log.record(job.key(names[i]), SourceStamp.of(paths[i]))
-            n = len(result.segments)
-            rows[i] = ManifestRow(
-                rows[i].input, rows[i].output, "done", n, result.fps, result.duration_s
-            )
-            summary.done += 1
-            summary.clips += n
+    try:
+        for j, result, message in iter_model(model, subset, todo_names, config, want_features):
+            i = todo[j]
+            if result is None:
+                rows[i].error = message
+                summary.failed += 1
+                print(f"failed: {message}", file=sys.stderr, flush=True)
+            else:
+                job.write(job.folder, result)
+                log.record(job.key(names[i]), SourceStamp.of(paths[i]))
+                n = len(result.segments)
+                rows[i] = ManifestRow(
+                    rows[i].input, rows[i].output, "done", n, result.fps, result.duration_s
+                )
+                summary.done += 1
+                summary.clips += n
+            if bar is not None:
+                bar.update(1)
+                rate = summary.clips / (time.perf_counter() - start)
+                bar.set_postfix(clips_per_s=f"{rate:.2f}")
+    except KeyboardInterrupt:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(clips_per_s=f"{summary.clips / (time.perf_counter() - start):.2f}")
+            bar.close()
+        left = len(todo) - summary.done - summary.failed
+        raise Interrupted(
+            f"interrupted: {summary.done} videos done in this run, {summary.done_before} done "
+            f"before, {summary.failed} failed, {left} not done; every finished video is on disk "
+            "and recorded: re-run the same command to resume"
+        ) from None
     if bar is not None:
         bar.close()
     summary.seconds = time.perf_counter() - start
@@ -208,10 +220,10 @@ def _done_before(info_path: Path, source: str, where: str) -> ManifestRow:
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ManifestRow(source, where, "skipped")
+        return ManifestRow(source, where, "done-before")
     segments = info.get("segments") or [c["segment"] for c in info.get("clips", [])]
     fps = info.get("fps")
-    return ManifestRow(source, where, "skipped", len(segments), fps, info.get("duration_s"))
+    return ManifestRow(source, where, "done-before", len(segments), fps, info.get("duration_s"))
 
 
 def _of(shard: Shard) -> str:

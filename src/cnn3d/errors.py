@@ -59,5 +59,10 @@ class TrainingError(Cnn3dError, RuntimeError):
     """Training cannot start or go on (no videos, a non-finite loss, ...)."""
 
 
-class TrainingInterrupted(TrainingError):
-    """Ctrl-C: what was saved and how to go on."""
+class Interrupted(Cnn3dError):
+    """Ctrl-C (or SIGINT) stopped a command: the message says what was kept and how to go on;
+    the command exits with 130."""
+
+
+class TrainingInterrupted(TrainingError, Interrupted):
+    """Ctrl-C during training: which epoch `last.pth` holds and how to resume."""

@@ -570,9 +570,10 @@ def interrupted_message(run: Run) -> str:
         saved = f"{run.result / 'last.pth'} holds epoch {run.finished}"
     else:
         saved = "nothing was saved (no epoch had finished)"
+    again = run.finished + 1
     return (
-        f"interrupted during epoch {run.finished + 1}: {saved}. Resume with the same command "
-        "and --resume auto" + (" (it re-runs that epoch)" if run.finished >= 1 else "")
+        f"interrupted during epoch {again}: {saved}. Resume with the same command and "
+        f"--resume auto: it goes on with epoch {again}, from that epoch's start"
     )
 
 

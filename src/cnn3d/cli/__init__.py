@@ -36,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ..errors import Cnn3dError, TrainingInterrupted
+    from ..errors import Cnn3dError, Interrupted
 
     try:
         return args.run(args)
-    except TrainingInterrupted as stop:
+    except Interrupted as stop:
         print(f"cnn3d {args.command}: {stop}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
