@@ -1,6 +1,7 @@
 """The rough edges a new user meets first: Ctrl-C, odd batch sizes, argument checks, --help,
 what `train` says and stores."""
 
+import argparse
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, main
+from cnn3d.cli.common import HelpFormatter
 from cnn3d.models import with_spec
 from cnn3d.models.checkpoint import read_file
 from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
@@ -111,10 +113,20 @@ def test_every_option_has_help_and_shows_its_default(capsys):
                 pending += [(f"{name} {k}", v) for k, v in action.choices.items()]
                 continue
             assert action.help, f"cnn3d {name}: {action.option_strings or action.dest} has no help"
+            if action.help == argparse.SUPPRESS or not action.option_strings or action.required:
+                continue
+            if action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+                continue  # a flag: off unless given
+            shown = HelpFormatter("cnn3d")._get_help_string(action)
+            assert "default" in shown, f"cnn3d {name} {action.option_strings[0]}: no default shown"
+            assert "(default: )" not in shown % {"default": action.default}
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("(default: 32)", "(default: 0.1)", "(default: 200)", "(default: 18)"):
+    assert "(default: 18, or the pretrained model's" in text and "(default: none)" in text
+    assert "count and list unreadable videos instead of stopping (default: off)" in text
+    assert "SUPPRESS" not in text
+    for shown in ("(default: 32)", "(default: 0.1)", "(default: 200)", "(default: 0.0)"):
         assert shown in text
     with pytest.raises(SystemExit):
         main(["--version"])
@@ -173,6 +185,7 @@ def test_a_killed_data_worker_is_an_error_message_not_a_traceback(monkeypatch, c
         raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
 
     monkeypatch.setattr(cnn3d.train, "train", killed)
+    (tmp_path / "a.json").write_text("{}")  # the paths are checked before train() is called
     argv = ["train", "--video-path", str(tmp_path), "--annotation-path", str(tmp_path / "a.json")]
     assert main([*argv, "--result-path", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

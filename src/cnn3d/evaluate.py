@@ -66,7 +66,7 @@ def run_test(
 ) -> dict:
     """Test `checkpoint` and write the results; returns what `metrics.json` holds. `config`
     gives the windows (`window_stride`, `tail`), batch, workers and runtime (default: batches of
-    16, 2 workers, on the CPU); `n_clips` > 0 takes that many evenly spaced clips per video
+    16, 2 workers, on the GPU if there is one); `n_clips` > 0 takes that many evenly spaced clips per video
     instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
     from .data.annotations import read_annotations
     from .data.dataset import VideoDataset, clip_loader, videos_from_annotations
@@ -78,7 +78,7 @@ def run_test(
 
     config = config or InferenceConfig(batch_size=16, workers=2)
     runtime = config.runtime
-    device = runtime.torch_device("cpu")
+    device = runtime.torch_device()
     model = load_model(checkpoint, device=device, fold_bn=True)
     spec = model.spec
     annotations = read_annotations(annotation_path)

@@ -197,12 +197,13 @@ class Inputs:
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
-def collect_inputs(inputs: list[str]) -> Inputs:
+def collect_inputs(inputs: list[str], list_root: str | os.PathLike | None = None) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
     line, relative to the list's folder). Each video is named by its path relative to the
     inputs' common folder: one folder's videos relative to that folder, a list's relative to
     the list's folder (as written), a single file by its name, and videos given through
-    several folders (`bikes/ bunny/`) keep the folders that tell them apart."""
+    several folders (`bikes/ bunny/`) keep the folders that tell them apart. `list_root`: the
+    folder list files' relative lines are under (the sister tool's `--video_root`)."""
     found = Inputs()
     roots: list[str] = []  # the folders the names are relative to
     for item in map(Path, inputs):
@@ -219,11 +220,12 @@ def collect_inputs(inputs: list[str]) -> Inputs:
             except (OSError, UnicodeDecodeError) as error:
                 found.problems.append(f"{item}: cannot read this list file ({error})")
                 continue
-            roots.append(os.path.abspath(item.parent))
+            base = Path(list_root) if list_root is not None else item.parent
+            roots.append(os.path.abspath(base))
             for line in (ln.strip() for ln in text.splitlines()):
                 if line:
                     path = Path(line)
-                    path = path if path.is_absolute() else item.parent / path
+                    path = path if path.is_absolute() else base / path
                     found.paths.append(path)
                     roots.append(os.path.dirname(os.path.abspath(path)))
         else:

@@ -156,7 +156,7 @@ def iter_model(
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
     loader = clip_loader(dataset, config.batch_size, config.workers)
-    device = runtime.torch_device("cpu")
+    device = runtime.torch_device()
     model = model.to(device).eval().to(memory_format=runtime.memory_format)
     heads = FeatureExtractor(model, config.layer, config.spatial)
     net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)

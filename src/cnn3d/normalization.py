@@ -57,3 +57,48 @@ def get_normalization(name: str) -> Normalization:
         raise UsageError(
             f"unknown normalisation preset {name!r}; choose one of {', '.join(PRESETS)}"
         ) from None
+
+
+# The 2018 code's means and its one std, in 0-255 units (divided by --norm_value).
+MEANS_2018 = {
+    "activitynet": (114.7748, 107.7354, 99.4750),
+    "kinetics": (110.63666788, 103.16065604, 96.29023126),
+}
+STD_2018 = (38.7568578, 37.88248729, 40.02898126)
+
+
+def original_normalization(
+    mean_dataset: str,
+    era: int,
+    *,
+    value_scale: float = 1.0,
+    norm_value: float = 1.0,
+    no_mean_norm: bool = False,
+    no_std_norm: bool = False,
+    std_norm: bool = False,
+) -> Normalization:
+    """The input the original's flags describe. `era` 2018 (`--norm_value`, `--std_norm`):
+    pixels / norm_value minus that code's ActivityNet or Kinetics mean (/ norm_value), divided
+    by its std only with `std_norm`. `era` 2020 (`--value_scale`, `--no_mean_norm`,
+    `--no_std_norm`): [0, 1] x value_scale, minus the 2020 preset's mean and divided by its std
+    (both x value_scale); `no_mean_norm` makes the mean 0, `no_std_norm` the std 1."""
+    if era == 2018:
+        if mean_dataset not in MEANS_2018:
+            raise UsageError(
+                f"the 2018 code's --mean_dataset is activitynet or kinetics, not {mean_dataset!r}"
+            )
+        mean = (
+            (0.0,) * 3 if no_mean_norm else tuple(m / norm_value for m in MEANS_2018[mean_dataset])
+        )
+        std = tuple(s / norm_value for s in STD_2018) if std_norm else (1.0,) * 3
+        value_range = 255.0 / norm_value
+    else:
+        preset = get_normalization(mean_dataset)
+        mean = (0.0,) * 3 if no_mean_norm else tuple(m * value_scale for m in preset.mean)
+        std = (1.0,) * 3 if no_std_norm else tuple(s * value_scale for s in preset.std)
+        value_range = float(value_scale)
+    found = Normalization(mean_dataset, mean, std, value_range)
+    for preset in PRESETS.values():  # the same numbers as a preset: give its name
+        if (preset.mean, preset.std, preset.value_range) == (mean, std, value_range):
+            return preset
+    return Normalization(f"{mean_dataset} ({era} flags)", found.mean, found.std, value_range)

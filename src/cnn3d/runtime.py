@@ -42,7 +42,7 @@ class RuntimeConfig:
     channels_last: bool = True
     compile: bool | None = None
 
-    def torch_device(self, default: str = "cpu", torchrun: Torchrun | None = None) -> torch.device:
+    def torch_device(self, default: str = "auto", torchrun: Torchrun | None = None) -> torch.device:
         """The device to use: `device`, else `default` ("auto": CUDA when present). A bare
         `cuda` becomes this process's GPU, `cuda:LOCAL_RANK` (`cuda:0` outside torchrun), so
         that `torch.cuda.set_device` and DDP's `device_ids` get an index."""

@@ -32,7 +32,8 @@ from .files import atomic_write
 from .metrics import compute_metrics
 from .models import build_model, check_input_channels, load_model
 from .models.checkpoint import read_file, save_model, unwrap_state_dict
-from .normalization import get_normalization
+from .models.zoo import canonical_family
+from .normalization import Normalization, get_normalization
 from .plots import write_curves
 from .runtime import RuntimeConfig, Torchrun
 from .trainlog import RunLogs, format_epoch, progress_bar, write_missing
@@ -51,17 +52,23 @@ class TrainConfig:
     t_stride: int = 1
     train_crop: str = "corner"
     crop_scale: tuple[float, float] = (0.25, 1.0)  # area fractions of the `random` crop
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratios of the `random` crop
+    temporal_crop: str = "random"  # where a training clip starts: random, or the centre
     flip: bool = True
-    normalization: str | None = None  # None: the pretrained model's, else 'kinetics'
+    # a preset name or a Normalization; None: the pretrained model's, else 'kinetics'
+    normalization: str | Normalization | None = None
     n_val_clips: int = 3
     batch_size: int = 32
     workers: int = 2
     skip_bad_videos: bool = False
-    # model
-    family: str = "resnet"
-    depth: int = 18
+    n_classes: int | None = None  # if given, must be the annotation file's class count
+    # model; family and depth None: resnet-18, or the pretrained model's (if given, they must
+    # be the pretrained model's)
+    family: str | None = None
+    depth: int | None = None
     model_options: dict = field(default_factory=dict)
     pretrain_path: str | None = None
+    n_pretrain_classes: int | None = None  # if given, must be the pretrained model's
     ft_begin_module: str = ""
     # optimisation
     lr: float = 0.1
@@ -75,6 +82,7 @@ class TrainConfig:
     plateau_patience: int = 10
     warmup_epochs: int = 0
     epochs: int = 200
+    overwrite_milestones: bool = False  # on resume, the milestones given replace the saved ones
     # run
     validate: bool = True
     resume: str | None = None  # a path, or 'auto' for <result_path>/last.pth
@@ -223,17 +231,29 @@ def resume_from(path: Path, model, optimizer, scheduler, device) -> tuple[int, f
 
 
 def build_training_model(cfg: TrainConfig, labels: list[str]):
-    """A fresh network, or a pretrained one with a new head for `len(labels)` classes."""
+    """A fresh network, or a pretrained one with a new head for `len(labels)` classes. Options
+    given that disagree with the pretrained model or the annotation file are errors naming both."""
+    if cfg.n_classes is not None and cfg.n_classes != len(labels):
+        raise UsageError(
+            f"--n_classes {cfg.n_classes}, but {cfg.annotation_path} has {len(labels)} classes: "
+            "the annotation file decides (leave --n_classes out)"
+        )
     if cfg.pretrain_path:
         model = load_model(cfg.pretrain_path, **cfg.model_options)
+        check_pretrained(cfg, model.spec)
         if model.spec.n_classes != len(labels):
             model.reset_classifier(len(labels))
-        normalization = (
-            get_normalization(cfg.normalization) if cfg.normalization else model.spec.normalization
-        )
+        normalization = model.spec.normalization
     else:
-        model = build_model(cfg.family, cfg.depth, len(labels), **cfg.model_options)
-        normalization = get_normalization(cfg.normalization or "kinetics")
+        if cfg.n_pretrain_classes is not None:
+            print("--n_pretrain_classes goes with --pretrain_path; without it, it is ignored")
+        family, depth = cfg.family or "resnet", cfg.depth or 18
+        model = build_model(family, depth, len(labels), **cfg.model_options)
+        normalization = get_normalization("kinetics")
+    if isinstance(cfg.normalization, Normalization):
+        normalization = cfg.normalization
+    elif cfg.normalization:
+        normalization = get_normalization(cfg.normalization)
     model.spec = replace(
         model.spec,
         n_classes=len(labels),
@@ -244,6 +264,26 @@ def build_training_model(cfg: TrainConfig, labels: list[str]):
         t_stride=cfg.t_stride,
     )
     return model
+
+
+def check_pretrained(cfg: TrainConfig, spec) -> None:
+    """--model, --model_depth and --n_pretrain_classes, where given, against the checkpoint."""
+    path = cfg.pretrain_path
+    if cfg.family is not None and canonical_family(cfg.family) != spec.family:
+        raise UsageError(
+            f"--model {cfg.family}, but {path} holds a {spec.arch}: leave --model out (the "
+            "checkpoint decides) or give a checkpoint of that family"
+        )
+    if cfg.depth is not None and cfg.depth != spec.depth:
+        raise UsageError(
+            f"--model_depth {cfg.depth}, but {path} holds a {spec.arch}: leave --model_depth "
+            "out (the checkpoint decides) or give a checkpoint of that depth"
+        )
+    if cfg.n_pretrain_classes is not None and cfg.n_pretrain_classes != spec.n_classes:
+        raise UsageError(
+            f"--n_pretrain_classes {cfg.n_pretrain_classes}, but {path} predicts "
+            f"{spec.n_classes} classes"
+        )
 
 
 @dataclass
@@ -395,11 +435,16 @@ def index_data(cfg: TrainConfig) -> tuple[list[str], VideoIndex, VideoIndex, dic
 def make_datasets(cfg: TrainConfig, normalization, train_videos, val_videos):
     """(training clips, validation clips or None)."""
     transform = TrainTransform(
-        cfg.sample_size, cfg.train_crop, cfg.flip, normalization, tuple(cfg.crop_scale)
+        cfg.sample_size,
+        cfg.train_crop,
+        cfg.flip,
+        normalization,
+        tuple(cfg.crop_scale),
+        tuple(cfg.crop_ratio),
     )
     train_set = VideoDataset(
         train_videos, transform, "train", cfg.clip_length, cfg.t_stride,
-        skip_bad=cfg.skip_bad_videos, seed=cfg.seed,
+        skip_bad=cfg.skip_bad_videos, seed=cfg.seed, temporal_crop=cfg.temporal_crop,
     )  # fmt: skip
     if not (cfg.validate and val_videos):
         return train_set, None
@@ -420,6 +465,10 @@ def resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun):
             print(f"--resume auto: nothing to resume ({path} does not exist); starting fresh")
         return 1, -1.0
     begin_epoch, best = resume_from(path, model, optimizer, scheduler, device)
+    if cfg.overwrite_milestones and cfg.schedule == "multistep":
+        from collections import Counter
+
+        scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
         print(f"resumed from {path} at epoch {begin_epoch}")
     return begin_epoch, best
@@ -430,6 +479,7 @@ def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
     cfg = run.cfg
     run.result.mkdir(parents=True, exist_ok=True)
     used = asdict(cfg) | {
+        "arch": run.model.spec.arch,
         "amp": cfg.runtime.amp_dtype(run.device) is not None,
         "precision": cfg.runtime.precision_name(run.device),
         "normalization": run.model.spec.normalization.name,
@@ -454,7 +504,7 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
         f"  device {device} x {run.torchrun.world_size} process(es), "
         f"{cfg.runtime.precision_name(device)}, "
         f"{'channels_last_3d' if cfg.channels_last else 'contiguous'} memory format, "
-        f"{cfg.normalization or run.model.spec.normalization.name} input\n"
+        f"{run.model.spec.normalization.name} input\n"
         f"  batch {cfg.batch_size} per process, {len(run.train_loader)} steps per epoch"
         + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
         + f", epochs {run.begin_epoch}..{cfg.epochs}\n  results in {run.result}"

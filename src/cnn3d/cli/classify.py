@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import videojob
+from . import checks, videojob
 from .common import add_parser, inference_config, positive_int
 
 
@@ -13,23 +13,25 @@ def add(sub) -> None:
     p = add_parser(
         sub, "classify", "per-video and per-clip labels of raw video files, folders or list files"
     )
-    videojob.add_video_job_options(p)
+    videojob.add_video_job_options(p, "classify")
     p.add_argument(
         "--output",
         "-o",
         help="JSON file (the sister tool's layout, with clip times), built from <name>.parts/ "
-        "when done; a re-run skips videos done",
+        "when done; a re-run skips videos done (default: print only)",
     )
     p.add_argument("--topk", type=positive_int, default=5, help="labels shown per video")
     p.add_argument(
         "--timeline",
         metavar="DIR",
-        help="a PNG per video of 3 clips or more: the top-k class probabilities over time",
+        help="a PNG per video of 3 clips or more: the top-k class probabilities over time "
+        "(default: none)",
     )
     p.add_argument(
         "--render",
         metavar="DIR",
-        help="each video written again (H.264, same size and rate) with its clips' labels",
+        help="each video written again with its clips' labels (H.264, same frame rate and "
+        "size, an odd width or height cut to even) (default: none)",
     )
     p.set_defaults(run=run)
 
@@ -40,6 +42,12 @@ def run(args) -> int:
     from ..files import output_name
     from ..inference import iter_model
 
+    videojob.check(args, "score")
+    if args.output:
+        checks.output_file(args.output, "-o (the classify JSON)")
+    for folder, flag in ((args.timeline, "--timeline"), (args.render, "--render")):
+        if folder:
+            checks.output_folder(folder, flag)
     shard = videojob.shard_of(args)
     config = inference_config(args, fps=args.fps)
     # -o writes one JSON file (its per-video parts keep the extension): only the timeline and
@@ -47,7 +55,7 @@ def run(args) -> int:
     inputs = videojob.collect(args, check_names=bool(args.timeline or args.render))
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
-    model = videojob.load(args, config.runtime.torch_device("cpu"))
+    model = videojob.load(args, config.runtime.torch_device())
     names = model.spec.class_names
 
     def on_video(result) -> dict:

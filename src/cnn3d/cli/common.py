@@ -8,12 +8,23 @@ import argparse
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default (where it has one) after its help."""
+    """Shows each option's default after its help: the value, `on`/`off` for switches, `none`
+    for an empty string; options whose default is None say in their help what it means."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in action.help:
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help or ""
+        if "%(default)" in text or "default:" in text or not action.option_strings:
+            return text
+        default = action.default
+        if default is argparse.SUPPRESS or action.required or default is None:
+            return text
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return f"{text} (default: {'on' if default else 'off'})"
+        if default is False and action.nargs == 0:  # a store_true flag: off unless given
+            return text
+        if default == "":
+            return f"{text} (default: none)"
+        return f"{text} (default: %(default)s)"
 
 
 def add_parser(sub, name: str, help: str) -> argparse.ArgumentParser:
@@ -84,7 +95,7 @@ def add_runtime_options(p, batch_size: int, workers: int, workers_help: str) -> 
         "--workers", "--n_threads", type=non_negative_int, default=workers, help=workers_help
     )
     switch(g, "amp", None, AMP_HELP)
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cpu)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     switch(g, "compile", None, COMPILE_HELP)
 
 

@@ -14,14 +14,18 @@ def add(sub) -> None:
     p.add_argument(
         "--class-names",
         "--class_names",
-        help="text file, one class name per line, stored in the output",
+        help="text file, one class name per line, stored in the output (default: the names "
+        "the checkpoint has)",
     )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from ..models import convert
+    from . import checks
 
+    checks.input_file(args.src, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    checks.output_file(args.dst, "the converted checkpoint")
     model = convert(args.src, args.dst, args.class_names)
     spec = model.spec
     if args.class_names:

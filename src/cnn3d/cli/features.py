@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import videojob
+from . import checks, videojob
 from .common import add_parser, inference_config, positive_int
 
 
@@ -12,7 +12,7 @@ def add(sub) -> None:
     p = add_parser(
         sub, "features", "pooled clip features of raw video files, folders or list files"
     )
-    videojob.add_video_job_options(p)
+    videojob.add_video_job_options(p, "features")
     p.add_argument(
         "--output",
         "-o",
@@ -23,7 +23,8 @@ def add(sub) -> None:
     p.add_argument(
         "--layer",
         help="take the pooled features of this stage instead of the last one: layer1-layer4 "
-        "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet)",
+        "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet) "
+        "(default: the last stage)",
     )
     p.add_argument(
         "--spatial",
@@ -42,6 +43,11 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..features import extract_features
 
+    videojob.check(args, "feature")
+    if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+        checks.output_file(args.output, "-o (the features file)")
+    else:
+        checks.output_folder(args.output, "-o (the features folder)")
     shard = videojob.shard_of(args)
     config = inference_config(args, fps=args.fps, layer=args.layer, spatial=args.spatial)
     inputs = videojob.collect(args)
@@ -49,7 +55,7 @@ def run(args) -> int:
         return videojob.nothing_to_do(inputs)
     model = videojob.load(
         args,
-        config.runtime.torch_device("cpu"),
+        config.runtime.torch_device(),
         need_names=False,
         clip_length=args.clip_length,
         sample_size=args.sample_size,

@@ -26,7 +26,9 @@ def run(args) -> int:
 
         raise UsageError("fuse needs two results or more")
     from ..evaluate import fuse_results
+    from . import checks
 
+    checks.output_folder(args.output, "--output")
     summary = fuse_results(args.results, args.output, args.weights, args.topk)
     print(
         f"fused {len(args.results)} results over {summary['n_videos']} videos "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from . import checks
 from .common import add_parser, add_progress, fraction, non_negative_int, positive_int
 
 ANNOTATION_SOURCES = {
@@ -35,7 +36,11 @@ def add(sub) -> None:
         default=6,
         help="how many of the motion classes (8 at most)",
     )
-    q.add_argument("--classes", nargs="+", help="class names to use instead of --n-classes")
+    q.add_argument(
+        "--classes",
+        nargs="+",
+        help="class names to use instead of --n-classes (default: the first --n-classes)",
+    )
     q.add_argument(
         "--groups",
         type=positive_int,
@@ -58,7 +63,8 @@ def add_annotation_parser(psub, kind: str, src_help: str) -> None:
         "--video-path",
         "--video_path",
         help="where the videos are: records each one's frame count and fps (so training and "
-        "testing open no video to start), reports missing and unreadable videos",
+        "testing open no video to start), reports missing and unreadable videos (default: "
+        "none, nothing recorded; custom folders: the folder itself)",
     )
     q.add_argument(
         "--jobs",
@@ -141,6 +147,8 @@ def run_frames(args) -> int:
     from ..data.prepare import prepare_frames
     from ..files import describe_skipped
 
+    checks.input_folder(args.src, "the videos")
+    checks.output_folder(args.dst, "the output")
     report = prepare_frames(
         args.src,
         args.dst,
@@ -182,6 +190,19 @@ def run_annotations(args) -> int:
 
     out, kind = Path(args.out), args.kind
     video_path = args.video_path
+    for src in args.src:
+        if kind in ("ucf101", "hmdb51", "mit"):
+            checks.input_folder(src, f"the {kind} split files")
+        elif kind in ("kinetics", "activitynet"):
+            checks.input_file(src, f"a {kind} annotation file", (".csv", ".json"))
+        elif not Path(src).exists():
+            checks.input_file(src, "a class folder or a CSV")
+    if kind in ("ucf101", "hmdb51"):
+        checks.output_folder(out, "--out")
+    else:
+        checks.output_file(out, "--out")
+    if video_path:
+        checks.input_folder(video_path, "--video-path: the videos")
     if kind in ("ucf101", "hmdb51"):
         build = A.build_ucf101 if kind == "ucf101" else A.build_hmdb51
         written = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import checks, original
 from .common import (
     add_parser,
     add_progress,
@@ -51,12 +52,17 @@ def add(sub) -> None:
     add_progress(p)
     add_window_options(p, "--inference_stride")
     add_runtime_options(p, batch_size=16, workers=2, workers_help="DataLoader worker processes")
+    original.add_test(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from ..evaluate import run_test
 
+    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    checks.input_folder(args.video_path, "--video-path: the videos")
+    checks.input_file(args.annotation_path, "an annotation file", (".json",))
+    checks.output_folder(args.result_path, "--result-path")
     summary = run_test(
         args.checkpoint,
         args.video_path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import checks, original
 from .common import add_parser, non_negative_int, positive_float, positive_int, switch
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
@@ -30,13 +31,19 @@ def add(sub) -> None:
         required=True,
         help="folder for logs, checkpoints and plots (made if missing)",
     )
-    g.add_argument("--dataset", default=None, help="accepted for old command lines; not needed")
+    g.add_argument(
+        "--dataset",
+        default=None,
+        help="accepted for old command lines; the annotation file says what the data is "
+        "(default: not needed)",
+    )
     g.add_argument(
         "--n-classes",
         "--n_classes",
-        type=int,
+        type=positive_int,
         default=None,
-        help="accepted for old command lines; the annotation file decides",
+        help="if given, checked against the annotation file, which decides (default: the "
+        "annotation file's)",
     )
     g.add_argument(
         "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
@@ -104,21 +111,23 @@ def add(sub) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
-        default="resnet",
-        help=f"family: {', '.join(FAMILIES)} (or an alias: r3d, preact, wrn, r2p1d)",
+        default=None,
+        help=f"family: {', '.join(FAMILIES)} (or an alias: r3d, preact, wrn, r2p1d) (default: "
+        "resnet, or the pretrained model's; given with --pretrain-path, it must be that one)",
     )
     g.add_argument(
         "--model-depth",
         "--model_depth",
         type=positive_int,
-        default=18,
-        help="depth (`cnn3d models` lists each family's)",
+        default=None,
+        help="depth (`cnn3d models` lists each family's) (default: 18, or the pretrained "
+        "model's; given with --pretrain-path, it must be that one)",
     )
     g.add_argument(
         "--n-input-channels",
         "--n_input_channels",
         type=positive_int,
-        help="input channels (3 for RGB, 2 for flow; --input sets it)",
+        help="input channels (default: 3 for RGB, 2 for flow: --input sets it)",
     )
     g.add_argument(
         "--input",
@@ -132,13 +141,13 @@ def add(sub) -> None:
         "--conv1-t-size",
         "--conv1_t_size",
         type=positive_int,
-        help="temporal kernel of the first conv (7 in the 2020 code)",
+        help="temporal kernel of the first conv (default: 7, as in the 2020 code)",
     )
     g.add_argument(
         "--conv1-t-stride",
         "--conv1_t_stride",
         type=positive_int,
-        help="temporal stride of the first conv",
+        help="temporal stride of the first conv (default: 1)",
     )
     g.add_argument(
         "--no-max-pool",
@@ -150,25 +159,33 @@ def add(sub) -> None:
         "--shortcut",
         "--resnet_shortcut",
         choices=["A", "B"],
-        help="A: zero-padded identity (2018 ResNet-18/34); B: 1x1x1 conv",
+        help="A: zero-padded identity (2018 ResNet-18/34); B: 1x1x1 conv (default: B, or the "
+        "pretrained model's)",
     )
     g.add_argument(
         "--widen-factor",
         "--resnet_widen_factor",
         "--wide_resnet_k",
         type=positive_float,
-        help="width multiplier (Wide ResNet's k)",
+        help="width multiplier (Wide ResNet's k) (default: 1; Wide ResNet 2)",
     )
     g.add_argument(
-        "--cardinality", "--resnext_cardinality", type=positive_int, help="ResNeXt groups"
+        "--cardinality",
+        "--resnext_cardinality",
+        type=positive_int,
+        help="ResNeXt groups (default: 32)",
     )
     g.add_argument(
-        "--stem-width", type=positive_int, help="first conv's width (64 in the 2018 files)"
+        "--stem-width",
+        type=positive_int,
+        help="first conv's width (default: the first stage's, as in the 2020 code; the 2018 "
+        "ResNeXt and Wide ResNet files use 64)",
     )
     g.add_argument(
         "--pretrain-path",
         "--pretrain_path",
-        help="checkpoint to fine-tune from (any supported format)",
+        help="checkpoint to fine-tune from (any supported format) (default: none, train from "
+        "scratch)",
     )
     g.add_argument(
         "--ft-begin-module",
@@ -232,7 +249,7 @@ def add(sub) -> None:
     g.add_argument(
         "--resume",
         "--resume_path",
-        help="a checkpoint, or 'auto' (<result>/last.pth if there is one)",
+        help="a checkpoint, or 'auto' (<result>/last.pth if there is one) (default: start fresh)",
     )
     g.add_argument(
         "--checkpoint",
@@ -265,11 +282,14 @@ def add(sub) -> None:
         default=1,
         help="seed of the model's initialisation and the data order",
     )
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    original.add_train(p)
     p.set_defaults(run=run)
 
 
 def train_config_from_args(args):
+    """The frozen training settings of the parsed options, the original's included."""
+    from ..normalization import original_normalization
     from ..train import TrainConfig
 
     options = {}
@@ -289,25 +309,55 @@ def train_config_from_args(args):
         options["no_max_pool"] = True
     if args.input == "flow":
         options.setdefault("n_input_channels", 2)
+    paths = {
+        name: rooted(args.root_path, getattr(args, name))
+        for name in ("video_path", "annotation_path", "result_path", "resume", "pretrain_path")
+    }
+    if paths["resume"] is not None and args.resume == "auto":
+        paths["resume"] = "auto"
+    normalization = args.normalization
+    if args.norm_value is not None or args.std_norm:  # the 2018 code's preprocessing flags
+        normalization = original_normalization(
+            args.normalization or "activitynet",
+            2018,
+            norm_value=args.norm_value or 1.0,
+            no_mean_norm=args.no_mean_norm,
+            std_norm=args.std_norm,
+        )
+    elif args.value_scale is not None or args.no_mean_norm or args.no_std_norm:
+        normalization = original_normalization(
+            args.normalization or "kinetics",
+            2020,
+            value_scale=args.value_scale or 1.0,
+            no_mean_norm=args.no_mean_norm,
+            no_std_norm=args.no_std_norm,
+        )
+    n_classes, n_pretrain_classes = args.n_classes, args.n_pretrain_classes
+    if args.n_finetune_classes is not None:  # the 2018 code: --n_classes is the checkpoint's
+        n_classes, n_pretrain_classes = args.n_finetune_classes, n_pretrain_classes or n_classes
     return TrainConfig(
-        video_path=args.video_path,
-        annotation_path=args.annotation_path,
-        result_path=args.result_path,
+        video_path=paths["video_path"],
+        annotation_path=paths["annotation_path"],
+        result_path=paths["result_path"],
         clip_length=args.clip_length,
         sample_size=args.sample_size,
         t_stride=args.t_stride,
         train_crop=args.train_crop,
         crop_scale=tuple(args.crop_scale),
+        crop_ratio=tuple(getattr(args, "crop_ratio", (3 / 4, 4 / 3))),
+        temporal_crop=args.temporal_crop,
         flip=args.flip,
-        normalization=args.normalization,
+        normalization=normalization,
         n_val_clips=args.n_val_clips,
         batch_size=args.batch_size,
         workers=args.workers,
         skip_bad_videos=args.skip_bad_videos,
+        n_classes=n_classes,
         family=args.model,
         depth=args.model_depth,
         model_options=options,
-        pretrain_path=args.pretrain_path,
+        pretrain_path=paths["pretrain_path"],
+        n_pretrain_classes=n_pretrain_classes,
         ft_begin_module=args.ft_begin_module,
         lr=args.lr,
         momentum=args.momentum,
@@ -319,8 +369,9 @@ def train_config_from_args(args):
         plateau_patience=args.plateau_patience,
         warmup_epochs=args.warmup_epochs,
         epochs=args.n_epochs,
+        overwrite_milestones=args.overwrite_milestones,
         validate=args.val,
-        resume=args.resume,
+        resume=paths["resume"],
         checkpoint_every=args.checkpoint,
         amp=args.amp,
         channels_last=args.channels_last,
@@ -333,10 +384,26 @@ def train_config_from_args(args):
     )
 
 
+def rooted(root: str | None, path: str | None) -> str | None:
+    """`--root_path` joined onto a relative path, as the original joined it."""
+    if root is None or path is None:
+        return path
+    import os
+
+    return os.path.join(root, path)
+
+
 def run(args) -> int:
     from ..train import train
 
-    metrics = train(train_config_from_args(args))
+    cfg = train_config_from_args(args)
+    checks.input_folder(cfg.video_path, "--video-path: the videos")
+    checks.input_file(cfg.annotation_path, "an annotation file", (".json",))
+    checks.output_folder(cfg.result_path, "--result-path")
+    for path in (cfg.pretrain_path, None if cfg.resume == "auto" else cfg.resume):
+        if path:
+            checks.input_file(path, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    metrics = train(cfg)
     if "curves" in metrics:
         print(f"results in {args.result_path} (logs, checkpoints, curves.png)")
     return 0

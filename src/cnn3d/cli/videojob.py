@@ -3,25 +3,43 @@ shares of a dataset, and how failures are counted; declared and handled once."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from . import original
 from .common import add_progress, add_runtime_options, add_window_options, positive_float
 
 
-def add_video_job_options(p) -> None:
+class SisterToolModel(argparse.Action):
+    """`--model PATH`, the sister tool's name for the checkpoint: taken, with a note, since in
+    `cnn3d train` --model is the family."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(
+            f"{parser.prog}: note: --model is the sister tool's name for the checkpoint; it is "
+            "--checkpoint here (in `cnn3d train`, --model is the model family)",
+            file=sys.stderr,
+        )
+        namespace.checkpoint = values
+
+
+def add_video_job_options(p, command: str) -> None:
     p.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         help="video files, folders (searched recursively) or .txt/.lst/.list files "
-        "of paths (relative to the list's folder)",
+        "of paths (relative to the list's folder); or the sister tool's --input list",
     )
     p.add_argument(
-        "--checkpoint", "--model", required=True, help="the model (any supported checkpoint)"
+        "--checkpoint", help="the model (any supported checkpoint) (default: none; required)"
     )
+    p.add_argument("--model", action=SisterToolModel, help=argparse.SUPPRESS)
     p.add_argument(
         "--class-names",
         "--class_names",
-        help="text file, one class name per line (when the checkpoint has none)",
+        help="text file, one class name per line (default: the checkpoint's, else class_0...)",
     )
     p.add_argument(
         "--shard",
@@ -46,6 +64,26 @@ def add_video_job_options(p) -> None:
         workers_help="DataLoader worker processes decoding ahead of the model "
         "(0: decode in this one)",
     )
+    original.add_video_job(p, command)
+
+
+def check(args, mode: str) -> None:
+    """Before any work: a checkpoint and inputs given, the sister tool's --mode this command's."""
+    from ..errors import UsageError
+    from . import checks
+
+    if args.mode and args.mode != mode:
+        other = "classify" if args.mode == "score" else "features"
+        raise UsageError(f"--mode {args.mode} is `cnn3d {other}`; this is `cnn3d {args.command}`")
+    if not args.checkpoint:
+        raise UsageError("--checkpoint is required: the model to run (any supported checkpoint)")
+    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    if not args.inputs and not args.input_list:
+        raise UsageError("no inputs: give video files, folders or list files (or --input LIST)")
+    if args.input_list:
+        checks.input_file(args.input_list, "a list of videos", (".txt", ".lst", ".list"))
+    if args.video_root:
+        checks.input_folder(args.video_root, "--video_root")
 
 
 def shard_of(args):
@@ -59,7 +97,8 @@ def collect(args, check_names: bool = True):
     collide refused before any work."""
     from ..files import check_output_names, collect_inputs, describe_skipped
 
-    inputs = collect_inputs(args.inputs)
+    listed = [args.input_list] if args.input_list else []
+    inputs = collect_inputs(args.inputs + listed, args.video_root)
     if inputs.skipped:
         print(describe_skipped(inputs.skipped, args.verbose), file=sys.stderr)
     if check_names:
@@ -76,6 +115,7 @@ def load(args, device, need_names: bool = True, **options):
 
     names = read_class_names(args.class_names) if args.class_names else None
     model = load_model(args.checkpoint, device=device, class_names=names, fold_bn=True, **options)
+    check_model_options(args, model.spec)
     if model.spec.class_names is None:
         with_spec(model, class_names=[f"class_{i}" for i in range(model.spec.n_classes)])
         if need_names:
@@ -85,6 +125,27 @@ def load(args, device, need_names: bool = True, **options):
                 file=sys.stderr,
             )
     return model
+
+
+def check_model_options(args, spec) -> None:
+    """The sister tool built the network from --model_name, --model_depth, ...: here the
+    checkpoint decides, and any of them given must agree with it."""
+    from ..errors import UsageError
+    from ..models.zoo import canonical_family
+
+    given = {
+        "--model_name": (args.model_name, spec.family, canonical_family),
+        "--model_depth": (args.model_depth, spec.depth, int),
+        "--resnet_shortcut": (args.resnet_shortcut, spec.options.get("shortcut", "B"), str),
+        "--wide_resnet_k": (args.wide_resnet_k, spec.options.get("widen_factor", 1), float),
+        "--resnext_cardinality": (args.resnext_cardinality, spec.options.get("cardinality"), int),
+    }
+    for flag, (value, found, norm) in given.items():
+        if value is not None and norm(value) != found:
+            raise UsageError(
+                f"{flag} {value}, but {args.checkpoint} holds a {spec.arch} ({flag[2:]} "
+                f"{found}): the checkpoint decides, leave {flag} out"
+            )
 
 
 def failures(failed: int, problems: list[str]) -> int:

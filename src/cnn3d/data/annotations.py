@@ -173,10 +173,16 @@ def write_annotations(path: str | os.PathLike, annotations: Annotations) -> None
 def read_annotations(path: str | os.PathLike) -> Annotations:
     """Read the original JSON (Kinetics/UCF/HMDB/MiT builders' output, or ActivityNet's)."""
     path = Path(path)
+    if path.is_dir():
+        held = sorted(p.name for p in path.glob("*.json"))
+        hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
+        raise AnnotationError(f"{path}: is a folder, not an annotation file{hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AnnotationError(f"{path}: no such annotation file") from None
+    except OSError as error:
+        raise AnnotationError(f"{path}: cannot be read ({error.strerror or error})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AnnotationError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or "database" not in data:

@@ -75,6 +75,7 @@ class VideoDataset(Dataset):
         n_views: int = 1,
         skip_bad: bool = False,
         seed: int = 0,
+        temporal_crop: str = "random",
     ):
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be train, val or test, not {mode!r}")
@@ -85,6 +86,9 @@ class VideoDataset(Dataset):
         self.stride = stride
         self.skip_bad = skip_bad
         self.seed = seed
+        if temporal_crop not in ("random", "center"):
+            raise ValueError(f"temporal_crop must be random or center, not {temporal_crop!r}")
+        self.temporal_crop = temporal_crop
         self.target_fps = fps if mode == "test" else None
         self.n_clips = n_clips if mode == "val" else None
         self.window_stride, self.tail = window_stride, tail
@@ -211,6 +215,8 @@ class VideoDataset(Dataset):
     def positions(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """0-based frame positions (within the segment) of item `i`."""
         v, start, _ = self._item(i)
+        if self.mode == "train" and self.temporal_crop == "center":
+            return sampling.center_clip(self.n_frames(v), self.clip_length, self.stride)
         if self.mode == "train":
             return sampling.random_clip(self.n_frames(v), self.clip_length, self.stride, rng)
         return self.plan(v).positions(start)

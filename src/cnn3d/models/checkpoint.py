@@ -37,6 +37,12 @@ FORMAT_VERSION = 1
 def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
     """The raw object in a checkpoint file, read without running any pickled code."""
     path = Path(path)
+    if path.is_dir():
+        held = sorted(
+            p.name for p in path.iterdir() if p.suffix in (".pth", ".pt", ".safetensors", ".tar")
+        )
+        hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
