@@ -200,7 +200,7 @@ def add_train(p) -> None:
         "--output_topk": (1, TEST_INSTEAD + " --topk"),
         "--scale_in_test": (1, TEST_INSTEAD),
         "--crop_position_in_test": (1, TEST_INSTEAD),
-        "--no_softmax_in_test": (0, "is not offered: video scores average softmax probabilities"),
+        "--no_softmax_in_test": (0, "is not offered: `cnn3d test` averages softmax scores"),
         "--distributed": (0, TORCHRUN),
         "--dist_url": (1, TORCHRUN),
         "--world_size": (1, TORCHRUN),
@@ -255,7 +255,8 @@ def add_test(p) -> None:
     g.add_argument(
         "--no_softmax_in_test",
         action=Refused,
-        advice="is not offered: video scores average softmax probabilities",
+        advice="is not offered: `cnn3d test` averages softmax probabilities (the paper's video "
+        "scores); `cnn3d classify` writes each clip's",
         help=argparse.SUPPRESS,
     )
 
