@@ -62,8 +62,9 @@ def test_killed_classify_resumes_and_shards_give_one_runs_json(job, tmp_path, mo
         assert sorted(got) == sorted(want)
         for video, entry in want.items():
             assert [t["label"] for t in got[video]["top_k"]] == [t["label"] for t in entry["top_k"]]
+            assert got[video]["labels"] == ["x", "y", "z"]  # the order of every `scores`
             for a, b in zip(got[video]["clips"], entry["clips"], strict=True):
-                assert a["segment"] == b["segment"]
+                assert a["segment"] == b["segment"] and len(a["scores"]) == 3
                 assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
 
 

@@ -64,3 +64,30 @@ def test_curves_read_at_one_epoch_with_markers_integer_epochs_and_a_log_loss(tmp
     assert plots.write_curves(tmp_path) is None  # no epoch logged: no empty figure
     (tmp_path / "train.log").write_text("epoch\tloss\tacc\tlr\n1\t2.3\t0.1\t0.1\n")
     assert plots.write_curves(tmp_path) == tmp_path / "curves.png"
+
+
+def test_class_names_no_font_has_are_said_once_not_warned_per_glyph(tmp_path, capsys):
+    import warnings
+
+    import cnn3d.plots as plots
+
+    plots._said_missing = False  # noqa: SLF001 - a fresh process's state
+    names = ["跑步", "游泳"]
+    clips = [
+        {"segment": [1, 16], "time": [0.0, 0.5], "label": "跑步", "scores": [0.6, 0.4]},
+        {"segment": [17, 32], "time": [0.5, 1.0], "label": "跑步", "scores": [0.6, 0.4]},
+        {"segment": [33, 40], "time": [1.0, 1.3], "label": "游泳", "scores": [0.3, 0.7]},
+    ]
+    top = [{"label": "跑步", "score": 0.5}, {"label": "游泳", "score": 0.5}]
+    entry = {"video": "v.mp4", "top_k": top, "clips": clips}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(2):
+            plots.save(plots.timeline_figure(entry, names, 2), tmp_path / f"t{k}.png")
+    glyph_warnings = [w for w in caught if "missing from font" in str(w.message)]
+    err = capsys.readouterr().err
+    if "note:" in err:  # no CJK font here: one note, naming the characters
+        assert err.count("note:") == 1 and "跑" in err and not glyph_warnings
+    else:  # a CJK font is installed: nothing to say
+        assert not glyph_warnings
+    assert (tmp_path / "t1.png").stat().st_size > 0

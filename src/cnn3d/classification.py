@@ -18,7 +18,8 @@ from .metrics import top_k
 
 def classification_entry(r: VideoResult, class_names: list[str], k: int) -> dict:
     """One video in the sister tool's layout (video, clips with segment/label/scores) plus the
-    video-level top-k, the source's fps and duration, and each clip's time in seconds.
+    video-level top-k, the source's fps and duration, the class names in the order of each
+    clip's `scores` (`labels`), and each clip's time in seconds.
     `scores` are softmax probabilities (the sister tool wrote raw logits under that name)."""
     probs = torch.stack(r.logits).softmax(1)
     times = r.times or [None] * len(r.segments)
@@ -39,6 +40,7 @@ def classification_entry(r: VideoResult, class_names: list[str], k: int) -> dict
         "fps": r.fps,
         "stream_fps": r.stream_fps,
         "duration_s": r.duration_s,
+        "labels": list(class_names),  # what each clip's `scores` are, in order
         "clips": clips,
     }
 

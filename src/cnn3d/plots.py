@@ -10,6 +10,8 @@ unlabelled and a second figure shows the 30 most-confused classes with their nam
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +23,75 @@ LABELS_UP_TO = 120
 MOST_CONFUSED = 30
 
 
+# Fonts with CJK and other scripts that class names use, tried after DejaVu Sans glyph by glyph
+# (those installed only: matplotlib warns about every family it cannot find).
+FALLBACK_FONTS = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK KR",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "Noto Sans",
+    "Arial Unicode MS",
+)
+_said_missing = False
+
+
 def _pyplot():
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
 
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans"] + [
+        f for f in FALLBACK_FONTS if f in installed
+    ]
+    # one note per process instead (`save`), not a warning per glyph and figure
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
     return plt
 
 
+@functools.lru_cache(maxsize=4)
+def _covered(families: tuple[str, ...]) -> frozenset[int]:
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    covered: set[int] = set()
+    for family in families:
+        path = font_manager.findfont(font_manager.FontProperties(family=family))
+        covered |= set(FT2Font(path).get_charmap())
+    return frozenset(covered)
+
+
+def _undrawable(fig) -> set[str]:
+    """Characters of the figure's texts that none of its fonts has."""
+    import matplotlib
+
+    covered = _covered(tuple(matplotlib.rcParams["font.family"]))
+    texts = "".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+    return {c for c in texts if not c.isspace() and ord(c) not in covered}
+
+
 def save(fig, path: str | Path) -> Path:
+    """Write `fig` as a PNG, atomically. Characters no installed font has (CJK class names
+    without a CJK font) are drawn as boxes, and said once per process."""
+    global _said_missing
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    if not _said_missing:
+        missing = _undrawable(fig)
+        if missing:
+            _said_missing = True
+            print(
+                f"note: {path.name} has characters no installed font draws (shown as boxes: "
+                f"{''.join(sorted(missing)[:8])}); install a font with them (e.g. Noto Sans CJK: "
+                "apt-get install fonts-noto-cjk) and it is used by itself",
+                file=sys.stderr,
+            )
     _pyplot().close(fig)
     return path
 
