@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnn3d-installed
+# e.g. TORCH_PIP_ARGS="--index-url URL" for a CPU-only PyTorch build where an index has one
+TORCH_PIP_ARGS ?=
 
 .PHONY: test demo lint install clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_PIP_ARGS) torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
