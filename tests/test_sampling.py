@@ -116,3 +116,24 @@ def test_a_clip_plan_holds_windows_segments_times_and_source_frames():
     assert even.starts == (0, 0, 0) and even.time(0) is None
     with pytest.raises(ValueError, match="source's frame rate"):
         s.plan_clips(40, 16, target_fps=15.0)
+
+
+def test_strides_reach_every_clip_and_rates_are_checked_by_hand():
+    """A temporal stride of 2 in every way a clip is made (mutation survivors: the stride not
+    passed on), defaults, frame-rate edges and `window_stride` in a plan."""
+    assert s.clip_at(0, 40, 4).tolist() == [0, 1, 2, 3] and s.span(4) == 4
+    assert s.begin_clip(40, 4, 2).tolist() == [0, 2, 4, 6]
+    assert s.even_clips(40, 4, 1, 2)[0].tolist() == [16, 18, 20, 22]  # (40 - 7) // 2 = 16
+    assert [c.tolist() for c in s.sliding_clips(5, 4, None, 2, "drop")] == [[0, 2, 4, 0]]
+    plan = s.plan_clips(40, 4, 2, window_stride=10)
+    assert plan.starts == (0, 10, 20, 30)  # 30 + 7 >= 40: the last, loop-padded
+    assert plan.positions(30).tolist() == [30, 32, 34, 36]
+    assert plan.segment(10) == (11, 17) and plan.segment(30) == (31, 37)
+    assert s.resampled_length(1, 30.0, 1.0) == 1  # a one-frame video stays one frame
+    assert s.resampled_length(3, 0.5, 1.0) == 6 and s.resampled_length(6, 1.0, 0.5) == 3
+    for source, target in ((0.0, 15.0), (30.0, 0.0), (-1.0, 15.0)):
+        with pytest.raises(ValueError, match="frame rates must be positive"):
+            s.resampled_length(10, source, target)
+    for make in (lambda: s.clip_at(0, 0, 4), lambda: s.loop_pad([], 4)):
+        with pytest.raises(ValueError, match="no frames"):
+            make()
