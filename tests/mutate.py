@@ -27,7 +27,10 @@ MODULES = {
     "index": ("src/cnn3d/data/index.py", ["test_index.py"]),
     "files": ("src/cnn3d/files.py", ["test_prepare.py", "test_output_names.py"]),
     "sources": ("src/cnn3d/data/sources/video.py", ["test_sources.py", "test_messy_media.py"]),
-    "inference": ("src/cnn3d/inference.py", ["test_references.py", "test_output_names.py"]),
+    "inference": (
+        "src/cnn3d/inference.py",
+        ["test_inference.py", "test_references.py", "test_output_names.py"],
+    ),
     "checkpoint": ("src/cnn3d/models/checkpoint.py", ["test_checkpoint.py", "test_models.py"]),
 }
 
