@@ -27,8 +27,19 @@ VIDEO_SUFFIXES = (
 )  # fmt: skip
 
 
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".tar")
+
+
 def is_video_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def folder_given_for_file(folder: Path, what: str, suffixes: tuple[str, ...]) -> str:
+    """The message for a folder given where a file was wanted: the files of `suffixes` it
+    holds, the likely ones meant."""
+    held = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
+    return f"{folder}: is a folder, not {what}{hint}"
 
 
 @dataclass

@@ -37,6 +37,15 @@ FALLBACK_FONTS = (
 _said_missing = False
 
 
+@functools.cache
+def _font_families() -> list[str]:
+    """DejaVu Sans, then the installed fallbacks (the font list is read once)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans"] + [f for f in FALLBACK_FONTS if f in installed]
+
+
 def _pyplot():
     import warnings
 
@@ -44,12 +53,8 @@ def _pyplot():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    matplotlib.rcParams["font.family"] = ["DejaVu Sans"] + [
-        f for f in FALLBACK_FONTS if f in installed
-    ]
+    matplotlib.rcParams["font.family"] = _font_families()
     # one note per process instead (`save`), not a warning per glyph and figure
     warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
     return plt

@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -466,8 +467,6 @@ def resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun):
         return 1, -1.0
     begin_epoch, best = resume_from(path, model, optimizer, scheduler, device)
     if cfg.overwrite_milestones and cfg.schedule == "multistep":
-        from collections import Counter
-
         scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
         print(f"resumed from {path} at epoch {begin_epoch}")

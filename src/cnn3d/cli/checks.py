@@ -8,30 +8,23 @@ import os
 import tempfile
 from pathlib import Path
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".tar")
+from ..errors import MissingInput, UsageError
+from ..files import CHECKPOINT_SUFFIXES, folder_given_for_file
 
-
-def _errors():
-    from ..errors import MissingInput, UsageError
-
-    return MissingInput, UsageError
+__all__ = ["CHECKPOINT_SUFFIXES", "input_file", "input_folder", "output_file", "output_folder"]
 
 
 def input_file(path, what: str, suffixes: tuple[str, ...] = ()) -> Path:
     """An existing file; a folder is answered with the files of `suffixes` it holds."""
-    MissingInput, UsageError = _errors()
     path = Path(path)
     if path.is_dir():
-        held = sorted(p.name for p in path.iterdir() if p.suffix.lower() in suffixes)
-        hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
-        raise UsageError(f"{path}: is a folder, not {what}{hint}")
+        raise UsageError(folder_given_for_file(path, what, suffixes))
     if not path.exists():
         raise MissingInput(f"{path}: no such file ({what})")
     return path
 
 
 def input_folder(path, what: str) -> Path:
-    MissingInput, UsageError = _errors()
     path = Path(path)
     if path.is_file():
         raise UsageError(f"{path}: is a file, not a folder ({what})")
@@ -43,7 +36,6 @@ def input_folder(path, what: str) -> Path:
 def _writable(folder: Path, target: Path) -> None:
     """The nearest existing folder at or above `folder` takes a new file (a real try: root
     ignores permission bits, a read-only file system does not)."""
-    _, UsageError = _errors()
     existing = folder
     while not existing.exists():
         existing = existing.parent
@@ -61,7 +53,6 @@ def _writable(folder: Path, target: Path) -> None:
 
 def output_folder(path, what: str) -> Path:
     """A folder that exists or can be made, and takes new files."""
-    _, UsageError = _errors()
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path}: is a file, but {what} is a folder")
@@ -71,7 +62,6 @@ def output_folder(path, what: str) -> Path:
 
 def output_file(path, what: str) -> Path:
     """A file that can be written (its folder exists or can be made, and takes new files)."""
-    _, UsageError = _errors()
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{path}: is a folder, but {what} is a file")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from . import checks, original
 from .common import add_parser, non_negative_int, positive_float, positive_int, switch
 
@@ -388,8 +390,6 @@ def rooted(root: str | None, path: str | None) -> str | None:
     """`--root_path` joined onto a relative path, as the original joined it."""
     if root is None or path is None:
         return path
-    import os
-
     return os.path.join(root, path)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import AnnotationError, UsageError
+from ..files import atomic_write, folder_given_for_file, is_video_file
 
 SUBSETS = {
     "train": "training",
@@ -149,8 +150,6 @@ def _entry_to_json(entry: Entry) -> dict:
 
 def write_annotations(path: str | os.PathLike, annotations: Annotations) -> None:
     """Write the original JSON format atomically."""
-    from ..files import atomic_write
-
     database = {e.video_id: _entry_to_json(e) for e in annotations.entries}
     if len(database) != len(annotations.entries):
         seen: set[str] = set()
@@ -174,9 +173,7 @@ def read_annotations(path: str | os.PathLike) -> Annotations:
     """Read the original JSON (Kinetics/UCF/HMDB/MiT builders' output, or ActivityNet's)."""
     path = Path(path)
     if path.is_dir():
-        held = sorted(p.name for p in path.glob("*.json"))
-        hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
-        raise AnnotationError(f"{path}: is a folder, not an annotation file{hint}")
+        raise AnnotationError(folder_given_for_file(path, "an annotation file", (".json",)))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -457,8 +454,6 @@ def build_custom_folders(video_root: str | os.PathLike, val_fraction: float = 0.
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
         raise AnnotationError(f"{root}: no class folders")
-    from ..files import is_video_file
-
     entries, skipped, found = [], [], []
     for label in classes:
         for item in sorted((root / label).iterdir()):

@@ -97,10 +97,12 @@ class VideoDataset(Dataset):
         self._sources: OrderedDict[int, FrameSource] = OrderedDict()
         self._counts = self.videos.n_frames.copy()  # -1: not known yet
         self._fps = np.full(len(self.videos), np.nan)  # of the sources opened to count frames
+        self._plans: dict[tuple[int, float | None], sampling.ClipPlan] = {}
         if mode == "train":
             self._items = None  # item i is video i
             return
         videos, starts = [], []
+        arrays: dict[int, np.ndarray] = {}  # id of a (cached, shared) plan -> its starts
         for v in range(len(self.videos)):
             try:
                 plan = self.plan(v)
@@ -109,8 +111,10 @@ class VideoDataset(Dataset):
                     raise
                 self.failed.append(str(error))
                 continue
+            if id(plan) not in arrays:
+                arrays[id(plan)] = np.asarray(plan.starts, dtype=np.int64)
             videos.append(np.full(len(plan.starts), v, dtype=np.int64))
-            starts.append(np.asarray(plan.starts, dtype=np.int64))
+            starts.append(arrays[id(plan)])
         video = np.concatenate(videos) if videos else np.zeros(0, np.int64)
         start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self._items = np.stack(
@@ -187,16 +191,22 @@ class VideoDataset(Dataset):
         """Video v's evaluation clips (val: `n_clips` evenly spaced; test: every window, over
         the resampled stream with `fps`): starts, source frames, segments and times."""
         n = self.n_frames(v)
-        return sampling.plan_clips(
-            n,
-            self.clip_length,
-            self.stride,
-            n_clips=self.n_clips,
-            window_stride=self.window_stride,
-            tail=self.tail,
-            source_fps=self._source_fps(v) if self.target_fps else self.fps(v),
-            target_fps=self.target_fps,
-        )
+        source_fps = self._source_fps(v) if self.target_fps else self.fps(v)
+        # a plan depends on the frame count and rate alone, and videos share few of those:
+        # one per pair keeps building 650k items and reading each as fast as a lookup
+        plan = self._plans.get((n, source_fps))
+        if plan is None:
+            plan = self._plans[n, source_fps] = sampling.plan_clips(
+                n,
+                self.clip_length,
+                self.stride,
+                n_clips=self.n_clips,
+                window_stride=self.window_stride,
+                tail=self.tail,
+                source_fps=source_fps,
+                target_fps=self.target_fps,
+            )
+        return plan
 
     def videos_with_items(self) -> set[int]:
         """The videos that have at least one item (the others could not be read)."""

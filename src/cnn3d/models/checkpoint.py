@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..files import atomic_write
+from ..files import CHECKPOINT_SUFFIXES, atomic_write, folder_given_for_file
 from ..normalization import PRESETS, Normalization, get_normalization
 from .densenet import BLOCK_CONFIGS
 from .resnet import DEPTHS
@@ -38,11 +38,7 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
     """The raw object in a checkpoint file, read without running any pickled code."""
     path = Path(path)
     if path.is_dir():
-        held = sorted(
-            p.name for p in path.iterdir() if p.suffix in (".pth", ".pt", ".safetensors", ".tar")
-        )
-        hint = f"; it holds {', '.join(held[:8])}: give one of them" if held else ""
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint{hint}")
+        raise CheckpointError(folder_given_for_file(path, "a checkpoint", CHECKPOINT_SUFFIXES))
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
