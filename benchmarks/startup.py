@@ -36,7 +36,6 @@ from cnn3d.data.prepare import write_video
 from cnn3d.data.sources import open_source
 from cnn3d.data.transforms import EvalTransform, TrainTransform
 from cnn3d.files import VIDEO_SUFFIXES
-from cnn3d.normalization import get_normalization
 
 
 def build_tree(root: Path, n_classes: int, train_per_class: int, val_per_class: int) -> Path:
@@ -258,10 +257,9 @@ def main() -> None:
     del annotations, listing
     gc.collect()
     assert not missing_t and not missing_v
-    norm = get_normalization("kinetics")
     start = time.perf_counter()
-    train_set = VideoDataset(train_index, TrainTransform(32, "corner", True, norm), "train", 16)
-    val_set = VideoDataset(val_index, EvalTransform(32, "center", norm), "val", 16, n_clips=3)
+    train_set = VideoDataset(train_index, TrainTransform(32, "corner", True), "train", 16)
+    val_set = VideoDataset(val_index, EvalTransform(32, "center"), "val", 16, n_clips=3)
     t_build = time.perf_counter() - start
     rss_index = rss_mb() - rss0
     index_mb = (train_index.nbytes + val_index.nbytes + val_set.items.nbytes) / 2**20
@@ -295,9 +293,7 @@ def main() -> None:
     index, _ = index_subset(annotations, "training", video_root, listing)
     objects = list(index)
     del listing, index
-    baseline = ObjectPerVideo(
-        objects, TrainTransform(32, "corner", True, norm), keep_alive=annotations
-    )
+    baseline = ObjectPerVideo(objects, TrainTransform(32, "corner", True), keep_alive=annotations)
     idle_b, above_b = worker_memory(baseline, args.workers, args.batches, 8)
     rows.append(
         (
@@ -328,7 +324,7 @@ def main() -> None:
     annotations = read_annotations(annotation)
     index, _ = index_subset(annotations, "validation", video_root)
     start = time.perf_counter()
-    VideoDataset(index, EvalTransform(32, "center", norm), "val", 16, n_clips=3)
+    VideoDataset(index, EvalTransform(32, "center"), "val", 16, n_clips=3)
     t_open = time.perf_counter() - start
     rows.append(
         (

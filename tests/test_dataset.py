@@ -7,7 +7,6 @@ from cnn3d.data.dataset import Video, VideoDataset, collate_clips
 from cnn3d.data.sources import VideoReadError
 from cnn3d.data.synthetic import CLASSES, write_synthetic_dataset
 from cnn3d.data.transforms import EvalTransform, TrainTransform
-from cnn3d.normalization import PRESETS
 from helpers import frames_with_index, write_jpeg_folder, write_mp4
 
 
@@ -26,8 +25,8 @@ def videos(tmp_path_factory):
     return out
 
 
-TRAIN = TrainTransform(size=24, crop="corner", normalization=PRESETS["kinetics"])
-EVAL = EvalTransform(size=24, normalization=PRESETS["kinetics"])
+TRAIN = TrainTransform(size=24, crop="corner")
+EVAL = EvalTransform(size=24)
 
 
 def test_train_items_and_determinism(videos):
@@ -45,9 +44,7 @@ def test_val_and_test_items(videos):
     assert [val.items[i][1] for i in range(3)] == [0, 6, 12]  # 20 frames: last clip ends on 19
     test = VideoDataset(videos, EVAL, "test", clip_length=8)
     assert [s for v, s, _ in test.items if v == 0] == [0, 8, 16]  # 20 frames: 3 windows
-    views = VideoDataset(
-        videos, EvalTransform(24, "three", PRESETS["0.5"]), "val", 8, n_clips=1, n_views=3
-    )
+    views = VideoDataset(videos, EvalTransform(24, "three"), "val", 8, n_clips=1, n_views=3)
     assert len(views) == 30 and views[1]["view"] == 1
 
 

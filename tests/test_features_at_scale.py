@@ -16,6 +16,7 @@ import pytest
 import cnn3d.features
 from cnn3d.bulk import Shard, share
 from cnn3d.cli import main
+from cnn3d.data.network_input import normalize
 from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
@@ -227,11 +228,12 @@ def test_layer_and_spatial_features_are_the_stages_own_values(dataset, tmp_path,
     model = load_model(checkpoint).double()  # unfolded, float64: the reference
     windows = VideoDataset(
         [Video("v", str(video), -1)],
-        EvalTransform(32, "center", model.spec.normalization),
+        EvalTransform(32, "center"),
         "test",
         16,
     )
-    clips = torch.stack([windows[i]["clip"] for i in range(len(windows))]).double()
+    clips = torch.stack([windows[i]["clip"] for i in range(len(windows))])
+    clips = normalize(clips, model.spec.normalization).double()
     seen = {}
     model.layer3.register_forward_hook(lambda m, i, out: seen.update(layer3=out))
     model.avgpool.register_forward_pre_hook(lambda m, i: seen.update(last=i[0]))
@@ -290,11 +292,12 @@ def test_fps_resamples_by_time_and_feeds_those_frames(dataset, tmp_path, source_
     with av.open(str(video)) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     model = load_model(checkpoint).double()
-    transform = EvalTransform(32, "center", model.spec.normalization)
+    transform = EvalTransform(32, "center")
     clips = []
     for w in info["frames"]:
         frames = np.stack([decoded[k - 1] for k in w])
         clips.append(transform(torch.from_numpy(frames).permute(0, 3, 1, 2)))
     with torch.no_grad():
-        want = model.forward_features(torch.stack(clips).double()).numpy()
+        clips = normalize(torch.stack(clips), model.spec.normalization)
+        want = model.forward_features(clips.double()).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "f" / "v.npy"), want, rtol=1e-4, atol=1e-5)

@@ -12,8 +12,9 @@ import torch
 
 from cnn3d.cli import main
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
+from cnn3d.data.network_input import normalize
 from cnn3d.data.sources import FlowFolderSource, FlowHDF5Source, VideoReadError, open_source
-from cnn3d.data.transforms import TrainTransform, normalize
+from cnn3d.data.transforms import TrainTransform
 from cnn3d.normalization import PRESETS
 
 
@@ -88,16 +89,16 @@ def test_flip_negates_x_and_normalisation_takes_two_values(tmp_path):
     write_flow_hdf5(tmp_path / "v.hdf5", 4)
     clip = open_source(tmp_path / "v.hdf5").read([0, 1, 2, 3])
     identity = PRESETS["0.5"]
-    transform = TrainTransform(size=24, crop="center", flip=True, normalization=identity)
-    outs = [transform(clip, np.random.default_rng(seed)) for seed in range(12)]
-    plain = normalize(clip[..., 4:28], identity)  # the centre 24 x 24, no flip
+    transform = TrainTransform(size=24, crop="center", flip=True)
+    outs = [normalize(transform(clip, np.random.default_rng(seed)), identity) for seed in range(12)]
+    plain = normalize(clip[..., 4:28].permute(1, 0, 2, 3), identity)  # the centre 24 x 24
     flipped = [o for o in outs if not torch.equal(o, plain)]
     assert flipped and len(flipped) < 12
     x, y = clip[..., 4:28].permute(1, 0, 2, 3).float()
     for o in flipped:  # values on [0, 1] minus 0.5, over 0.5: v = 2 * (p / 255) - 1
         torch.testing.assert_close(o[0], 2 * ((255 - x.flip(-1)) / 255) - 1)  # x negated
         torch.testing.assert_close(o[1], 2 * (y.flip(-1) / 255) - 1)  # y only mirrored
-    kinetics = normalize(clip, PRESETS["kinetics"])
+    kinetics = normalize(clip.permute(1, 0, 2, 3), PRESETS["kinetics"])
     mean, std = (0.4345, 0.4051), (0.2768, 0.2713)  # the preset's first two values
     for c in range(2):
         want = (clip[:, c].float() / 255 - mean[c]) / std[c]

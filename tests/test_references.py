@@ -13,6 +13,7 @@ import cnn3d.models
 from cnn3d.cli import main
 from cnn3d.data import transforms as T
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
+from cnn3d.data.network_input import normalize
 from cnn3d.metrics import Accumulator, compute_metrics
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.blocks import BasicBlock, ShortcutA
@@ -38,7 +39,7 @@ def test_every_preset_constant_is_the_originals():
         assert preset.mean == mean and preset.std == std and preset.value_range == value_range
         # and the arithmetic: pixel 200 in channel c
         clip = torch.full((1, 3, 1, 1), 200, dtype=torch.uint8)  # [T, C, H, W]
-        got = T.normalize(clip, preset).flatten().tolist()
+        got = normalize(clip.permute(1, 0, 2, 3), preset).flatten().tolist()
         want = [(200 * value_range / 255 - m) / s for m, s in zip(mean, std, strict=True)]
         assert got == pytest.approx(want, rel=1e-6), name
 
@@ -126,14 +127,14 @@ def box_of(out: torch.Tensor) -> tuple[int, int, int, int]:
 
 def test_three_crop_views_and_centre_crop_are_exact_boxes():
     clip = coordinate_clip(h=32, w=48)  # short side already 32: no resize
-    views = [T.EvalTransform(32, "three", IDENTITY)(clip, None, view=v) for v in range(3)]
+    views = [T.EvalTransform(32, "three")(clip, None, view=v) for v in range(3)]
     assert [box_of(v) for v in views] == [(0, 0, 32, 32), (0, 8, 32, 32), (0, 16, 32, 32)]
     for view in views:  # every pixel, not only the corner: a plain crop
         top, left, _, _ = box_of(view)
-        want = clip[:, :, top : top + 32, left : left + 32].permute(1, 0, 2, 3).float()
+        want = clip[:, :, top : top + 32, left : left + 32].permute(1, 0, 2, 3)
         assert torch.equal(view, want)
     tall = coordinate_clip(h=48, w=32)
-    views = [T.EvalTransform(32, "three", IDENTITY)(tall, None, view=v) for v in range(3)]
+    views = [T.EvalTransform(32, "three")(tall, None, view=v) for v in range(3)]
     assert [box_of(v)[:2] for v in views] == [(0, 0), (8, 0), (16, 0)]  # top, centre, bottom
 
 
@@ -166,9 +167,9 @@ def test_corner_crop_boxes_and_the_flip_mirror():
         assert (side_h, side_w) == (16, 16)
         assert (top, left) in {(0, 0), (0, 32), (16, 0), (16, 32), (8, 16)}
         assert torch.equal(out, clip[:, :, top : top + 16, left : left + 16])
-    transform = T.TrainTransform(32, "center", True, IDENTITY)
+    transform = T.TrainTransform(32, "center", True)
     outs = [transform(clip, np.random.default_rng(seed)) for seed in range(20)]
-    centre = clip[:, :, :, 8:40].permute(1, 0, 2, 3).float()
+    centre = clip[:, :, :, 8:40].permute(1, 0, 2, 3)
     flipped = [o for o in outs if not torch.equal(o, centre)]
     assert flipped and len(flipped) < 20
     for o in flipped:  # column j of a flipped clip is column 31 - j of the centre crop
@@ -180,7 +181,7 @@ def test_each_train_crop_mode_crops_as_named():
     clip = coordinate_clip(h=32, w=48)
 
     def boxes(crop, **options):
-        transform = T.TrainTransform(32, crop, False, IDENTITY, **options)
+        transform = T.TrainTransform(32, crop, False, **options)
         outs = [transform(clip, np.random.default_rng(seed)) for seed in range(24)]
         # the crop's extent in source pixels, read from the coordinates it holds
         return [
@@ -331,10 +332,11 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
     entry = json.loads(out.read_text())[0]
     # the same windows through the model directly, in float64
     dataset = VideoDataset(
-        [Video("v", str(video), -1)], EvalTransform(32, "center", model.spec.normalization),
+        [Video("v", str(video), -1)], EvalTransform(32, "center"),
         "test", 16,
     )  # fmt: skip
     clips = torch.stack([dataset[i]["clip"] for i in range(len(dataset))])
+    clips = normalize(clips, model.spec.normalization)
     reference = model.double()
     with torch.no_grad():
         features = reference.forward_features(clips.double())

@@ -12,8 +12,15 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "cnn3d"
 # other libraries' underscored names that cnn3d uses on purpose: PyTorch's tensor version
-# counter and BatchNorm base class, argparse's help-string hook
-FOREIGN_PRIVATE = {"_version", "_BatchNorm", "_get_help_string"}
+# counter, BatchNorm base class and the DataLoader's iterator of persistent workers (to stop
+# them at a known moment), argparse's help-string hook
+FOREIGN_PRIVATE = {
+    "_version",
+    "_BatchNorm",
+    "_iterator",
+    "_shutdown_workers",
+    "_get_help_string",
+}
 
 
 def module_name(path: Path) -> str:

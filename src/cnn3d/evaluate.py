@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data.network_input import NetworkInput
 from .errors import MissingInput, UsageError
 from .files import atomic_write, write_json
 from .inference import InferenceConfig
@@ -28,21 +29,23 @@ def evaluate_loader(
     loader,
     dataset,
     n_classes: int,
-    device: torch.device,
+    inputs: NetworkInput,
     runtime: RuntimeConfig,
     progress: bool = False,
 ) -> Accumulator:
-    """Scores of every clip in `loader`, summed per video and over ranks."""
+    """Scores of every clip in `loader` (uint8 batches, made the network's input by `inputs`),
+    summed per video and over ranks."""
     from tqdm import tqdm
 
     acc = Accumulator(len(dataset.videos), n_classes)
+    device = inputs.device
     net.eval()
     with torch.inference_mode():
         for batch in tqdm(loader, unit="batch", leave=False, disable=not progress):
             dataset.failed += batch["failed"]
             if batch["clip"] is None:
                 continue
-            clips = batch["clip"].to(device).contiguous(memory_format=runtime.memory_format)
+            clips = inputs(batch["clip"])
             with runtime.autocast(device):
                 logits = net(clips)
             acc.add(logits, batch["label"], batch["video"])
@@ -75,10 +78,11 @@ def run_test(
     from .inference import maybe_compile
     from .models import check_input_channels, load_model
     from .plots import write_test_figures
+    from .runtime import prepare_device
 
     config = config or InferenceConfig(batch_size=16, workers=2)
     runtime = config.runtime
-    device = runtime.torch_device()
+    device = prepare_device(runtime.torch_device())
     model = load_model(checkpoint, device=device, fold_bn=True)
     spec = model.spec
     annotations = read_annotations(annotation_path)
@@ -93,9 +97,7 @@ def run_test(
         raise UsageError(f"{annotation_path}: no {subset} videos under {video_path}")
     check_input_channels(model, open_source(videos.path(0)).channels, videos.path(0))
     views = 3 if three_crop else 1
-    transform = EvalTransform(
-        spec.sample_size, "three" if three_crop else "center", spec.normalization
-    )
+    transform = EvalTransform(spec.sample_size, "three" if three_crop else "center")
     dataset = VideoDataset(
         videos,
         transform,
@@ -108,10 +110,14 @@ def run_test(
         n_views=views,
         skip_bad=True,
     )
-    loader = clip_loader(dataset, config.batch_size, config.workers)
+    loader = clip_loader(
+        dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
+        prefetch=config.prefetch,
+    )  # fmt: skip
     model.to(memory_format=runtime.memory_format)
     net, _ = maybe_compile(model, len(dataset), runtime.compile, config.batch_size)
-    acc = evaluate_loader(net, loader, dataset, spec.n_classes, device, runtime, progress)
+    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
+    acc = evaluate_loader(net, loader, dataset, spec.n_classes, inputs, runtime, progress)
     labels = torch.from_numpy(videos.labels).long()
     metrics = compute_metrics(acc, labels, names)
     out = Path(result_path)

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 
 from .data.dataset import Video, VideoDataset, clip_loader
+from .data.network_input import NetworkInput
 from .data.sources import open_source
 from .data.transforms import EvalTransform
 from .errors import VideoReadError
 from .models import check_input_channels
 from .models.features import FeatureExtractor
-from .runtime import RuntimeConfig
+from .runtime import RuntimeConfig, prepare_device
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,13 @@ class InferenceConfig:
     `window_stride`: frames between window starts (None: one clip span, no overlap); `tail`:
     `pad` (a last, loop-padded window so every frame counts) or `drop` (the sister tool's
     complete windows only); `fps`: windows over each video resampled to that rate; `layer`,
-    `spatial`: which features (`models.features.FeatureExtractor`)."""
+    `spatial`: which features (`models.features.FeatureExtractor`); `prefetch`: batches each
+    worker prepares ahead (None: PyTorch's 2)."""
 
     runtime: RuntimeConfig = RuntimeConfig()
     batch_size: int = 8
     workers: int = 0
+    prefetch: int | None = None
     window_stride: int | None = None
     tail: str = "pad"
     fps: float | None = None
@@ -143,7 +146,7 @@ def iter_model(
     _check_channels(model, paths)
     dataset = VideoDataset(
         [Video(p.stem, str(p), -1) for p in paths],
-        EvalTransform(spec.sample_size, "center", spec.normalization),
+        EvalTransform(spec.sample_size, "center"),
         "test",
         spec.clip_length,
         spec.t_stride,
@@ -155,8 +158,12 @@ def iter_model(
     with_items = dataset.videos_with_items()
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
-    loader = clip_loader(dataset, config.batch_size, config.workers)
-    device = runtime.torch_device()
+    device = prepare_device(runtime.torch_device())
+    loader = clip_loader(
+        dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
+        prefetch=config.prefetch,
+    )  # fmt: skip
+    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
     model = model.to(device).eval().to(memory_format=runtime.memory_format)
     heads = FeatureExtractor(model, config.layer, config.spatial)
     net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)
@@ -179,7 +186,7 @@ def iter_model(
                 for v, message in zip(batch["failed_video"], batch["failed"], strict=True):
                     bad.setdefault(v, message)
                 if batch["clip"] is not None:
-                    clips = batch["clip"].to(device).contiguous(memory_format=runtime.memory_format)
+                    clips = inputs(batch["clip"])
                     with runtime.autocast(device):
                         features, logits = net(clips)
                     for k, v in enumerate(batch["video"].tolist()):

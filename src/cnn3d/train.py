@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .data.annotations import read_annotations
-from .data.dataset import VideoDataset, clip_loader
+from .data.dataset import VideoDataset, clip_loader, stop_workers
 from .data.index import FolderListing, VideoIndex, index_subset
+from .data.network_input import NetworkInput
 from .data.samplers import EpochSampler, ShardSampler
 from .data.sources import open_source
 from .data.transforms import EvalTransform, TrainTransform
@@ -36,7 +37,7 @@ from .models.checkpoint import read_file, save_model, unwrap_state_dict
 from .models.zoo import canonical_family
 from .normalization import Normalization, get_normalization
 from .plots import write_curves
-from .runtime import RuntimeConfig, Torchrun
+from .runtime import RuntimeConfig, Torchrun, prepare_device
 from .trainlog import RunLogs, format_epoch, progress_bar, write_missing
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingInterrupted", "train"]
@@ -61,6 +62,7 @@ class TrainConfig:
     n_val_clips: int = 3
     batch_size: int = 32
     workers: int = 2
+    prefetch: int = 2  # batches each DataLoader worker prepares ahead
     skip_bad_videos: bool = False
     n_classes: int | None = None  # if given, must be the annotation file's class count
     # model; family and depth None: resnet-18, or the pretrained model's (if given, they must
@@ -90,6 +92,10 @@ class TrainConfig:
     checkpoint_every: int = 10
     amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
+    compile: bool = False  # torch.compile (inductor) the training network
+    # steps between reads of the loss and accuracy from the device; None: every step on the
+    # CPU (which computes synchronously: a read waits for nothing), every 20 on GPUs
+    log_every: int | None = None
     sync_bn: bool = False
     freeze_bn: bool = False  # BatchNorm layers use and keep their running statistics
     tensorboard: bool = True
@@ -99,7 +105,7 @@ class TrainConfig:
 
     @property
     def runtime(self) -> RuntimeConfig:
-        return RuntimeConfig(self.device, self.amp, self.channels_last)
+        return RuntimeConfig(self.device, self.amp, self.channels_last, self.compile)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -112,8 +118,7 @@ def setup_distributed(runtime: RuntimeConfig) -> tuple[Torchrun, torch.device]:
     device = runtime.torch_device("auto", torchrun)
     if torchrun.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    prepare_device(device)
     if torchrun.distributed:
         torchrun = replace(torchrun, rank=dist.get_rank())
     return torchrun, device
@@ -298,6 +303,7 @@ class Run:
     labels: list[str]
     model: torch.nn.Module
     net: torch.nn.Module  # the model, wrapped for DDP where there are several processes
+    inputs: NetworkInput  # uint8 batches -> the network's input on the device
     optimizer: torch.optim.Optimizer
     scheduler: object
     scaler: torch.amp.GradScaler
@@ -314,6 +320,10 @@ class Run:
     @property
     def main_process(self) -> bool:
         return self.torchrun.rank == 0
+
+    @property
+    def log_every(self) -> int:
+        return self.cfg.log_every or (1 if self.device.type == "cpu" else 20)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -345,6 +355,8 @@ def train(cfg: TrainConfig) -> dict:
         # the workers ignore Ctrl-C (see worker_init); they were stopped with their loader
         raise TrainingInterrupted(interrupted_message(run)) from None
     finally:
+        stop_workers(run.train_loader)
+        stop_workers(run.val_loader)
         gc.unfreeze()
     if run.main_process:
         finish_run(run, metrics)
@@ -362,7 +374,7 @@ def setup_run(cfg: TrainConfig) -> Run:
     frozen = freeze_before(model, cfg.ft_begin_module)
     first = train_videos.path(0)
     check_input_channels(model, open_source(first).channels, first)
-    train_set, val_set = make_datasets(cfg, model.spec.normalization, train_videos, val_videos)
+    train_set, val_set = make_datasets(cfg, train_videos, val_videos)
     train_sampler = EpochSampler(len(train_set), cfg.seed, torchrun.rank, torchrun.world_size)
     # A last batch of one clip cannot train BatchNorm ("expected more than 1 value per
     # channel"): it is left out of the epoch (another clip order comes next epoch).
@@ -373,14 +385,16 @@ def setup_run(cfg: TrainConfig) -> Run:
             "add videos, use fewer processes, or --freeze-bn"
         )
     drop_last = per_process % cfg.batch_size == 1 and not cfg.freeze_bn
-    pin = device.type == "cuda"
+    # uint8 batches, pinned for copies that overlap the GPU's work; the workers live as long
+    # as the run (each epoch would otherwise fork them again and reopen their decoders)
+    loading = {"pin_memory": device.type == "cuda", "persistent": True, "prefetch": cfg.prefetch}
     train_loader = clip_loader(
-        train_set, cfg.batch_size, cfg.workers, train_sampler, drop_last, pin_memory=pin
+        train_set, cfg.batch_size, cfg.workers, train_sampler, drop_last, **loading
     )
     val_loader = None
     if val_set is not None:
         val_sampler = ShardSampler(len(val_set), torchrun.rank, torchrun.world_size)
-        val_loader = clip_loader(val_set, cfg.batch_size, cfg.workers, val_sampler, pin_memory=pin)
+        val_loader = clip_loader(val_set, cfg.batch_size, cfg.workers, val_sampler, **loading)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last_3d)
@@ -405,8 +419,11 @@ def setup_run(cfg: TrainConfig) -> Run:
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if cfg.compile:  # compiled on its first step (the training graph: forward and backward)
+        net = torch.compile(net)
+    inputs = NetworkInput(model.spec.normalization, device, cfg.runtime.memory_format)
     run = Run(
-        cfg, torchrun, device, result, labels, model, net, optimizer, scheduler, scaler,
+        cfg, torchrun, device, result, labels, model, net, inputs, optimizer, scheduler, scaler,
         train_set, train_sampler, train_loader, val_set, val_loader, begin_epoch, best,
         finished=begin_epoch - 1, bad_videos=list(val_set.failed) if val_set else [],
     )  # fmt: skip
@@ -433,15 +450,10 @@ def index_data(cfg: TrainConfig) -> tuple[list[str], VideoIndex, VideoIndex, dic
     return labels, train_videos, val_videos, {"training": missing_train, "validation": missing_val}
 
 
-def make_datasets(cfg: TrainConfig, normalization, train_videos, val_videos):
+def make_datasets(cfg: TrainConfig, train_videos, val_videos):
     """(training clips, validation clips or None)."""
     transform = TrainTransform(
-        cfg.sample_size,
-        cfg.train_crop,
-        cfg.flip,
-        normalization,
-        tuple(cfg.crop_scale),
-        tuple(cfg.crop_ratio),
+        cfg.sample_size, cfg.train_crop, cfg.flip, tuple(cfg.crop_scale), tuple(cfg.crop_ratio)
     )
     train_set = VideoDataset(
         train_videos, transform, "train", cfg.clip_length, cfg.t_stride,
@@ -450,7 +462,7 @@ def make_datasets(cfg: TrainConfig, normalization, train_videos, val_videos):
     if not (cfg.validate and val_videos):
         return train_set, None
     val_set = VideoDataset(
-        val_videos, EvalTransform(cfg.sample_size, "center", normalization), "val",
+        val_videos, EvalTransform(cfg.sample_size, "center"), "val",
         cfg.clip_length, cfg.t_stride, n_clips=cfg.n_val_clips, skip_bad=cfg.skip_bad_videos,
     )  # fmt: skip
     return train_set, val_set
@@ -503,7 +515,9 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
         f"  device {device} x {run.torchrun.world_size} process(es), "
         f"{cfg.runtime.precision_name(device)}, "
         f"{'channels_last_3d' if cfg.channels_last else 'contiguous'} memory format, "
-        f"{run.model.spec.normalization.name} input\n"
+        f"{run.model.spec.normalization.name} input"
+        + (", torch.compile" if cfg.compile else "")
+        + "\n"
         f"  batch {cfg.batch_size} per process, {len(run.train_loader)} steps per epoch"
         + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
         + f", epochs {run.begin_epoch}..{cfg.epochs}\n  results in {run.result}"
@@ -512,9 +526,9 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
 
 def train_one_epoch(run: Run, epoch: int, stop: GracefulStop, logs: RunLogs) -> dict:
     """One pass over the training clips: the epoch's mean loss and clip accuracy (summed over
-    ranks) and its learning rate. Ctrl-C stops after the step in progress."""
+    ranks) and its learning rate. The host reads the steps' losses from the device every
+    `log_every` steps (`read_steps`), not at each one. Ctrl-C stops after the step in progress."""
     cfg = run.cfg
-    run.train_set.set_epoch(epoch)
     run.train_sampler.set_epoch(epoch)
     lr = max(g["lr"] for g in run.optimizer.param_groups)
     run.net.train()
@@ -522,66 +536,102 @@ def train_one_epoch(run: Run, epoch: int, stop: GracefulStop, logs: RunLogs) -> 
         for module in run.model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-    sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
-    start_time = time.perf_counter()
     steps = len(run.train_loader)
     bar = progress_bar(steps, f"epoch {epoch}/{cfg.epochs}", run.main_process and cfg.progress)
-    batches = iter(run.train_loader)
-    for i, batch in enumerate(batches, start=1):
+    reader = StepReader(run, epoch, lr, steps, logs, bar)
+    for i, batch in enumerate(run.train_loader, start=1):
         if stop.requested:
             break
         run.bad_videos += batch["failed"]
-        if batch["clip"] is None:
-            continue
-        loss, correct, n = train_step(run, batch, epoch, i)
-        sums += torch.tensor([loss * n, correct, n], dtype=torch.float64)
-        if run.main_process:
-            logs.batch.write([epoch, i, (epoch - 1) * steps + i, loss, correct / n, lr])
-            elapsed = time.perf_counter() - start_time
-            bar.set_postfix(
-                loss=f"{sums[0] / sums[2]:.3f}",
-                acc=f"{sums[1] / sums[2]:.3f}",
-                clips_s=f"{sums[2] * run.torchrun.world_size / elapsed:.1f}",
-            )
-            bar.update()
+        if batch["clip"] is not None:
+            reader.add(i, train_step(run, batch), len(batch["label"]))
+        if i % run.log_every == 0:
+            reader.read()
+        bar.update()
+    reader.read()
     bar.close()
-    batches = None  # its workers stop here
     run.train_set.close()
     if stop.requested:
         raise KeyboardInterrupt
+    sums = torch.tensor(reader.sums, dtype=torch.float64)  # loss sum, correct, clips
     if run.torchrun.distributed:
         dist.all_reduce(sums)
     loss, acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
     return {"epoch": epoch, "train_loss": loss, "train_acc": acc, "lr": lr}
 
 
-def train_step(run: Run, batch: dict, epoch: int, i: int) -> tuple[float, int, int]:
-    """One optimisation step on a batch: (loss, correct clips, clips)."""
+def train_step(run: Run, batch: dict) -> torch.Tensor:
+    """One optimisation step on a batch; its (loss, correct clips), still on the device."""
     device, cfg = run.device, run.cfg
-    clips = batch["clip"].to(device, non_blocking=True)
-    if cfg.channels_last:
-        clips = clips.contiguous(memory_format=torch.channels_last_3d)
+    clips = run.inputs(batch["clip"])
     labels = batch["label"].to(device, non_blocking=True)
     with cfg.runtime.autocast(device):
         logits = run.net(clips)
     loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32, whatever the autocast
-    if not torch.isfinite(loss):
-        raise TrainingError(
-            f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {i}; stopped. The "
-            f"last good checkpoint is {run.result / 'last.pth'} (lower the learning rate?)"
-        )
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
-    correct = (logits.argmax(1) == labels).sum().item()
-    return loss.item(), correct, len(labels)
+    correct = (logits.argmax(1) == labels).sum()
+    return torch.stack([loss.detach(), correct.float()])
+
+
+class StepReader:
+    """The steps' (loss, correct) stay on the device until `read`: one transfer for all of them,
+    so that the GPU is not waited for at every step. A read writes the steps' rows to the batch
+    log, updates the progress bar's figures, adds to the epoch's sums, and stops the run at a
+    non-finite loss, naming the first such step and the steps read together."""
+
+    def __init__(self, run: Run, epoch: int, lr: float, steps: int, logs: RunLogs, bar):
+        self.run, self.epoch, self.lr, self.steps, self.logs, self.bar = (
+            run, epoch, lr, steps, logs, bar,
+        )  # fmt: skip
+        self.pending: list[tuple[int, torch.Tensor, int]] = []  # (step, device values, clips)
+        self.sums = [0.0, 0.0, 0.0]  # loss sum, correct, clips (this rank's, in float64)
+        self.started = time.perf_counter()
+
+    def add(self, step: int, values: torch.Tensor, n: int) -> None:
+        self.pending.append((step, values, n))
+
+    def read(self) -> None:
+        if not self.pending:
+            return
+        values = torch.stack([v for _, v, _ in self.pending]).tolist()  # the one wait
+        counts = [(i, n) for i, _, n in self.pending]
+        rows = [(i, loss, c, n) for (i, n), (loss, c) in zip(counts, values, strict=True)]
+        first, last = rows[0][0], rows[-1][0]
+        self.pending = []
+        for i, loss, _, _ in rows:
+            if not math.isfinite(loss):
+                run = self.run
+                raise TrainingError(
+                    f"non-finite loss ({loss}) at epoch {self.epoch}, batch {i} (read with "
+                    f"batches {first}-{last}); stopped. The last good checkpoint is "
+                    f"{run.result / 'last.pth'} (lower the learning rate?)"
+                )
+        epoch, steps = self.epoch, self.steps
+        for i, loss, correct, n in rows:
+            self.sums[0] += loss * n
+            self.sums[1] += correct
+            self.sums[2] += n
+            if self.run.main_process:
+                self.logs.batch.write(
+                    [epoch, i, (epoch - 1) * steps + i, loss, correct / n, self.lr]
+                )
+        if self.run.main_process:
+            elapsed = time.perf_counter() - self.started
+            loss, correct, clips = self.sums
+            self.bar.set_postfix(
+                loss=f"{loss / clips:.3f}",
+                acc=f"{correct / clips:.3f}",
+                clips_s=f"{clips * self.run.torchrun.world_size / elapsed:.1f}",
+            )
 
 
 def validate(run: Run) -> dict:
     """Validation loss, clip accuracy and video top-1/top-5 (summed over ranks)."""
     val = evaluate_loader(
-        run.net, run.val_loader, run.val_set, len(run.labels), run.device, run.cfg.runtime
+        run.net, run.val_loader, run.val_set, len(run.labels), run.inputs, run.cfg.runtime
     )
     labels = torch.from_numpy(run.val_set.videos.labels).long()
     vm = compute_metrics(val, labels, run.labels)

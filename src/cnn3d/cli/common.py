@@ -94,6 +94,12 @@ def add_runtime_options(p, batch_size: int, workers: int, workers_help: str) -> 
     g.add_argument(
         "--workers", "--n_threads", type=non_negative_int, default=workers, help=workers_help
     )
+    g.add_argument(
+        "--prefetch",
+        type=positive_int,
+        default=None,
+        help="batches each worker prepares ahead (default: PyTorch's 2)",
+    )
     switch(g, "amp", None, AMP_HELP)
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     switch(g, "compile", None, COMPILE_HELP)
@@ -134,6 +140,7 @@ def inference_config(args, **extra):
         runtime=runtime_config(args),
         batch_size=args.batch_size,
         workers=args.workers,
+        prefetch=args.prefetch,
         window_stride=args.window_stride,
         tail=args.tail,
         **extra,

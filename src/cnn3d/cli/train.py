@@ -107,7 +107,13 @@ def add(sub) -> None:
         "--n_threads",
         type=non_negative_int,
         default=2,
-        help="DataLoader worker processes (per process)",
+        help="DataLoader worker processes (per process); they live for the whole run",
+    )
+    g.add_argument(
+        "--prefetch",
+        type=positive_int,
+        default=2,
+        help="batches each worker prepares ahead",
     )
     switch(g, "skip-bad-videos", False, "count and list unreadable videos instead of stopping")
     g = p.add_argument_group("model")
@@ -267,6 +273,20 @@ def add(sub) -> None:
         "and for CPUs with native bf16 (AVX512-BF16/AMX), off elsewhere",
     )
     switch(g, "channels-last", True, "channels_last_3d memory format")
+    switch(
+        g,
+        "compile",
+        False,
+        "torch.compile (inductor) the training network: compiled during the first steps",
+    )
+    g.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=None,
+        help="steps between reads of the loss and accuracy from the device (the batch log, "
+        "the progress bar's figures and the non-finite loss check come with each read; "
+        "default: 20 on GPUs, every step on the CPU, where a read waits for nothing)",
+    )
     switch(g, "sync-bn", False, "SyncBatchNorm under DDP (GPUs only)")
     switch(
         g,
@@ -353,6 +373,7 @@ def train_config_from_args(args):
         n_val_clips=args.n_val_clips,
         batch_size=args.batch_size,
         workers=args.workers,
+        prefetch=args.prefetch,
         skip_bad_videos=args.skip_bad_videos,
         n_classes=n_classes,
         family=args.model,
@@ -377,6 +398,8 @@ def train_config_from_args(args):
         checkpoint_every=args.checkpoint,
         amp=args.amp,
         channels_last=args.channels_last,
+        compile=args.compile,
+        log_every=args.log_every,
         sync_bn=args.sync_bn,
         freeze_bn=args.freeze_bn,
         tensorboard=args.tensorboard,

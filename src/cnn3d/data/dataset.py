@@ -1,8 +1,10 @@
 """Map-style datasets over annotated videos: training clips, validation clips, test windows.
 
-Each item is a dict with `clip` (float [C, T, H, W]), `label`, `video` (index into `videos`),
-`start` (first frame position) and `view`. Randomness is drawn from a generator seeded by
-(seed, epoch, item), so results do not depend on the number of workers or on process restarts.
+Each item is a dict with `clip` (uint8 [C, T, H, W]; `network_input` makes it float on the
+device), `label`, `video` (index into `videos`), `start` (first frame position) and `view`.
+Randomness is drawn from a generator seeded by (seed, epoch, item), so results do not depend on
+the number of workers or on process restarts; an item may be asked for as `(epoch, index)`
+(what `EpochSampler` yields), which persistent workers need.
 Datasets hold only paths and numbers: they pickle, work under spawn, with many DataLoader
 workers and with a DistributedSampler.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "VideoIndex",
     "clip_loader",
     "collate_clips",
+    "stop_workers",
     "videos_from_annotations",
 ]
 
@@ -135,7 +138,7 @@ class VideoDataset(Dataset):
         return self._items
 
     def set_epoch(self, epoch: int) -> None:
-        """Reseed the training draws; call before each epoch (workers are re-forked per epoch)."""
+        """Reseed the training draws of items asked for by index alone."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -246,9 +249,10 @@ class VideoDataset(Dataset):
                 ) from None
             raise
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         v, window, view = self._item(i)
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i])
         try:
             positions = self.positions(i, rng)
             clip = self._read(v, positions)
@@ -298,9 +302,17 @@ def clip_loader(
     sampler=None,
     drop_last: bool = False,
     pin_memory: bool = False,
+    persistent: bool = False,
+    prefetch: int | None = None,
 ) -> DataLoader:
     """A DataLoader of `dataset`'s clips in order (or `sampler`'s), with failed items counted by
-    `collate_clips` and one thread per worker (`worker_init`)."""
+    `collate_clips` and one thread per worker (`worker_init`). `pin_memory` for copies to a GPU
+    that overlap the computation; `persistent` keeps the workers (and their open decoders)
+    from one pass to the next, for loaders iterated once per epoch; `prefetch` batches are
+    prepared ahead by each worker (PyTorch's default, 2, where None)."""
+    options = {}
+    if workers > 0:
+        options = {"persistent_workers": persistent, "prefetch_factor": prefetch}
     return DataLoader(
         dataset,
         batch_size,
@@ -310,4 +322,14 @@ def clip_loader(
         worker_init_fn=worker_init,
         drop_last=drop_last,
         pin_memory=pin_memory,
+        **options,
     )
+
+
+def stop_workers(loader: DataLoader | None) -> None:
+    """Shut down a loader's persistent workers now, rather than whenever the loader is garbage
+    collected (the iterator kept for them is private to PyTorch: `_iterator`)."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None

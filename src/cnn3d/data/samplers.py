@@ -21,6 +21,8 @@ class ShardSampler(Sampler):
 
 class EpochSampler(Sampler):
     """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same data.
+    It yields `(epoch, index)` pairs: the dataset draws item `index`'s random clip for that
+    epoch, also in persistent DataLoader workers, which keep their own copy of the dataset.
 
     Under DDP, rank r of w takes every w-th item of the same order (padded by repeating its
     start, as DistributedSampler does, when w does not divide n): batch k of w ranks x B items
@@ -38,7 +40,7 @@ class EpochSampler(Sampler):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         order += order[: len(self) * self.world - self.n]
-        return iter(order[self.rank :: self.world])
+        return ((self.epoch, i) for i in order[self.rank :: self.world])
 
     def __len__(self):
         return -(-self.n // self.world)

@@ -1,8 +1,9 @@
 """Spatial transforms on whole clips.
 
 A clip is a uint8 tensor [T, C, H, W]; every random choice is drawn once per clip and applied to
-all frames at once as batched tensor ops (no per-frame PIL). The last step, `normalize`, returns
-float [C, T, H, W] as the networks take it.
+all frames at once as batched tensor ops (no per-frame PIL). The transforms hand over uint8
+[C, T, H, W] (`channels_first`): a quarter of the bytes of float through the workers' shared
+memory and the copy to the device, where `network_input` converts and normalises whole batches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from ..errors import UsageError
-from ..normalization import PRESETS, Normalization
 
 # Short-side fractions of the multi-scale crops: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2.
 MULTISCALE = tuple(2 ** (-i / 4) for i in range(5))
@@ -128,14 +128,9 @@ def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
     return TF.crop(clip, 0 if view == 0 else h - size, (w - size) // 2, size, size)
 
 
-def normalize(clip: torch.Tensor, normalization: Normalization) -> torch.Tensor:
-    """uint8 [T, C, H, W] -> float [C, T, H, W] with the preset's range, mean and std."""
-    norm = normalization.for_channels(clip.shape[1])
-    x = clip.permute(1, 0, 2, 3).float()
-    mean = torch.tensor(norm.mean).view(-1, 1, 1, 1)
-    std = torch.tensor(norm.std).view(-1, 1, 1, 1)
-    scale = norm.value_range / 255.0
-    return (x * scale - mean) / std
+def channels_first(clip: torch.Tensor) -> torch.Tensor:
+    """[T, C, H, W] -> [C, T, H, W], the networks' layout (a view: still uint8, no copy)."""
+    return clip.permute(1, 0, 2, 3)
 
 
 TRAIN_CROPS = ("corner", "random", "multiscale_random", "center")
@@ -144,12 +139,11 @@ TRAIN_CROPS = ("corner", "random", "multiscale_random", "center")
 @dataclass(frozen=True)
 class TrainTransform:
     """Training: a random crop (`corner` = the 2018 multi-scale corner crop; `random` = the 2020
-    RandomResizedCrop; `multiscale_random`; `center`), a random horizontal flip, normalisation."""
+    RandomResizedCrop; `multiscale_random`; `center`) and a random horizontal flip; uint8 out."""
 
     size: int = 112
     crop: str = "corner"
     flip: bool = True
-    normalization: Normalization = PRESETS["kinetics"]
     crop_scale: tuple[float, float] = (0.25, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
@@ -183,17 +177,16 @@ class TrainTransform:
         if self.flip and rng.random() < 0.5:
             # a flow clip's x displacement changes sign with the mirror image
             clip = flip_flow(clip) if clip.shape[1] == 2 else TF.horizontal_flip(clip)
-        return normalize(clip, self.normalization)
+        return channels_first(clip)
 
 
 @dataclass(frozen=True)
 class EvalTransform:
     """Validation/testing: resize the short side to `size`, then a centre crop (`crop="center"`),
-    one of three crops (`crop="three"`, with `view` 0-2), or none (`crop="none"`)."""
+    one of three crops (`crop="three"`, with `view` 0-2), or none (`crop="none"`); uint8 out."""
 
     size: int = 112
     crop: str = "center"
-    normalization: Normalization = PRESETS["kinetics"]
 
     @property
     def min_short_side(self) -> None:
@@ -213,4 +206,4 @@ class EvalTransform:
             clip = three_crop(clip, self.size, view)
         elif self.crop != "none":
             raise UsageError(f"eval crop must be center, three or none, not {self.crop!r}")
-        return normalize(clip, self.normalization)
+        return channels_first(clip)
