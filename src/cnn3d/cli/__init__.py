@@ -11,10 +11,12 @@ import argparse
 import os
 import sys
 
-from . import classify, convert, demo, features, fuse, models, prepare, test, train
+from . import benchmark, classify, convert, demo, features, fuse, models, prepare, test, train
 
 # in the order `cnn3d --help` lists them
-SUBCOMMANDS = (models, convert, prepare, train, test, classify, features, fuse, demo)
+SUBCOMMANDS = (
+    models, convert, prepare, train, test, classify, features, fuse, benchmark, demo,
+)  # fmt: skip
 
 TRACEBACK_VARIABLE = "CNN3D_TRACEBACK"  # set to 1 to see the traceback behind an error line
 

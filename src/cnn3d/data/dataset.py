@@ -11,6 +11,7 @@ workers and with a DistributedSampler.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class VideoDataset(Dataset):
 
     With `skip_bad`, an unreadable video yields an item with `error` instead of a clip;
     `collate_clips` counts and names it. Otherwise the VideoReadError (naming the file) is raised.
+    With `timed`, items also carry `decode_s` and `transform_s`, the seconds spent reading the
+    clip's frames and transforming them (for `cnn3d benchmark loader`).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class VideoDataset(Dataset):
         skip_bad: bool = False,
         seed: int = 0,
         temporal_crop: str = "random",
+        timed: bool = False,
     ):
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be train, val or test, not {mode!r}")
@@ -89,6 +93,7 @@ class VideoDataset(Dataset):
         self.stride = stride
         self.skip_bad = skip_bad
         self.seed = seed
+        self.timed = timed
         if temporal_crop not in ("random", "center"):
             raise ValueError(f"temporal_crop must be random or center, not {temporal_crop!r}")
         self.temporal_crop = temporal_crop
@@ -253,6 +258,7 @@ class VideoDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         v, window, view = self._item(i)
         rng = np.random.default_rng([self.seed, epoch, i])
+        started = time.perf_counter()
         try:
             positions = self.positions(i, rng)
             clip = self._read(v, positions)
@@ -260,11 +266,15 @@ class VideoDataset(Dataset):
             if not self.skip_bad:
                 raise
             return {"error": str(error), "video": v}
+        decoded = time.perf_counter()
         if self.mode == "train":
             x = self.transform(clip, rng)
         else:
             x = self.transform(clip, rng, view=view)
-        return {
+        timing = {}
+        if self.timed:
+            timing = {"decode_s": decoded - started, "transform_s": time.perf_counter() - decoded}
+        return timing | {
             "clip": x,
             "label": int(self.videos.labels[v]),
             "video": v,
@@ -304,12 +314,14 @@ def clip_loader(
     pin_memory: bool = False,
     persistent: bool = False,
     prefetch: int | None = None,
+    collate=None,
 ) -> DataLoader:
     """A DataLoader of `dataset`'s clips in order (or `sampler`'s), with failed items counted by
     `collate_clips` and one thread per worker (`worker_init`). `pin_memory` for copies to a GPU
     that overlap the computation; `persistent` keeps the workers (and their open decoders)
     from one pass to the next, for loaders iterated once per epoch; `prefetch` batches are
-    prepared ahead by each worker (PyTorch's default, 2, where None)."""
+    prepared ahead by each worker (PyTorch's default, 2, where None); `collate` replaces
+    `collate_clips` (a wrapper of it that also times it, in `benchmark`)."""
     options = {}
     if workers > 0:
         options = {"persistent_workers": persistent, "prefetch_factor": prefetch}
@@ -318,7 +330,7 @@ def clip_loader(
         batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate_clips,
+        collate_fn=collate or collate_clips,
         worker_init_fn=worker_init,
         drop_last=drop_last,
         pin_memory=pin_memory,
