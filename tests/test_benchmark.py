@@ -150,3 +150,12 @@ def test_train_command_runs_model_loader_and_both(tiny, tmp_path, capsys):  # no
     assert [r["kind"] for r in report["rows"]] == ["model", "loader", "train"]
     assert report["rows"][2]["steps"] == 3 and 0 <= report["rows"][2]["data_wait_share"] <= 1
     assert "waited for data" in report["verdict"]
+
+
+def test_real_steps_decide_over_the_figures_measured_apart():
+    text = B.verdict(300, 49, data_wait_share=0.13, workers=1, cpus=2)
+    assert text.startswith("Training waited for data 13% of the time: the loader is the limit")
+    assert "Measured apart, the loader gives 300 clips/s, the model takes 49" in text
+    assert "share this machine's cores" in text
+    agreeing = B.verdict(300, 49, data_wait_share=0.02)
+    assert "the model is the limit" in agreeing and "share" not in agreeing

@@ -390,44 +390,51 @@ def verdict(
 ) -> str:
     """Which side limits training, in words, with what would help."""
     cpus = cpus or os.cpu_count() or 1
-    parts = []
+    figures = None
+    apart = None  # the limit the two separate figures point to
     if loader_clips_s is not None and model_clips_s is not None:
         figures = (
             f"the loader gives {loader_clips_s:,.0f} clips/s, the model takes {model_clips_s:,.0f}"
         )
         if model_clips_s > MARGIN * loader_clips_s:
-            parts.append(
-                f"{figures}: the loader is the limit; {loader_hints(workers, source, cpus)}"
-            )
+            apart = "loader"
         elif loader_clips_s > MARGIN * model_clips_s:
-            parts.append(
-                f"{figures}: the model is the limit (the loader has room to spare); "
-                f"{model_hints(model)}"
-            )
-        else:
-            parts.append(f"{figures}: they are balanced; both would need to be faster")
-    elif model_clips_s is not None:
-        parts.append(
-            f"the model's ceiling is {model_clips_s:,.0f} training clips/s on tensors already "
-            "on the device; `cnn3d benchmark loader` tells whether your data can keep up"
+            apart = "model"
+    if data_wait_share is not None:  # measured in real steps: it decides
+        limit = "loader" if data_wait_share > 0.1 else "model"
+        hints = loader_hints(workers, source, cpus) if limit == "loader" else model_hints(model)
+        text = (
+            f"Training waited for data {data_wait_share:.0%} of the time: the {limit} is the "
+            f"limit; {hints}."
         )
-    elif loader_clips_s is not None:
-        parts.append(
-            f"the loader gives {loader_clips_s:,.0f} clips/s; `cnn3d benchmark model` tells "
-            "what the model takes"
+        if figures:
+            text += f" Measured apart, {figures}"
+            if apart and apart != limit:
+                text += " (together, the workers and the model share this machine's cores)"
+            text += "."
+        return text
+    if apart == "loader":
+        return f"{figures[0].upper()}{figures[1:]}: the loader is the limit; {loader_hints(workers, source, cpus)}."
+    if apart == "model":
+        return (
+            f"{figures[0].upper()}{figures[1:]}: the model is the limit (the loader has room "
+            f"to spare); {model_hints(model)}."
         )
-    if data_wait_share is not None:
-        if data_wait_share > 0.1:
-            parts.append(
-                f"training waited for data {data_wait_share:.0%} of the time: the loader is "
-                f"the limit; {loader_hints(workers, source, cpus)}"
-            )
-        else:
-            parts.append(
-                f"training waited for data {data_wait_share:.0%} of the time: the model is "
-                "the limit"
-            )
-    return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
+    if figures:
+        return (
+            f"{figures[0].upper()}{figures[1:]}: they are balanced; both would need to be faster."
+        )
+    if model_clips_s is not None:
+        return (
+            f"The model's ceiling is {model_clips_s:,.0f} training clips/s on tensors already "
+            "on the device; `cnn3d benchmark loader` tells whether your data can keep up."
+        )
+    if loader_clips_s is not None:
+        return (
+            f"The loader gives {loader_clips_s:,.0f} clips/s; `cnn3d benchmark model` tells "
+            "what the model takes."
+        )
+    return "Nothing was measured."
 
 
 def model_hints(model: ModelSetting | None) -> str:
