@@ -40,9 +40,11 @@ def add(sub) -> None:
 def add_model_options(p, many: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="resnet", help="family (see `cnn3d models`)")
-    g.add_argument("--model-depth", "--model_depth", type=positive_int, default=18)
+    g.add_argument("--model-depth", "--model_depth", type=positive_int, default=18, help="depth")
     g.add_argument("--input", choices=("rgb", "flow"), default="rgb", help="3 or 2 channels")
-    g.add_argument("--n-classes", "--n_classes", type=positive_int, default=400)
+    g.add_argument(
+        "--n-classes", "--n_classes", type=positive_int, default=400, help="classes of the head"
+    )
     g.add_argument(
         "--precision",
         nargs="+" if many else None,
@@ -61,15 +63,27 @@ def add_model_options(p, many: bool = True) -> None:
 
 def add_clip_options(p) -> None:
     g = p.add_argument_group("clips")
-    g.add_argument("--clip-length", "--sample_duration", type=positive_int, default=16)
-    g.add_argument("--sample-size", "--sample_size", type=positive_int, default=112)
-    g.add_argument("--batch-size", "--batch_size", type=positive_int, default=32)
+    g.add_argument(
+        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
+    )
+    g.add_argument(
+        "--sample-size",
+        "--sample_size",
+        type=positive_int,
+        default=112,
+        help="clip height and width",
+    )
+    g.add_argument(
+        "--batch-size", "--batch_size", type=positive_int, default=32, help="clips per step"
+    )
 
 
 def add_loader_options(p, many_workers: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--video-path", "--video_path", required=True, help="the videos' root")
-    g.add_argument("--annotation-path", "--annotation_path", required=True)
+    g.add_argument(
+        "--annotation-path", "--annotation_path", required=True, help="the annotation file"
+    )
     g.add_argument("--subset", default="training", help="which subset's videos")
     g.add_argument(
         "--mode",
@@ -85,7 +99,12 @@ def add_loader_options(p, many_workers: bool) -> None:
         default=[4] if many_workers else 4,
         help="DataLoader workers" + (" (several: one row each)" if many_workers else ""),
     )
-    g.add_argument("--prefetch", type=positive_int, default=None, help="batches per worker")
+    g.add_argument(
+        "--prefetch",
+        type=positive_int,
+        default=None,
+        help="batches each worker prepares ahead (default: PyTorch's 2)",
+    )
     g.add_argument("--batches", type=positive_int, default=50, help="batches timed")
 
 
@@ -101,7 +120,11 @@ def add_common(p, steps: int | None) -> None:
         default=60.0,
         help="stop timing a row after this long (at least 3 steps are timed)",
     )
-    g.add_argument("--output", "-o", help="write the rows, the machine and the verdict as JSON")
+    g.add_argument(
+        "--output",
+        "-o",
+        help="write the rows, the machine and the verdict as JSON (default: printed only)",
+    )
 
 
 def model_settings(args):
