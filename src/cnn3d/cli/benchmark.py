@@ -4,7 +4,7 @@ model is the limit (one table, a verdict in words, and `--output` JSON)."""
 from __future__ import annotations
 
 from . import checks
-from .common import add_parser, non_negative_int, positive_float, positive_int
+from .common import add_clip_shape, add_parser, non_negative_int, positive_float, positive_int
 
 MEMORY_FORMATS = ("channels_last", "contiguous")
 
@@ -63,16 +63,7 @@ def add_model_options(p, many: bool = True) -> None:
 
 def add_clip_options(p) -> None:
     g = p.add_argument_group("clips")
-    g.add_argument(
-        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
-    )
-    g.add_argument(
-        "--sample-size",
-        "--sample_size",
-        type=positive_int,
-        default=112,
-        help="clip height and width",
-    )
+    add_clip_shape(g)
     g.add_argument(
         "--batch-size", "--batch_size", type=positive_int, default=32, help="clips per step"
     )

@@ -74,6 +74,20 @@ def add_progress(p, default: bool | None = True, what: str = "progress bar") -> 
     switch(p, "progress", default, what)
 
 
+def add_clip_shape(g) -> None:
+    """--clip-length and --sample-size, with the original's spellings."""
+    g.add_argument(
+        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
+    )
+    g.add_argument(
+        "--sample-size",
+        "--sample_size",
+        type=positive_int,
+        default=112,
+        help="clip height and width in pixels",
+    )
+
+
 AMP_HELP = "bf16 autocast (default: on for GPUs and CPUs with native bf16)"
 COMPILE_HELP = (
     "torch.compile the network (default: only for 2000 windows or more, where the one-time "

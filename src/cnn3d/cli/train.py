@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 
 from . import checks, original
-from .common import add_parser, non_negative_int, positive_float, positive_int, switch
+from .common import (
+    add_clip_shape,
+    add_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    switch,
+)
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
 # that `--help` does not import torch
@@ -47,16 +54,7 @@ def add(sub) -> None:
         help="if given, checked against the annotation file, which decides (default: the "
         "annotation file's)",
     )
-    g.add_argument(
-        "--clip-length", "--sample_duration", type=positive_int, default=16, help="frames per clip"
-    )
-    g.add_argument(
-        "--sample-size",
-        "--sample_size",
-        type=positive_int,
-        default=112,
-        help="clip height and width in pixels",
-    )
+    add_clip_shape(g)
     g.add_argument(
         "--t-stride",
         "--sample_t_stride",
