@@ -4,6 +4,7 @@ what `train` says and stores."""
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,9 +51,12 @@ def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  
     process.send_signal(signal.SIGINT)  # Ctrl-C reaches the main process
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "nothing was saved" in err and "--resume auto" in err
+    # the partial epoch is saved: last.pth holds epoch 1 up to the step Ctrl-C came after
+    found = re.search(r"holds epoch 1 up to step (\d+)\. .*it goes on with epoch 1 after step", err)
+    assert found and "--resume auto" in err, err
     assert "Traceback" not in err and "exited unexpectedly" not in err
-    assert not (result / "last.pth").exists()
+    saved = read_file(result / "last.pth")
+    assert saved["epoch"] == 0 and saved["position"]["step"] == int(found.group(1))
 
     process = start_training(
         tiny, result, "--n_epochs", "3", "--batch_size", "2", "--resume", "auto"
@@ -62,9 +66,8 @@ def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "nothing to resume" in out  # the first start said so
-    assert "interrupted during epoch 2" in err and "holds epoch 1" in err
-    assert "it goes on with epoch 2, from that epoch's start" in err
+    assert f"at epoch 1 after step {found.group(1)}" in out  # where it went on from
+    assert "interrupted (SIGINT) during epoch 2" in err and "holds epoch 2 up to step" in err
 
     assert (
         main(train_args(tiny, result, "--n_epochs", "3", "--batch_size", "2", "--resume", "auto"))

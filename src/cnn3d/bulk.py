@@ -24,6 +24,7 @@ from .errors import Interrupted, UsageError
 from .files import SourceStamp, StampLog, atomic_write, output_name
 from .inference import InferenceConfig, VideoResult, iter_model
 from .runtime import Torchrun
+from .signals import StopSignals
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ def run_bulk(
     start = time.perf_counter()
     subset = [paths[i] for i in todo]
     todo_names = [names[i] for i in todo]
+    # SIGTERM and SIGUSR1 (a cluster's notice) stop as Ctrl-C does: the videos in flight are
+    # abandoned, the finished ones are on disk and recorded
+    stop = StopSignals(graceful=False)
     try:
         for j, result, message in iter_model(model, subset, todo_names, config, want_features):
             i = todo[j]
@@ -200,10 +204,14 @@ def run_bulk(
             bar.close()
         left = len(todo) - summary.done - summary.failed
         raise Interrupted(
-            f"interrupted: {summary.done} videos done in this run, {summary.done_before} done "
-            f"before, {summary.failed} failed, {left} not done; every finished video is on disk "
-            "and recorded: re-run the same command to resume"
+            f"interrupted{f' ({stop.requested})' if stop.requested else ''}: {summary.done} "
+            f"videos done in this run, {summary.done_before} done before, {summary.failed} "
+            f"failed, {left} not done; every finished video is on disk and recorded: re-run the "
+            "same command to resume",
+            stop.exit_code,
         ) from None
+    finally:
+        stop.restore()
     if bar is not None:
         bar.close()
     summary.seconds = time.perf_counter() - start

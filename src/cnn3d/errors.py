@@ -60,8 +60,16 @@ class TrainingError(Cnn3dError, RuntimeError):
 
 
 class Interrupted(Cnn3dError):
-    """Ctrl-C (or SIGINT) stopped a command: the message says what was kept and how to go on;
-    the command exits with 130."""
+    """A signal (Ctrl-C, SIGTERM, SIGUSR1) stopped a command: the message says what was kept
+    and how to go on; the command exits with `exit_code` (128 + the signal's number: 130 for
+    Ctrl-C)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return type(self), (str(self), self.exit_code)
 
 
 class TrainingInterrupted(TrainingError, Interrupted):

@@ -32,9 +32,11 @@ def evaluate_loader(
     inputs: NetworkInput,
     runtime: RuntimeConfig,
     progress: bool = False,
-) -> Accumulator:
+    should_stop=None,
+) -> Accumulator | None:
     """Scores of every clip in `loader` (uint8 batches, made the network's input by `inputs`),
-    summed per video and over ranks."""
+    summed per video and over ranks; None, with nothing counted, as soon as `should_stop()`
+    says so (asked before each batch)."""
     from tqdm import tqdm
 
     acc = Accumulator(len(dataset.videos), n_classes)
@@ -42,6 +44,9 @@ def evaluate_loader(
     net.eval()
     with torch.inference_mode():
         for batch in tqdm(loader, unit="batch", leave=False, disable=not progress):
+            if should_stop is not None and should_stop():
+                dataset.close()
+                return None
             dataset.failed += batch["failed"]
             if batch["clip"] is None:
                 continue

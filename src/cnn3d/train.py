@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -28,17 +27,18 @@ from .data.network_input import NetworkInput
 from .data.samplers import EpochSampler, ShardSampler
 from .data.sources import open_source
 from .data.transforms import EvalTransform, TrainTransform
-from .errors import CheckpointError, TrainingError, TrainingInterrupted, UsageError
+from .errors import TrainingError, TrainingInterrupted, UsageError
 from .evaluate import evaluate_loader
 from .files import atomic_write
 from .metrics import compute_metrics
 from .models import build_model, check_input_channels, load_model
-from .models.checkpoint import read_file, save_model, unwrap_state_dict
 from .models.zoo import canonical_family
 from .normalization import Normalization, get_normalization
 from .plots import write_curves
 from .runtime import RuntimeConfig, Torchrun, prepare_device
+from .signals import STOP_SIGNALS, StopSignals, requeue_slurm_job
 from .trainlog import RunLogs, format_epoch, progress_bar, write_missing
+from .trainstate import Position, resume_from, save_training_state
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingInterrupted", "train"]
 
@@ -90,6 +90,11 @@ class TrainConfig:
     validate: bool = True
     resume: str | None = None  # a path, or 'auto' for <result_path>/last.pth
     checkpoint_every: int = 10
+    # mid-epoch checkpoints (last.pth): every so many minutes and/or steps (0: not by that)
+    save_every: float = 10.0
+    save_every_steps: int = 0
+    stop_signals: tuple[str, ...] = STOP_SIGNALS  # each: checkpoint after the step, then stop
+    requeue: bool = False  # after a stop signal, `scontrol requeue` this SLURM job
     amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
     compile: bool = False  # torch.compile (inductor) the training network
@@ -122,41 +127,6 @@ def setup_distributed(runtime: RuntimeConfig) -> tuple[Torchrun, torch.device]:
     if torchrun.distributed:
         torchrun = replace(torchrun, rank=dist.get_rank())
     return torchrun, device
-
-
-class GracefulStop:
-    """The first Ctrl-C asks training to stop after the step in progress (so the loader and its
-    workers shut down in order); a second one stops at once. Single-process runs only: DDP ranks
-    must stop together, so there Ctrl-C stops at once."""
-
-    def __init__(self, enabled: bool):
-        import signal
-        import threading
-
-        self.requested = False
-        self._previous = None
-        if enabled and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        import signal
-
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-    def __enter__(self) -> GracefulStop:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.restore()
-
-    def restore(self) -> None:
-        import signal
-
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
 
 
 def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
@@ -195,42 +165,6 @@ def make_scheduler(cfg: TrainConfig, optimizer):
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     raise UsageError(f"schedule must be multistep, plateau or cosine, not {cfg.schedule!r}")
-
-
-def save_training_state(
-    path: Path, model, optimizer, scheduler, epoch: int, best: float, resumable: bool = True
-) -> None:
-    """A checkpoint; `resumable` adds the optimizer, scheduler and RNG state (`best.pth`, meant
-    for inference and fine-tuning, leaves them out and is about half the size)."""
-    extra = {"epoch": epoch, "best_video_top1": best}
-    if resumable:
-        extra |= {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
-    save_model(path, model, extra=extra)
-
-
-def resume_from(path: Path, model, optimizer, scheduler, device) -> tuple[int, float]:
-    """Weights, optimizer, scheduler and RNG state from a checkpoint; (next epoch, best score)."""
-    obj = read_file(path, map_location=device)
-    state = unwrap_state_dict(obj, path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: does not fit this model: {str(error).splitlines()[0]}"
-        ) from None
-    if "optimizer" in obj and obj["optimizer"]:
-        optimizer.load_state_dict(obj["optimizer"])
-    if "scheduler" in obj and obj["scheduler"]:
-        scheduler.load_state_dict(obj["scheduler"])
-    if "torch_rng" in obj:
-        torch.set_rng_state(obj["torch_rng"].cpu())
-    # cnn3d and the 2020 code store the epoch just finished
-    return int(obj.get("epoch", 0)) + 1, float(obj.get("best_video_top1", -1.0))
 
 
 # -------------------------------------------------------------------------------------- training
@@ -312,10 +246,18 @@ class Run:
     train_loader: DataLoader
     val_set: VideoDataset | None
     val_loader: DataLoader | None
-    begin_epoch: int = 1
+    begin: Position = Position()  # where this run starts (resumed: maybe within an epoch)
     best: float = -1.0
-    finished: int = 0  # the last epoch whose checkpoint is written
+    saved: Position | None = None  # what last.pth holds, written by this run or before it
+    steps_per_epoch: int = 0  # of this rank, a whole epoch
+    last_save: float = field(default_factory=time.monotonic)
+    epoch: int = 0  # the epoch in progress
+    epoch_sums: tuple[float, float, float] = (0.0, 0.0, 0.0)  # its training sums, all ranks
     bad_videos: list[str] = field(default_factory=list)
+
+    @property
+    def begin_epoch(self) -> int:
+        return self.begin.epoch
 
     @property
     def main_process(self) -> bool:
@@ -335,15 +277,17 @@ def train(cfg: TrainConfig) -> dict:
     gc.collect()
     gc.freeze()
     try:
-        logs = RunLogs(run.result, run.begin_epoch, run.main_process, cfg.tensorboard)
-        # the logs close and Ctrl-C gets its usual meaning back however the loop ends
-        with logs, GracefulStop(enabled=not run.torchrun.distributed) as stop:
+        logs = RunLogs(run.result, run.begin, run.main_process, cfg.tensorboard)
+        stop = StopSignals(graceful=True, names=cfg.stop_signals)
+        # the logs close and the signals get their usual meaning back however the loop ends
+        with logs, stop:
             for epoch in range(run.begin_epoch, cfg.epochs + 1):
-                # one pass over this rank's share of the clips, in an order fixed by the epoch
+                # one pass over this rank's share of the clips, in an order fixed by the epoch;
+                # last.pth every --save-every minutes, and at a stop signal (then StopForSignal)
                 metrics = train_one_epoch(run, epoch, stop, logs)
                 # video-level accuracy: softmax scores averaged over each video's clips
                 if run.val_loader is not None:
-                    metrics |= validate(run)
+                    metrics |= validate(run, epoch, stop)
                 # plateau follows the validation loss (the training loss without validation)
                 if cfg.schedule == "plateau":
                     run.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
@@ -351,9 +295,15 @@ def train(cfg: TrainConfig) -> dict:
                     run.scheduler.step()
                 # logs, last/best/save_N checkpoints: written by rank 0 only
                 end_epoch(run, metrics, logs)
-    except KeyboardInterrupt:
-        # the workers ignore Ctrl-C (see worker_init); they were stopped with their loader
-        raise TrainingInterrupted(interrupted_message(run)) from None
+                if agreed(run, bool(stop.requested)):
+                    raise StopForSignal
+    except StopForSignal:
+        # the workers ignore the signals (see worker_init); they stop with their loader
+        if cfg.requeue and run.main_process:
+            print(requeue_slurm_job(), flush=True)
+        raise TrainingInterrupted(interrupted_message(run, stop), stop.exit_code) from None
+    except KeyboardInterrupt:  # a second Ctrl-C: at once
+        raise TrainingInterrupted(interrupted_message(run, stop), stop.exit_code) from None
     finally:
         stop_workers(run.train_loader)
         stop_workers(run.val_loader)
@@ -411,7 +361,9 @@ def setup_run(cfg: TrainConfig) -> Run:
     fp16 = cfg.runtime.amp_dtype(device) == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     result = Path(cfg.result_path)
-    begin_epoch, best = resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun)
+    begin, best = resume_if_asked(
+        cfg, result, model, optimizer, scheduler, scaler, device, torchrun
+    )
     net = model
     if torchrun.distributed:
         if cfg.sync_bn:
@@ -424,8 +376,9 @@ def setup_run(cfg: TrainConfig) -> Run:
     inputs = NetworkInput(model.spec.normalization, device, cfg.runtime.memory_format)
     run = Run(
         cfg, torchrun, device, result, labels, model, net, inputs, optimizer, scheduler, scaler,
-        train_set, train_sampler, train_loader, val_set, val_loader, begin_epoch, best,
-        finished=begin_epoch - 1, bad_videos=list(val_set.failed) if val_set else [],
+        train_set, train_sampler, train_loader, val_set, val_loader, begin, best,
+        saved=begin if begin.epoch > 1 or begin.step else None, steps_per_epoch=len(train_loader),
+        bad_videos=list(val_set.failed) if val_set else [],
     )  # fmt: skip
     if run.main_process:
         write_start(run, train_videos, val_videos, missing)
@@ -468,21 +421,21 @@ def make_datasets(cfg: TrainConfig, train_videos, val_videos):
     return train_set, val_set
 
 
-def resume_if_asked(cfg, result, model, optimizer, scheduler, device, torchrun):
-    """(first epoch, best score so far): from `--resume` (a path, or `auto` for last.pth)."""
+def resume_if_asked(cfg, result, model, optimizer, scheduler, scaler, device, torchrun):
+    """(where to start, best score so far): from `--resume` (a path, or `auto` for last.pth)."""
     if cfg.resume is None:
-        return 1, -1.0
+        return Position(), -1.0
     path = result / "last.pth" if cfg.resume == "auto" else Path(cfg.resume)
     if cfg.resume == "auto" and not path.exists():
         if torchrun.rank == 0:
             print(f"--resume auto: nothing to resume ({path} does not exist); starting fresh")
-        return 1, -1.0
-    begin_epoch, best = resume_from(path, model, optimizer, scheduler, device)
+        return Position(), -1.0
+    begin, best = resume_from(path, model, optimizer, scheduler, scaler, device)
     if cfg.overwrite_milestones and cfg.schedule == "multistep":
         scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
-        print(f"resumed from {path} at epoch {begin_epoch}")
-    return begin_epoch, best
+        print(f"resumed from {path} at {begin.describe()}")
+    return begin, best
 
 
 def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
@@ -524,40 +477,92 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
     )
 
 
-def train_one_epoch(run: Run, epoch: int, stop: GracefulStop, logs: RunLogs) -> dict:
-    """One pass over the training clips: the epoch's mean loss and clip accuracy (summed over
-    ranks) and its learning rate. The host reads the steps' losses from the device every
-    `log_every` steps (`read_steps`), not at each one. Ctrl-C stops after the step in progress."""
+class StopForSignal(Exception):
+    """Raised once the checkpoint a stop signal asks for is written."""
+
+
+def train_one_epoch(run: Run, epoch: int, stop: StopSignals, logs: RunLogs) -> dict:
+    """One pass over the training clips (the rest of it, for the epoch a run resumes within):
+    the epoch's mean loss and clip accuracy (summed over ranks) and its learning rate. The host
+    reads the steps' losses from the device every `log_every` steps, and there checkpoints
+    when one is due and stops when a signal asked (`checkpoint_if_due`)."""
     cfg = run.cfg
-    run.train_sampler.set_epoch(epoch)
+    run.epoch = epoch
+    done = run.begin.step if epoch == run.begin_epoch else 0  # steps trained before a resume
+    run.train_sampler.set_epoch(epoch, skip=done * cfg.batch_size)
     lr = max(g["lr"] for g in run.optimizer.param_groups)
     run.net.train()
     if cfg.freeze_bn:  # BatchNorm keeps its running statistics (DDP-exact on the CPU)
         for module in run.model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-    steps = len(run.train_loader)
+    steps = run.steps_per_epoch
     bar = progress_bar(steps, f"epoch {epoch}/{cfg.epochs}", run.main_process and cfg.progress)
+    bar.update(done)
     reader = StepReader(run, epoch, lr, steps, logs, bar)
-    for i, batch in enumerate(run.train_loader, start=1):
-        if stop.requested:
-            break
+    if done and run.main_process:  # the resumed steps' sums are all ranks' together
+        reader.sums = list(run.begin.sums)
+    # one process stops at the step after a signal; ranks agree at their reads
+    alone = not run.torchrun.distributed
+    for i, batch in enumerate(run.train_loader, start=done + 1):
         run.bad_videos += batch["failed"]
         if batch["clip"] is not None:
             reader.add(i, train_step(run, batch), len(batch["label"]))
-        if i % run.log_every == 0:
-            reader.read()
         bar.update()
+        if i % run.log_every == 0 or (alone and stop.requested):
+            reader.read()
+            checkpoint_if_due(run, epoch, i, reader, stop)
     reader.read()
     bar.close()
     run.train_set.close()
-    if stop.requested:
-        raise KeyboardInterrupt
-    sums = torch.tensor(reader.sums, dtype=torch.float64)  # loss sum, correct, clips
-    if run.torchrun.distributed:
-        dist.all_reduce(sums)
+    sums = all_ranks(run, reader.sums)
+    run.epoch_sums = tuple(sums.tolist())
     loss, acc = (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
     return {"epoch": epoch, "train_loss": loss, "train_acc": acc, "lr": lr}
+
+
+def checkpoint_if_due(run: Run, epoch: int, step: int, reader: StepReader, stop) -> None:
+    """At a read: `last.pth` at this step if `--save-every` minutes or `--save-every-steps`
+    steps have come, or a stop signal (then StopForSignal). Ranks decide together."""
+    cfg = run.cfg
+    due = (cfg.save_every > 0 and time.monotonic() - run.last_save >= 60 * cfg.save_every) or (
+        cfg.save_every_steps > 0 and step % cfg.save_every_steps == 0
+    )
+    stopping, due = agreed(run, bool(stop.requested), due)
+    if stopping or (due and step < run.steps_per_epoch):  # an epoch's end saves anyway
+        save_position(run, Position(epoch, step, tuple(all_ranks(run, reader.sums).tolist())))
+    if stopping:
+        raise StopForSignal
+
+
+def agreed(run: Run, *flags: bool) -> tuple[bool, ...] | bool:
+    """Each flag, true if it is on any rank (one small all-reduce under DDP)."""
+    if run.torchrun.distributed:
+        device = run.device if run.device.type == "cuda" else torch.device("cpu")
+        values = torch.tensor([int(f) for f in flags], device=device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        flags = tuple(bool(v) for v in values.tolist())
+    return flags if len(flags) > 1 else flags[0]
+
+
+def all_ranks(run: Run, sums) -> torch.Tensor:
+    """(loss sum, correct, clips) summed over ranks, float64 on the CPU."""
+    total = torch.tensor(sums, dtype=torch.float64)
+    if run.torchrun.distributed:
+        device = run.device if run.device.type == "cuda" else torch.device("cpu")
+        total = total.to(device)
+        dist.all_reduce(total)
+        total = total.cpu()
+    return total
+
+
+def save_position(run: Run, position: Position) -> None:
+    """`last.pth` at `position` (rank 0), atomically."""
+    if run.main_process:
+        state = (run.model, run.optimizer, run.scheduler, run.scaler, position, run.best)
+        save_training_state(run.result / "last.pth", *state)
+    run.saved = position
+    run.last_save = time.monotonic()
 
 
 def train_step(run: Run, batch: dict) -> torch.Tensor:
@@ -628,11 +633,18 @@ class StepReader:
             )
 
 
-def validate(run: Run) -> dict:
-    """Validation loss, clip accuracy and video top-1/top-5 (summed over ranks)."""
+def validate(run: Run, epoch: int, stop: StopSignals) -> dict:
+    """Validation loss, clip accuracy and video top-1/top-5 (summed over ranks). A stop signal
+    during it (one process) saves the epoch's training and stops: a resumed run validates
+    again from the start, never half-counted. Ranks finish it and stop after the epoch."""
+    should_stop = None if run.torchrun.distributed else (lambda: bool(stop.requested))
     val = evaluate_loader(
-        run.net, run.val_loader, run.val_set, len(run.labels), run.inputs, run.cfg.runtime
-    )
+        run.net, run.val_loader, run.val_set, len(run.labels), run.inputs, run.cfg.runtime,
+        should_stop=should_stop,
+    )  # fmt: skip
+    if val is None:
+        save_position(run, Position(epoch, run.steps_per_epoch, run.epoch_sums))
+        raise StopForSignal
     labels = torch.from_numpy(run.val_set.videos.labels).long()
     vm = compute_metrics(val, labels, run.labels)
     return {
@@ -652,7 +664,7 @@ def end_epoch(run: Run, metrics: dict, logs: RunLogs) -> None:
         score = metrics.get("val_video_top1", metrics["train_acc"])
         improved = score > run.best
         run.best = max(run.best, score)
-        state = (run.model, run.optimizer, run.scheduler, epoch, run.best)
+        state = (run.model, run.optimizer, run.scheduler, run.scaler, Position(epoch + 1), run.best)
         save_training_state(run.result / "last.pth", *state)
         if run.cfg.checkpoint_every and epoch % run.cfg.checkpoint_every == 0:
             save_training_state(run.result / f"save_{epoch}.pth", *state)
@@ -661,18 +673,28 @@ def end_epoch(run: Run, metrics: dict, logs: RunLogs) -> None:
         print(format_epoch(metrics))
     if run.torchrun.distributed:
         dist.barrier()
-    run.finished = epoch
+    run.saved = Position(epoch + 1)
+    run.last_save = time.monotonic()
 
 
-def interrupted_message(run: Run) -> str:
-    if run.finished >= 1:
-        saved = f"{run.result / 'last.pth'} holds epoch {run.finished}"
+def interrupted_message(run: Run, stop: StopSignals) -> str:
+    why = f" ({stop.requested})" if stop.requested else ""
+    saved = run.saved
+    if saved is None:
+        return (
+            f"interrupted{why} before anything was saved: nothing was saved; run the same "
+            "command again (with --resume auto, it starts fresh)"
+        )
+    path = run.result / "last.pth"
+    if saved.step:
+        held = f"{path} holds epoch {saved.epoch} up to step {saved.step}"
+        goes_on = f"it goes on with epoch {saved.epoch} after step {saved.step}"
     else:
-        saved = "nothing was saved (no epoch had finished)"
-    again = run.finished + 1
+        held = f"{path} holds epoch {saved.epoch - 1}"
+        goes_on = f"it goes on with epoch {saved.epoch}, from that epoch's start"
     return (
-        f"interrupted during epoch {again}: {saved}. Resume with the same command and "
-        f"--resume auto: it goes on with epoch {again}, from that epoch's start"
+        f"interrupted{why} during epoch {run.epoch}: {held}. Resume with the same command and "
+        f"--resume auto: {goes_on}"
     )
 
 

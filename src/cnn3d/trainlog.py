@@ -11,14 +11,14 @@ from .files import atomic_write
 class TSVLog:
     """The original's tab-separated logs: a header row, then one flushed row per call."""
 
-    def __init__(self, path: Path, columns: list[str], resume: bool, begin_epoch: int = 1):
+    def __init__(
+        self, path: Path, columns: list[str], resume: bool, begin_epoch: int = 1,
+        begin_step: int = 0,
+    ):  # fmt: skip
         exists = resume and path.exists()
-        if exists:  # rows of epochs that will run again (an interrupted epoch) go
+        if exists:  # rows of what runs again (the rest of an interrupted epoch) go
             lines = path.read_text(encoding="utf-8").splitlines()
-            kept = lines[:1] + [
-                ln for ln in lines[1:] if ln.split("\t")[0].isdigit()
-                and int(ln.split("\t")[0]) < begin_epoch
-            ]  # fmt: skip
+            kept = lines[:1] + [ln for ln in lines[1:] if _before(ln, begin_epoch, begin_step)]
             atomic_write(path, lambda tmp: Path(tmp).write_text("".join(f"{ln}\n" for ln in kept)))
         self.file = open(path, "a" if exists else "w", encoding="utf-8")  # noqa: SIM115
         if not exists:
@@ -34,13 +34,25 @@ class TSVLog:
         self.file.close()
 
 
+def _before(line: str, epoch: int, step: int) -> bool:
+    """Whether a row (epoch first, then the step for the batch log) comes before (epoch, step)."""
+    fields = line.split("\t")
+    if not fields[0].isdigit():
+        return False
+    row_epoch = int(fields[0])
+    if row_epoch < epoch:
+        return True
+    return row_epoch == epoch and step > 0 and fields[1].isdigit() and int(fields[1]) <= step
+
+
 class RunLogs:
     """`train.log`, `train_batch.log`, `val.log` and TensorBoard of one run (rank 0 only; other
     ranks get a RunLogs that writes nothing), closed together however the run ends. A resumed
     run drops the rows of epochs that run again."""
 
-    def __init__(self, result: Path, begin_epoch: int, enabled: bool, tensorboard: bool):
-        resume = begin_epoch > 1
+    def __init__(self, result: Path, begin, enabled: bool, tensorboard: bool):
+        begin_epoch, begin_step = begin.epoch, begin.step  # a trainstate.Position
+        resume = begin_epoch > 1 or begin_step > 0
         self.enabled = enabled
         self.train = self.batch = self.val = self.writer = None
         if not enabled:
@@ -53,6 +65,7 @@ class RunLogs:
             ["epoch", "batch", "iter", "loss", "acc", "lr"],
             resume,
             begin_epoch,
+            begin_step,
         )
         self.val = TSVLog(
             result / "val.log",

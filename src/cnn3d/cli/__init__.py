@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except Interrupted as stop:
         print(f"cnn3d {args.command}: {stop}", file=sys.stderr)
-        return 130
+        return stop.exit_code
     except KeyboardInterrupt:
         print(f"cnn3d {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ from . import checks, original
 from .common import (
     add_clip_shape,
     add_parser,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -263,6 +264,34 @@ def add(sub) -> None:
         default=10,
         help="also keep save_<N>.pth every N epochs (0: never)",
     )
+    g.add_argument(
+        "--save-every",
+        type=non_negative_float,
+        default=10.0,
+        help="minutes between mid-epoch checkpoints to last.pth, which resume exactly from "
+        "that step (0: only at epoch ends and stop signals)",
+    )
+    g.add_argument(
+        "--save-every-steps",
+        type=non_negative_int,
+        default=0,
+        help="also a mid-epoch checkpoint every N steps (0: not by steps)",
+    )
+    g.add_argument(
+        "--stop-signals",
+        nargs="*",
+        choices=("SIGINT", "SIGTERM", "SIGUSR1"),
+        default=["SIGINT", "SIGTERM", "SIGUSR1"],
+        help="signals that checkpoint after the step in progress and stop (exit 128 + the "
+        "signal's number); a second one stops at once",
+    )
+    switch(
+        g,
+        "requeue",
+        False,
+        "after a stop signal and its checkpoint, ask SLURM to requeue the job (scontrol "
+        "requeue $SLURM_JOB_ID; said so where there is no SLURM)",
+    )
     switch(
         g,
         "amp",
@@ -394,6 +423,10 @@ def train_config_from_args(args):
         validate=args.val,
         resume=paths["resume"],
         checkpoint_every=args.checkpoint,
+        save_every=args.save_every,
+        save_every_steps=args.save_every_steps,
+        stop_signals=tuple(args.stop_signals),
+        requeue=args.requeue,
         amp=args.amp,
         channels_last=args.channels_last,
         compile=args.compile,

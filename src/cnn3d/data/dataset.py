@@ -297,12 +297,15 @@ def collate_clips(batch: list[dict]) -> dict:
 
 
 def worker_init(worker_id: int) -> None:
-    """One torch thread per DataLoader worker: the cores belong to the model. Ctrl-C is left
-    to the main process, which stops the workers (no worker tracebacks)."""
+    """One torch thread per DataLoader worker: the cores belong to the model. Ctrl-C, SIGTERM
+    and SIGUSR1 (a scheduler may send them to every process of a job) are left to the main
+    process, which stops the workers (no worker tracebacks); a worker whose main process is
+    gone ends by itself (PyTorch watches the parent)."""
     import signal
 
     torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def clip_loader(

@@ -30,17 +30,24 @@ class EpochSampler(Sampler):
     """
 
     def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.epoch = n, seed, 0
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
         self.rank, self.world = rank, world
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The epoch to draw; `skip` leaves out the first items of this rank's share (those of
+        the steps a resumed run has already trained)."""
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
-        order += order[: len(self) * self.world - self.n]
-        return ((self.epoch, i) for i in order[self.rank :: self.world])
+        order += order[: self.share * self.world - self.n]
+        return ((self.epoch, i) for i in order[self.rank :: self.world][self.skip :])
+
+    @property
+    def share(self) -> int:
+        """Items per rank in a whole epoch."""
+        return -(-self.n // self.world)
 
     def __len__(self):
-        return -(-self.n // self.world)
+        return max(0, self.share - self.skip)

@@ -1,0 +1,97 @@
+"""What a resumable training checkpoint holds, and putting it back.
+
+`last.pth` is written at the end of every epoch and, within one, every `--save-every` minutes or
+`--save-every-steps` steps and when a stop signal comes. Beside the weights it keeps the
+optimizer, the schedule, the AMP loss scaler and the random state (CPU and GPUs), and the
+`Position`: the epoch in progress and how many of its steps are done, with their summed loss and
+accuracy. The epoch's clip order comes back from (seed, epoch) (`EpochSampler`), each clip's
+random crop from (seed, epoch, index) (`VideoDataset`), so a run resumed from any step trains on
+exactly the batches an uninterrupted run would have.
+
+`epoch` in the file is the last epoch finished, as the 2020 code stores it, so that code (and
+cnn3d before mid-epoch checkpoints) reads these files too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .models.checkpoint import read_file, save_model, unwrap_state_dict
+
+__all__ = ["Position", "resume_from", "save_training_state"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where training stands: `epoch` is the one to run or in progress, `step` how many of its
+    steps are done (0: none), `sums` their (loss sum, correct clips, clips) over all ranks."""
+
+    epoch: int = 1
+    step: int = 0
+    sums: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def describe(self) -> str:
+        if self.step:
+            return f"epoch {self.epoch} after step {self.step}"
+        return f"the start of epoch {self.epoch}"
+
+
+def save_training_state(
+    path: Path, model, optimizer, scheduler, scaler, position: Position, best: float,
+    resumable: bool = True,
+) -> None:  # fmt: skip
+    """A checkpoint at `position`; `resumable` adds the optimizer, scheduler, scaler and RNG
+    state (`best.pth`, for inference and fine-tuning, leaves them out: about half the size)."""
+    extra: dict = {"epoch": position.epoch - 1, "best_video_top1": best}
+    if position.step:
+        extra["position"] = {
+            "epoch": position.epoch,
+            "step": position.step,
+            "sums": torch.tensor(position.sums, dtype=torch.float64),
+        }
+    if resumable:
+        extra |= {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            extra["cuda_rng"] = torch.cuda.get_rng_state_all()
+    save_model(path, model, extra=extra)
+
+
+def resume_from(path: Path, model, optimizer, scheduler, scaler, device) -> tuple[Position, float]:
+    """Weights, optimizer, scheduler, scaler and RNG state from a checkpoint; (where to go on,
+    best score so far)."""
+    obj = read_file(path, map_location=device)
+    state = unwrap_state_dict(obj, path)
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: does not fit this model: {str(error).splitlines()[0]}"
+        ) from None
+    if obj.get("optimizer"):
+        optimizer.load_state_dict(obj["optimizer"])
+    if obj.get("scheduler"):
+        scheduler.load_state_dict(obj["scheduler"])
+    if obj.get("scaler"):
+        scaler.load_state_dict(obj["scaler"])
+    if "torch_rng" in obj:
+        torch.set_rng_state(obj["torch_rng"].cpu())
+    if "cuda_rng" in obj and torch.cuda.is_available():
+        states = [s.cpu() for s in obj["cuda_rng"]][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
+    best = float(obj.get("best_video_top1", -1.0))
+    saved = obj.get("position")
+    if saved:
+        sums = tuple(float(v) for v in saved["sums"].tolist())
+        return Position(int(saved["epoch"]), int(saved["step"]), sums), best
+    # cnn3d and the 2020 code store the epoch just finished
+    return Position(int(obj.get("epoch", 0)) + 1), best

@@ -1,0 +1,140 @@
+"""Training that survives the cluster: a run stopped at a random step, by SIGTERM or SIGUSR1
+(checkpoint after the step, then exit 128 + the signal) or by SIGKILL (mid-epoch checkpoints
+every step), and resumed, ends with exactly the weights of an uninterrupted run (fp32 on the
+CPU, with DataLoader workers), and its logs hold each step once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from cnn3d.models.checkpoint import read_file
+from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+
+pytestmark = pytest.mark.slow
+COMMON = ("--n_epochs", "3", "--no-amp", "--workers", "2")
+STEPS = 3 * 3  # 12 training videos in batches of 4, three epochs
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def rows(path):
+    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
+
+
+def weights(path):
+    return read_file(path)["state_dict"]
+
+
+def run_training(tiny, result, *extra):  # noqa: F811
+    """A whole run in a process of its own, one thread (every run of a comparison alike: the
+    thread count changes the order of a convolution's sums)."""
+    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def straight(tiny, tmp_path_factory):  # noqa: F811
+    result = tmp_path_factory.mktemp("straight") / "run"
+    run_training(tiny, result)
+    return result
+
+
+def stop_at(tiny, result, step: int, sig: signal.Signals, *extra):  # noqa: F811
+    """Start training, send `sig` once `step` steps are in the batch log; (exit code, stderr)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = result / "train_batch.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > step:
+            process.send_signal(sig)
+            break
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def resumed_equals_straight(tiny, result, straight):  # noqa: F811
+    run_training(tiny, result, "--resume", "auto")
+    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # every step once, in order, with the uninterrupted run's values
+    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
+    assert [r[0] for r in rows(result / "train.log")] == ["1", "2", "3"]
+    assert rows(result / "val.log") == rows(straight / "val.log")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight, sig):  # noqa: F811
+    step = int(np.random.default_rng(int(sig)).integers(1, STEPS - 1))
+    result = tmp_path / "run"
+    code, err = stop_at(tiny, result, step, sig)
+    assert code == 128 + int(sig), err
+    assert f"interrupted ({sig.name})" in err and "Traceback" not in err, err
+    saved = read_file(result / "last.pth")
+    assert saved.get("position") or saved["epoch"] >= 1, err  # mid-epoch, or an epoch's end
+    assert "--resume auto" in err
+    resumed_equals_straight(tiny, result, straight)
+
+
+def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, tmp_path, straight):  # noqa: F811
+    # a step whose previous one is within the same epoch: the checkpoint is a mid-epoch one
+    step = int(np.random.default_rng().choice([2, 5, 8]))
+    result = tmp_path / "run"
+    code, _ = stop_at(tiny, result, step, signal.SIGKILL, "--save-every-steps", "1")
+    assert code == -signal.SIGKILL
+    saved = read_file(result / "last.pth")
+    epoch, position = saved["epoch"], saved.get("position")
+    assert position is not None, (step, epoch)
+    # the kill came once `step` rows were logged; each step's row is written just before its
+    # checkpoint (the last step of an epoch is saved with the epoch, after validation)
+    held = (position["epoch"] - 1) * 3 + position["step"] if position else epoch * 3
+    assert held >= step - 1
+    resumed_equals_straight(tiny, result, straight)
+
+
+def test_a_second_signal_stops_at_once(tiny, tmp_path):  # noqa: F811
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    result = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON)]
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = result / "train_batch.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 1):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    # the first asked for a checkpoint; the second came before it and ended the process
+    assert process.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+
+
+def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):  # noqa: F811
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
+    env |= {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    result = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, "--requeue")]
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = result / "train_batch.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 1):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGUSR1)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGUSR1, err
+    assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
