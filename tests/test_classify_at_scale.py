@@ -127,3 +127,34 @@ def test_timeline_and_render_files(job, tmp_path):
 def _frames(path):
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_sigterm_stops_classify_cleanly_and_a_rerun_resumes(job, tmp_path, monkeypatch, capsys):
+    """A cluster's SIGTERM (or SIGUSR1) during classify: the video in flight is abandoned, the
+    finished ones stay recorded, the command exits 143, and the same command resumes."""
+    import os
+    import signal
+
+    plain = tmp_path / "plain.json"
+    assert classify(job, plain) == 0
+    want = entries(plain)
+    real = cnn3d.classification.write_json
+    calls = []
+
+    def signalled(path, obj):
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the second video is written
+        real(path, obj)
+
+    monkeypatch.setattr(cnn3d.classification, "write_json", signalled)
+    out = tmp_path / "out.json"
+    capsys.readouterr()
+    assert classify(job, out) == 128 + signal.SIGTERM and not out.exists()
+    err = capsys.readouterr().err
+    assert "interrupted (SIGTERM)" in err and "re-run the same command to resume" in err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # its usual meaning is back
+    monkeypatch.setattr(cnn3d.classification, "write_json", real)
+    assert classify(job, out) == 0
+    assert "1 done before" in capsys.readouterr().out  # the video finished before the signal
+    assert sorted(entries(out)) == sorted(want)

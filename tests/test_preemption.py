@@ -138,3 +138,69 @@ def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):  # noqa: F811
     out, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGUSR1, err
     assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
+
+
+def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):  # noqa: F811
+    from cnn3d.cli import main
+
+    result = tmp_path / "run"
+    assert main(train_args(tiny, result, "--n_epochs", "1", "--no-val")) == 0
+    argv = train_args(tiny, result, "--n_epochs", "2", "--no-val", "--resume", "auto")
+    argv[argv.index("--batch_size") + 1] = "2"
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds another run (batch_size 4 there, 2 here)" in err and str(result) in err
+
+
+def ranks_of(pid: int) -> list[int]:
+    """The processes torchrun started (its children), from /proc."""
+    from pathlib import Path
+
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def torchrun_training(tiny, result, *extra, restarts=0):  # noqa: F811
+    from test_train import free_port
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--max-restarts", str(restarts), "--master_port", str(free_port()), "-m", "cnn3d"]
+    argv = train_args(tiny, result, *COMMON, *extra)
+    argv[argv.index("--batch_size") + 1] = "2"  # per rank: batches of 4, as one process has
+    argv[argv.index("--workers") + 1] = "1"
+    return subprocess.Popen(
+        [*cmd, *argv], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(tiny, tmp_path):  # noqa: F811
+    """torchrun --max-restarts 1: one of 2 ranks is killed mid-epoch; torchrun restarts both,
+    which resume from last.pth on their own and end with the weights of an uninterrupted run."""
+    straight = tmp_path / "straight"
+    process = torchrun_training(tiny, straight)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    result = tmp_path / "run"
+    process = torchrun_training(tiny, result, "--save-every-steps", "1", restarts=1)
+    log = result / "train_batch.log"
+    deadline = time.time() + 200
+    killed = None
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > 5:  # epoch 2, step 2
+            ranks = ranks_of(process.pid)
+            if ranks:
+                killed = ranks[-1]
+                os.kill(killed, signal.SIGKILL)
+                break
+        time.sleep(0.01)
+    out, err = process.communicate(timeout=300)
+    assert killed is not None, err[-3000:]
+    assert process.returncode == 0, err[-3000:]
+    assert "torchrun restart 1: resuming as with --resume auto" in out
+    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")

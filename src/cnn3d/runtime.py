@@ -18,13 +18,16 @@ class Torchrun:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    restart: int = 0  # how many times torchrun has restarted the job (--max-restarts)
 
     @classmethod
     def from_environment(cls) -> Torchrun:
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
         if world <= 1:
-            return cls()
-        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+            return cls(restart=restart)
+        rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        return cls(rank, world, local, restart)
 
     @property
     def distributed(self) -> bool:

@@ -422,20 +422,55 @@ def make_datasets(cfg: TrainConfig, train_videos, val_videos):
 
 
 def resume_if_asked(cfg, result, model, optimizer, scheduler, scaler, device, torchrun):
-    """(where to start, best score so far): from `--resume` (a path, or `auto` for last.pth)."""
-    if cfg.resume is None:
+    """(where to start, best score so far): from `--resume` (a path, or `auto` for last.pth).
+    A job torchrun restarts (`--max-restarts`) resumes as with `auto`, with no one to ask."""
+    resume = cfg.resume
+    if resume is None and torchrun.restart > 0:
+        resume = "auto"
+        if torchrun.rank == 0:
+            print(f"torchrun restart {torchrun.restart}: resuming as with --resume auto")
+    if resume is None:
         return Position(), -1.0
-    path = result / "last.pth" if cfg.resume == "auto" else Path(cfg.resume)
-    if cfg.resume == "auto" and not path.exists():
+    path = result / "last.pth" if resume == "auto" else Path(resume)
+    if resume == "auto" and not path.exists():
         if torchrun.rank == 0:
             print(f"--resume auto: nothing to resume ({path} does not exist); starting fresh")
         return Position(), -1.0
     begin, best = resume_from(path, model, optimizer, scheduler, scaler, device)
+    if resume == "auto":
+        check_same_run(cfg, result, torchrun, mid_epoch=begin.step > 0)
     if cfg.overwrite_milestones and cfg.schedule == "multistep":
         scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
         print(f"resumed from {path} at {begin.describe()}")
     return begin, best
+
+
+# what must not change for `--resume auto` to go on with the same run (the data order and the
+# position within an epoch depend on them)
+SAME_RUN = (
+    "annotation_path", "family", "depth", "batch_size", "clip_length", "sample_size",
+    "t_stride", "seed", "world_size",
+)  # fmt: skip
+
+
+def check_same_run(cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch: bool) -> None:
+    """The options in `<result>/opts.json` (written at the run's start) against these; the
+    process count only within an epoch (at an epoch's end a run may go on with more GPUs)."""
+    try:
+        before = json.loads((result / "opts.json").read_text())
+    except (OSError, ValueError):
+        return  # a run of cnn3d before opts.json, or written by hand: nothing to compare
+    now = asdict(cfg) | {"world_size": torchrun.world_size}
+    for key in SAME_RUN:
+        if key == "world_size" and not mid_epoch:
+            continue
+        if key in before and before[key] is not None and now[key] is not None:
+            if before[key] != now[key]:
+                raise UsageError(
+                    f"--resume auto: {result} holds another run ({key} {before[key]!r} there, "
+                    f"{now[key]!r} here): give the same options, or another --result-path"
+                )
 
 
 def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
