@@ -160,14 +160,18 @@ def ranks_of(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(c) for c in (task / "children").read_text().split()]
-    return children
+    # the ranks run `python -m cnn3d ...` (torchrun has helpers too: a resource tracker)
+    return [c for c in children if b"cnn3d" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def torchrun_training(tiny, result, *extra, restarts=0):  # noqa: F811
     from test_train import free_port
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    cmd += ["--max-restarts", str(restarts), "--master_port", str(free_port()), "-m", "cnn3d"]
+    # a c10d rendezvous: each restart is a new round (the static one keeps the first round's
+    # addresses, and a restarted rank can dial a dead one)
+    cmd += ["--max-restarts", str(restarts), "--rdzv-backend", "c10d"]
+    cmd += ["--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "cnn3d"]
     argv = train_args(tiny, result, *COMMON, *extra)
     argv[argv.index("--batch_size") + 1] = "2"  # per rank: batches of 4, as one process has
     argv[argv.index("--workers") + 1] = "1"
@@ -176,15 +180,24 @@ def torchrun_training(tiny, result, *extra, restarts=0):  # noqa: F811
     )
 
 
-def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(tiny, tmp_path):  # noqa: F811
-    """torchrun --max-restarts 1: one of 2 ranks is killed mid-epoch; torchrun restarts both,
-    which resume from last.pth on their own and end with the weights of an uninterrupted run."""
-    straight = tmp_path / "straight"
+@pytest.fixture(scope="module")
+def straight_ddp(tiny, tmp_path_factory):  # noqa: F811
+    straight = tmp_path_factory.mktemp("straight_ddp") / "run"
     process = torchrun_training(tiny, straight)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
+    return straight
+
+
+def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
+    tiny,  # noqa: F811
+    tmp_path,
+    straight_ddp,  # noqa: F811
+):
+    """torchrun --max-restarts 1: one of 2 ranks is killed mid-epoch; torchrun restarts both,
+    which resume from last.pth on their own and end with the weights of an uninterrupted run."""
     result = tmp_path / "run"
-    process = torchrun_training(tiny, result, "--save-every-steps", "1", restarts=1)
+    process = torchrun_training(tiny, result, "--save-every-steps", "1", restarts=3)
     log = result / "train_batch.log"
     deadline = time.time() + 200
     killed = None
@@ -199,8 +212,39 @@ def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(t
     out, err = process.communicate(timeout=300)
     assert killed is not None, err[-3000:]
     assert process.returncode == 0, err[-3000:]
-    assert "torchrun restart 1: resuming as with --resume auto" in out
-    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
+    assert "resuming as with --resume auto" in out, (out[-3000:], err[-3000:])
+    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
+    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+
+
+def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
+    tiny,  # noqa: F811
+    tmp_path,
+    straight_ddp,  # noqa: F811
+):
+    """SIGTERM to the launcher (what SLURM and Kubernetes send): torchrun passes it to the
+    ranks, which agree on a step, checkpoint it and stop; the resumed job ends as an
+    uninterrupted one."""
+    result = tmp_path / "run"
+    process = torchrun_training(tiny, result)
+    log = result / "train_batch.log"
+    deadline = time.time() + 200
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > 4:
+            process.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.01)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "interrupted (SIGTERM)" in err, err[-3000:]
+    saved = read_file(result / "last.pth")
+    assert saved.get("position") or saved["epoch"] >= 1
+    process = torchrun_training(tiny, result, "--resume", "auto")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
