@@ -63,9 +63,13 @@ def main() -> None:
         for every in (1, 20) if r % 2 == 0 else (20, 1):
             rates[every].append(run(net, optimizer, x, labels, args.steps, every))
     each, grouped = statistics.median(rates[1]), statistics.median(rates[20])
-    print(f"resnet-{args.depth} {args.frames}x{args.size}x{args.size} batch {args.batch} on {device}")
-    print(f"read every step: {each:.2f} steps/s; every 20 steps: {grouped:.2f} steps/s; "
-          f"ratio {grouped / each:.3f}")
+    print(
+        f"resnet-{args.depth} {args.frames}x{args.size}x{args.size} batch {args.batch} on {device}"
+    )
+    print(
+        f"read every step: {each:.2f} steps/s; every 20 steps: {grouped:.2f} steps/s; "
+        f"ratio {grouped / each:.3f}"
+    )
 
 
 if __name__ == "__main__":
