@@ -194,9 +194,28 @@ def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
     tmp_path,
     straight_ddp,  # noqa: F811
 ):
-    """torchrun --max-restarts 1: one of 2 ranks is killed mid-epoch; torchrun restarts both,
-    which resume from last.pth on their own and end with the weights of an uninterrupted run."""
-    result = tmp_path / "run"
+    """torchrun --max-restarts: one of 2 ranks is killed mid-epoch; torchrun restarts both,
+    which resume from last.pth on their own and end with the weights of an uninterrupted run.
+
+    On this CPU build, gloo's connectFullMesh in a restarted round is refused now and then
+    (with the static and the c10d rendezvous alike, inside init_process_group); such a
+    scenario is run again, from scratch, up to 3 times. Any other failure fails at once."""
+    for attempt in range(3):
+        result = tmp_path / f"run{attempt}"
+        out, err, code = kill_a_rank(tiny, result)
+        if code == 0 or "connectFullMesh failed" not in err:
+            break
+    assert code == 0, err[-3000:]
+    assert "resuming as with --resume auto" in out, (out[-3000:], err[-3000:])
+    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+
+
+def kill_a_rank(tiny, result):  # noqa: F811
+    """(stdout, stderr, exit code) of a 2-rank job whose last rank is SIGKILLed at epoch 2's
+    second step."""
     process = torchrun_training(tiny, result, "--save-every-steps", "1", restarts=3)
     log = result / "train_batch.log"
     deadline = time.time() + 200
@@ -211,12 +230,7 @@ def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
         time.sleep(0.01)
     out, err = process.communicate(timeout=300)
     assert killed is not None, err[-3000:]
-    assert process.returncode == 0, err[-3000:]
-    assert "resuming as with --resume auto" in out, (out[-3000:], err[-3000:])
-    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+    return out, err, process.returncode
 
 
 def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
