@@ -46,9 +46,9 @@ def straight(tiny, tmp_path_factory):  # noqa: F811
     return result
 
 
-def stop_at(tiny, result, step: int, sig: signal.Signals, *extra):  # noqa: F811
-    """Start training, send `sig` once `step` steps are in the batch log; (exit code, stderr)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+def stop_at(tiny, result, step: int, sig, *extra, env=ENV, times: int = 1):  # noqa: F811
+    """Start training, send `sig` (`times` times) once `step` steps are in the batch log;
+    (exit code, stdout, stderr)."""
     cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
     process = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -57,11 +57,12 @@ def stop_at(tiny, result, step: int, sig: signal.Signals, *extra):  # noqa: F811
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) > step:
-            process.send_signal(sig)
+            for _ in range(times):
+                process.send_signal(sig)
             break
         time.sleep(0.01)
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, err
 
 
 def resumed_equals_straight(tiny, result, straight):  # noqa: F811
@@ -79,7 +80,7 @@ def resumed_equals_straight(tiny, result, straight):  # noqa: F811
 def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight, sig):  # noqa: F811
     step = int(np.random.default_rng(int(sig)).integers(1, STEPS - 1))
     result = tmp_path / "run"
-    code, err = stop_at(tiny, result, step, sig)
+    code, _, err = stop_at(tiny, result, step, sig)
     assert code == 128 + int(sig), err
     assert f"interrupted ({sig.name})" in err and "Traceback" not in err, err
     saved = read_file(result / "last.pth")
@@ -92,7 +93,7 @@ def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, t
     # a step whose previous one is within the same epoch: the checkpoint is a mid-epoch one
     step = int(np.random.default_rng().choice([2, 5, 8]))
     result = tmp_path / "run"
-    code, _ = stop_at(tiny, result, step, signal.SIGKILL, "--save-every-steps", "1")
+    code, _, _ = stop_at(tiny, result, step, signal.SIGKILL, "--save-every-steps", "1")
     assert code == -signal.SIGKILL
     saved = read_file(result / "last.pth")
     epoch, position = saved["epoch"], saved.get("position")
@@ -105,38 +106,15 @@ def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, t
 
 
 def test_a_second_signal_stops_at_once(tiny, tmp_path):  # noqa: F811
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    result = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON)]
-    process = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    log = result / "train_batch.log"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 1):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
+    code, _, _ = stop_at(tiny, tmp_path / "run", 1, signal.SIGTERM, times=2)
     # the first asked for a checkpoint; the second came before it and ended the process
-    assert process.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    assert code in (-signal.SIGTERM, 128 + signal.SIGTERM)
 
 
 def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):  # noqa: F811
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
-    env |= {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    result = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, "--requeue")]
-    process = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    log = result / "train_batch.log"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 1):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGUSR1)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGUSR1, err
+    env = {k: v for k, v in ENV.items() if not k.startswith("SLURM")}
+    code, out, err = stop_at(tiny, tmp_path / "run", 1, signal.SIGUSR1, "--requeue", env=env)
+    assert code == 128 + signal.SIGUSR1, err
     assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
 
 
