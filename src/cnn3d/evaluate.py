@@ -123,7 +123,7 @@ def run_test(
     net, _ = maybe_compile(model, len(dataset), runtime.compile, config.batch_size)
     inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
     acc = evaluate_loader(net, loader, dataset, spec.n_classes, inputs, runtime, progress)
-    labels = torch.from_numpy(videos.labels).long()
+    labels = torch.tensor(videos.labels, dtype=torch.long)
     metrics = compute_metrics(acc, labels, names)
     out = Path(result_path)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .data.annotations import read_annotations
 from .data.dataset import VideoDataset, clip_loader, stop_workers
-from .data.index import FolderListing, VideoIndex, index_subset
+from .data.index_cache import NOT_WRITTEN, IndexedData, build_index, open_index, write_index
 from .data.network_input import NetworkInput
 from .data.samplers import EpochSampler, ShardSampler
 from .data.sources import open_source
@@ -95,6 +94,9 @@ class TrainConfig:
     save_every_steps: int = 0
     stop_signals: tuple[str, ...] = STOP_SIGNALS  # each: checkpoint after the step, then stop
     requeue: bool = False  # after a stop signal, `scontrol requeue` this SLURM job
+    # the built video index, mapped by restarts and ranks: "auto" (<result>/video_index.cache),
+    # a file, or "none"
+    index_cache: str = "auto"
     amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
     compile: bool = False  # torch.compile (inductor) the training network
@@ -319,9 +321,13 @@ def setup_run(cfg: TrainConfig) -> Run:
     torchrun, device = setup_distributed(cfg.runtime)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    labels, train_videos, val_videos, missing = index_data(cfg)
+    data, built, waited = index_data(cfg, torchrun)
+    labels = data.labels
+    train_videos, val_videos = data.videos["training"], data.videos["validation"]
     model = build_training_model(cfg, labels)
     frozen = freeze_before(model, cfg.ft_begin_module)
+    publish_index(cfg, torchrun, data, built, waited)
+    missing = {subset: list(ids) for subset, ids in data.missing.items()}
     first = train_videos.path(0)
     check_input_channels(model, open_source(first).channels, first)
     train_set, val_set = make_datasets(cfg, train_videos, val_videos)
@@ -388,19 +394,65 @@ def setup_run(cfg: TrainConfig) -> Run:
     return run
 
 
-def index_data(cfg: TrainConfig) -> tuple[list[str], VideoIndex, VideoIndex, dict]:
-    """(labels, training videos, validation videos, {subset: ids not found})."""
-    annotations = read_annotations(cfg.annotation_path)
-    listing = FolderListing()  # each folder listed once for both subsets
-    train_videos, missing_train = index_subset(annotations, "training", cfg.video_path, listing)
-    val_videos, missing_val = index_subset(annotations, "validation", cfg.video_path, listing)
-    labels = annotations.labels
-    del annotations, listing  # a Python object per video: workers must not inherit them
-    if not train_videos:
+INDEX_CACHE = "video_index.cache"
+
+
+def index_cache_path(cfg: TrainConfig) -> Path | None:
+    """Where the built video index is kept (`--index-cache`): beside the run's checkpoints
+    by default, None when switched off."""
+    if cfg.index_cache in ("none", "off", ""):
+        return None
+    if cfg.index_cache == "auto":
+        return Path(cfg.result_path) / INDEX_CACHE
+    return Path(cfg.index_cache)
+
+
+def index_data(cfg: TrainConfig, torchrun: Torchrun) -> tuple[IndexedData, bool, bool]:
+    """(the videos, whether they were indexed here, whether this rank waited for another to
+    index them). Mapped from the index cache when it is fresh; else built, and under torchrun
+    built once per node: local rank 0 builds (and `publish_index` writes the cache), the others
+    wait for it and map what it wrote."""
+    path = index_cache_path(cfg)
+    say = print if torchrun.rank == 0 else (lambda *_: None)
+    start = time.perf_counter()
+    data, why = open_index(path, cfg.annotation_path, cfg.video_path) if path else (None, "")
+    waited = False
+    if data is None and path is not None and torchrun.distributed and torchrun.local_rank != 0:
+        dist.barrier()  # local rank 0 indexes (one annotation parse per node, not per rank)
+        waited = True
+        data, why = open_index(path, cfg.annotation_path, cfg.video_path)
+    built = data is None
+    if built:
+        if why and why != NOT_WRITTEN:
+            say(f"video index {path}: {why}; indexing again")
+        data = build_index(cfg.annotation_path, cfg.video_path)
+    n = {subset: len(videos) for subset, videos in data.videos.items()}
+    how = "indexed" if built else f"mapped from {path}"
+    say(
+        f"video index: {n['training']} training and {n['validation']} validation videos "
+        f"{how} in {time.perf_counter() - start:.2f} s"
+    )
+    if not n["training"]:
         raise TrainingError(
             f"{cfg.annotation_path}: no training videos found under {cfg.video_path}"
         )
-    return labels, train_videos, val_videos, {"training": missing_train, "validation": missing_val}
+    return data, built, waited
+
+
+def publish_index(cfg: TrainConfig, torchrun: Torchrun, data, built: bool, waited: bool) -> None:
+    """Write the index this process built to the cache (local rank 0 only; once the model
+    and labels agree, so that a run refused at its arguments writes nothing), then release the
+    ranks waiting for it."""
+    path = index_cache_path(cfg)
+    if path is None:
+        return
+    if built and torchrun.local_rank == 0:
+        try:
+            write_index(path, data, cfg.video_path)
+        except OSError as error:  # the run goes on; the next start indexes again
+            print(f"video index not kept: {path}: {error.strerror or error}")
+    if torchrun.distributed and not waited:
+        dist.barrier()
 
 
 def make_datasets(cfg: TrainConfig, train_videos, val_videos):
@@ -680,7 +732,7 @@ def validate(run: Run, epoch: int, stop: StopSignals) -> dict:
     if val is None:
         save_position(run, Position(epoch, run.steps_per_epoch, run.epoch_sums))
         raise StopForSignal
-    labels = torch.from_numpy(run.val_set.videos.labels).long()
+    labels = torch.tensor(run.val_set.videos.labels, dtype=torch.long)  # (a mapped array)
     vm = compute_metrics(val, labels, run.labels)
     return {
         "val_loss": vm.loss,

@@ -285,6 +285,15 @@ def add(sub) -> None:
         help="signals that checkpoint after the step in progress and stop (exit 128 + the "
         "signal's number); a second one stops at once",
     )
+    g.add_argument(
+        "--index-cache",
+        default="auto",
+        metavar="PATH|none",
+        help="keep the built video index (ids, labels, resolved paths, frame counts) in this "
+        "file, which restarts and every rank map instead of parsing the annotation file again; "
+        "rebuilt when the annotation file or a video folder changes (default: "
+        "<result-path>/video_index.cache)",
+    )
     switch(
         g,
         "requeue",
@@ -427,6 +436,7 @@ def train_config_from_args(args):
         save_every_steps=args.save_every_steps,
         stop_signals=tuple(args.stop_signals),
         requeue=args.requeue,
+        index_cache=args.index_cache,
         amp=args.amp,
         channels_last=args.channels_last,
         compile=args.compile,
@@ -454,6 +464,8 @@ def run(args) -> int:
     checks.input_folder(cfg.video_path, "--video-path: the videos")
     checks.input_file(cfg.annotation_path, "an annotation file", (".json",))
     checks.output_folder(cfg.result_path, "--result-path")
+    if cfg.index_cache not in ("auto", "none", "off", ""):
+        checks.output_file(cfg.index_cache, "--index-cache")
     for path in (cfg.pretrain_path, None if cfg.resume == "auto" else cfg.resume):
         if path:
             checks.input_file(path, "a checkpoint", checks.CHECKPOINT_SUFFIXES)

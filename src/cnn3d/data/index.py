@@ -36,6 +36,9 @@ class StringTable:
     """Many strings in two arrays (UTF-8 bytes and offsets): no Python object per string."""
 
     def __init__(self, strings: Iterable[str]):
+        if isinstance(strings, StringTable):
+            self.data, self.offsets = strings.data, strings.offsets
+            return
         strings = list(strings)
         joined = "".join(strings)
         if joined.isascii():  # one byte per character: no per-string encoding
@@ -45,6 +48,15 @@ class StringTable:
         self.offsets = np.zeros(len(strings) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
         self.data = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+
+    @classmethod
+    def from_arrays(cls, data: np.ndarray, offsets: np.ndarray) -> StringTable:
+        """A table over existing arrays (e.g. mapped from a file), not copied."""
+        if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(data):
+            raise ValueError("a StringTable's offsets must run from 0 to the data's length")
+        table = cls.__new__(cls)
+        table.data, table.offsets = data, offsets
+        return table
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -64,8 +76,13 @@ class VideoIndex:
     """A sequence of `Video`s stored as arrays; `index[i]` builds the `Video` on demand.
 
     Paths are kept relative to `root` (one string for all). `n_frames` is -1 where the count is
-    not recorded (the source is asked when needed).
+    not recorded (the source is asked when needed). `ids` and `paths` may be given as
+    `StringTable`s and the numeric columns as arrays of their dtype: they are used as they are,
+    not copied (`index_cache` maps them from a file).
     """
+
+    COLUMNS = ("ids.data", "ids.offsets", "paths.data", "paths.offsets", "labels",
+               "first_frames", "n_frames")  # fmt: skip
 
     def __init__(
         self,
@@ -86,6 +103,24 @@ class VideoIndex:
         sizes = {len(self.ids), len(self.paths), len(self.labels), len(self.first_frames)}
         if len(sizes | {len(self.n_frames)}) != 1:
             raise ValueError("every column of a VideoIndex needs one value per video")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The columns as arrays, named as in `COLUMNS` (what `from_arrays` takes)."""
+        return {
+            "ids.data": self.ids.data,
+            "ids.offsets": self.ids.offsets,
+            "paths.data": self.paths.data,
+            "paths.offsets": self.paths.offsets,
+            "labels": self.labels,
+            "first_frames": self.first_frames,
+            "n_frames": self.n_frames,
+        }
+
+    @classmethod
+    def from_arrays(cls, root: str, arrays: dict[str, np.ndarray]) -> VideoIndex:
+        ids = StringTable.from_arrays(arrays["ids.data"], arrays["ids.offsets"])
+        paths = StringTable.from_arrays(arrays["paths.data"], arrays["paths.offsets"])
+        return cls(root, ids, paths, arrays["labels"], arrays["first_frames"], arrays["n_frames"])
 
     @classmethod
     def from_videos(cls, videos: Iterable[Video]) -> VideoIndex:
@@ -134,12 +169,15 @@ class FolderListing:
 
     def __init__(self):
         self._folders: dict[str, dict[str, bool]] = {}  # folder -> {name: is_dir}
+        self.stamps: dict[str, int | None] = {}  # folder -> mtime_ns before listing (None: none)
         self._stems: dict[str, dict[str, str]] = {}  # folder -> {video id: best name}
         self._relative: dict[str, dict[str, tuple[str, bool]]] = {}
 
     def names(self, folder: str) -> dict[str, bool]:
         if folder not in self._folders:
             names = {}
+            # taken before the listing: a change made while listing shows as a newer mtime
+            self.stamps[folder] = folder_stamp(folder)
             try:
                 with os.scandir(folder) as entries:
                     for entry in entries:
@@ -194,6 +232,15 @@ class FolderListing:
         parent, name = os.path.split(path)
         is_dir = self.names(parent or ".").get(name)
         return is_dir is not None, bool(is_dir)
+
+
+def folder_stamp(folder: str) -> int | None:
+    """A folder's modification time in ns (changes when an entry is added, removed or renamed),
+    None where there is no such folder."""
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
 
 
 def find_entry(
