@@ -1,5 +1,7 @@
 """Start-up at Kinetics-700 scale: annotation reading, path resolution, dataset build, first
-training batch, index memory and forked-worker memory, on a 650k-video tree.
+training batch, index memory and forked-worker memory, on a 650k-video tree; and the start-up
+of N ranks of a node, cold (no index cache) against warm (the cache mapped), with each rank's
+time, peak and private memory.
 
 Builds `<tmp>/k700/<class>/<id>.mp4` (700 classes; hard links to a few tiny real videos, so
 items can be fetched) and the original's annotation JSON, then measures each step. The baseline,
@@ -7,6 +9,7 @@ measured in the same run, is the pre-index design: a Python object per video (an
 entries kept alive, a list of `Video`s) and one `Path.exists()` per candidate file name.
 
     .venv/bin/python benchmarks/startup.py [--train-per-class 882 --val-per-class 50]
+    .venv/bin/python benchmarks/startup.py --keep /tmp/k700bench --ranks-only --ranks 8
 
 Not part of `make test`.
 """
@@ -32,6 +35,7 @@ from cnn3d.data import sampling
 from cnn3d.data.annotations import read_annotations
 from cnn3d.data.dataset import VideoDataset, collate_clips, worker_init
 from cnn3d.data.index import FolderListing, Video, index_subset
+from cnn3d.data.index_cache import build_index, open_index, write_index
 from cnn3d.data.prepare import write_video
 from cnn3d.data.sources import open_source
 from cnn3d.data.transforms import EvalTransform, TrainTransform
@@ -221,6 +225,115 @@ def baseline_resolve(annotation_path: Path, video_root: Path, limit: int) -> tup
     return time.perf_counter() - start, found
 
 
+def status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: private pages plus each shared page divided among its users."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def probe(role: str, annotation: str, video_root: str, cache: str, meet: str) -> None:
+    """One rank's index start-up, in a process of its own (run by `ranks`), printed as JSON:
+    `before` indexes (what every rank did before the cache), `build` indexes and writes the
+    cache, `wait` waits for the cache and maps it, `warm` maps it. Memory is measured once
+    every rank of the scenario is done (ranks live on, mapping the index together): each
+    leaves a file in `meet` and waits for the others'."""
+    import cnn3d.train  # noqa: F401  (what a rank has imported by then: torch and cnn3d)
+
+    rss0, uss0, pss0 = status_mb("VmRSS"), uss_mb(os.getpid()), pss_mb(os.getpid())
+    start = time.perf_counter()
+    if role in ("before", "build"):
+        data = build_index(annotation, video_root)
+        if role == "build":
+            write_index(cache, data, video_root)
+    else:
+        data, why = open_index(cache, annotation, video_root)
+        while data is None and role == "wait":
+            time.sleep(0.05)
+            data, why = open_index(cache, annotation, video_root)
+        assert data is not None, why
+    seconds = time.perf_counter() - start
+    touched = 0
+    for videos in data.videos.values():  # every page, as an epoch's items reach them
+        for a in videos.arrays().values():
+            touched += int(a.sum())
+    gc.collect()
+    meet_dir, n = meet.rsplit(":", 1)
+    Path(meet_dir, str(os.getpid())).touch()
+    while len(os.listdir(meet_dir)) < int(n):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    print(json.dumps({
+        "role": role, "seconds": seconds, "peak_mb": status_mb("VmHWM") - rss0,
+        "private_mb": uss_mb(os.getpid()) - uss0, "rss_mb": status_mb("VmRSS") - rss0,
+        "pss_mb": pss_mb(os.getpid()) - pss0,
+        "videos": sum(len(v) for v in data.videos.values()),
+    }))  # fmt: skip
+
+
+def ranks(roles: list[str], annotation: Path, video_root: Path, cache: Path) -> tuple[float, list]:
+    """(wall seconds until every rank is done, each rank's figures): one process per role,
+    started together."""
+    command = [sys.executable, __file__, "--probe"]
+    meet = tempfile.mkdtemp(prefix="cnn3d-ranks-")
+    paths = [str(annotation), str(video_root), str(cache), f"{meet}:{len(roles)}"]
+    start = time.perf_counter()
+    processes = [
+        subprocess.Popen([*command, role, *paths], stdout=subprocess.PIPE, text=True)
+        for role in roles
+    ]
+    results = [json.loads(p.communicate()[0].splitlines()[-1]) for p in processes]
+    shutil.rmtree(meet)
+    return time.perf_counter() - start, results
+
+
+def rank_rows(n: int, annotation: Path, video_root: Path, cache: Path) -> list:
+    """Cold against warm start-up of `n` ranks: before the cache (every rank indexes), cold
+    with it (local rank 0 indexes and writes, the others wait and map), warm (all map)."""
+    cache.unlink(missing_ok=True)
+    rows = []
+    scenarios = [
+        ("before the cache: every rank indexes", ["before"] * n),
+        ("cold: local rank 0 indexes and writes the cache, the others wait and map it",
+         ["build"] + ["wait"] * (n - 1)),
+        ("warm (a restart or requeue): every rank maps the cache", ["warm"] * n),
+        ("one process, cold (indexes)", ["before"]),
+        ("one process, warm (maps)", ["warm"]),
+    ]  # fmt: skip
+    for name, roles in scenarios:
+        if roles[0] == "build":
+            cache.unlink(missing_ok=True)
+        wall, results = ranks(roles, annotation, video_root, cache)
+        seconds = max(r["seconds"] for r in results)
+        figures = []
+        for role in dict.fromkeys(r["role"] for r in results):
+            mine = [r for r in results if r["role"] == role]
+            figures.append(
+                f"{role} x{len(mine)}: RSS peak {max(r['peak_mb'] for r in mine):.0f} MB, "
+                f"private {max(r['private_mb'] for r in mine):.0f} MB, "
+                f"PSS {max(r['pss_mb'] for r in mine):.0f} MB"
+            )
+        together = sum(r["peak_mb"] for r in results)
+        timing = f"{seconds:.2f} s (all done {wall:.1f} s after the start)"
+        rows.append(
+            (f"{name} ({len(roles)})", f"{timing} | {'; '.join(figures)} | {together:.0f} MB")
+        )
+        print(rows[-1], flush=True)
+    size = cache.stat().st_size / 2**20
+    rows.append(("the cache file", f"{size:.0f} MB (pages shared by every rank that maps it)"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=700)
@@ -229,7 +342,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--keep", help="build (or reuse) the tree here instead of a temp dir")
+    parser.add_argument("--ranks", type=int, default=8, help="ranks of a node, cold vs warm")
+    parser.add_argument("--ranks-only", action="store_true", help="only the ranks' start-up")
+    parser.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe(*args.probe)
+        return
     torch.set_num_threads(2)
 
     root = Path(args.keep or tempfile.mkdtemp(prefix="cnn3d-startup-"))
@@ -243,7 +362,16 @@ def main() -> None:
     n_total = args.classes * (args.train_per_class + args.val_per_class)
     print(f"{n_total} videos in {args.classes} class folders")
 
-    rows = []
+    rows = rank_rows(args.ranks, counted, video_root, root / "video_index.cache")
+    if args.ranks_only:
+        print(
+            "\n| start-up (ranks) | index phase, slowest rank | memory per rank, by role "
+            "(above its state after imports) | RSS peaks added up |"
+        )
+        print("| --- | --- | --- | --- |")
+        for name, value in rows:
+            print(f"| {name} | {value} |")
+        return
     gc.collect()
     rss0 = rss_mb()
     start = time.perf_counter()

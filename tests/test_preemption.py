@@ -142,14 +142,18 @@ def ranks_of(pid: int) -> list[int]:
     return [c for c in children if b"cnn3d" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def torchrun_training(tiny, result, *extra, restarts=0):  # noqa: F811
+def torchrun_training(tiny, result, *extra, restarts=0, nodes=1, port=None):  # noqa: F811
+    """A 2-rank job: 2 ranks on one node, or (`nodes` 2) one launcher per "node", each with one
+    rank, meeting at `port` on localhost (start one per node)."""
     from test_train import free_port
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    per_node = 2 // nodes
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(per_node)]
     # a c10d rendezvous: each restart is a new round (the static one keeps the first round's
     # addresses, and a restarted rank can dial a dead one)
+    cmd += ["--nnodes", str(nodes), "--rdzv-id", "cnn3d-test"]
     cmd += ["--max-restarts", str(restarts), "--rdzv-backend", "c10d"]
-    cmd += ["--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "cnn3d"]
+    cmd += ["--rdzv-endpoint", f"127.0.0.1:{port or free_port()}", "-m", "cnn3d"]
     argv = train_args(tiny, result, *COMMON, *extra)
     argv[argv.index("--batch_size") + 1] = "2"  # per rank: batches of 4, as one process has
     argv[argv.index("--workers") + 1] = "1"
@@ -240,3 +244,26 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+
+
+def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_as_one_node_does(
+    tiny,  # noqa: F811
+    tmp_path,
+    straight_ddp,  # noqa: F811
+):
+    """The multi-node path: two launchers (`torchrun --nnodes 2`, one rank each, as `srun`
+    starts one per node) meet at a c10d rendezvous on localhost; the job is the one 2-rank
+    job of one node, step for step, and both "nodes" found the same index (each node's local
+    rank 0 indexes, here into the one shared result folder)."""
+    from test_train import free_port
+
+    result, port = tmp_path / "run", free_port()
+    launchers = [torchrun_training(tiny, result, nodes=2, port=port) for _ in range(2)]
+    for launcher in launchers:
+        _, err = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0, err[-3000:]
+    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+    assert (result / "video_index.cache").exists()
