@@ -254,8 +254,9 @@ def probe(role: str, annotation: str, video_root: str, cache: str, meet: str) ->
     start = time.perf_counter()
     if role in ("before", "build"):
         data = build_index(annotation, video_root)
-        if role == "build":
+        if role == "build":  # as `publish_index`: write, then go on with the file mapped
             write_index(cache, data, video_root)
+            data = open_index(cache, annotation, video_root)[0]
     else:
         data, why = open_index(cache, annotation, video_root)
         while data is None and role == "wait":

@@ -193,7 +193,7 @@ def test_local_rank_0_indexes_and_the_other_ranks_map_what_it_wrote(tmp_path, mo
     data, built, waited = train_module.index_data(cfg, rank1)
     assert (built, waited, barriers, builds) == (False, True, ["waited"], [])
     assert [v.video_id for v in data.videos["training"]] == ["r1", "r2", "rÜn 3", "j1"]
-    train_module.publish_index(cfg, rank1, data, built, waited)  # no second barrier
+    assert train_module.publish_index(cfg, rank1, data, built, waited) is data  # no 2nd barrier
     assert barriers == ["waited"]
 
     (tmp_path / "r" / "video_index.cache").unlink()
@@ -202,8 +202,11 @@ def test_local_rank_0_indexes_and_the_other_ranks_map_what_it_wrote(tmp_path, mo
     data, built, waited = train_module.index_data(cfg, rank0)
     assert (built, waited, builds) == (True, False, [1])
     assert not (tmp_path / "r" / "video_index.cache").exists()  # not before the model agrees
-    train_module.publish_index(cfg, rank0, data, built, waited)
+    published = train_module.publish_index(cfg, rank0, data, built, waited)
     assert barriers[-1] == "released" and (tmp_path / "r" / "video_index.cache").exists()
+    # local rank 0 goes on with the written file mapped (pages shared with the other ranks)
+    assert not published.videos["training"].labels.flags.owndata
+    assert columns(published.videos["training"]) == columns(data.videos["training"])
 
 
 def test_a_restarted_run_maps_the_index_and_trains_as_the_first_did(tiny, tmp_path, capsys):  # noqa: F811

@@ -323,10 +323,10 @@ def setup_run(cfg: TrainConfig) -> Run:
     np.random.seed(cfg.seed)
     data, built, waited = index_data(cfg, torchrun)
     labels = data.labels
-    train_videos, val_videos = data.videos["training"], data.videos["validation"]
     model = build_training_model(cfg, labels)
     frozen = freeze_before(model, cfg.ft_begin_module)
-    publish_index(cfg, torchrun, data, built, waited)
+    data = publish_index(cfg, torchrun, data, built, waited)
+    train_videos, val_videos = data.videos["training"], data.videos["validation"]
     missing = {subset: list(ids) for subset, ids in data.missing.items()}
     first = train_videos.path(0)
     check_input_channels(model, open_source(first).channels, first)
@@ -439,20 +439,25 @@ def index_data(cfg: TrainConfig, torchrun: Torchrun) -> tuple[IndexedData, bool,
     return data, built, waited
 
 
-def publish_index(cfg: TrainConfig, torchrun: Torchrun, data, built: bool, waited: bool) -> None:
+def publish_index(
+    cfg: TrainConfig, torchrun: Torchrun, data: IndexedData, built: bool, waited: bool
+) -> IndexedData:
     """Write the index this process built to the cache (local rank 0 only; once the model
     and labels agree, so that a run refused at its arguments writes nothing), then release the
-    ranks waiting for it."""
+    ranks waiting for it. Returns the index to use: the written one mapped (its pages shared
+    with the other ranks, not private to this one), or `data`."""
     path = index_cache_path(cfg)
     if path is None:
-        return
+        return data
     if built and torchrun.local_rank == 0:
         try:
             write_index(path, data, cfg.video_path)
+            data = open_index(path, cfg.annotation_path, cfg.video_path)[0] or data
         except OSError as error:  # the run goes on; the next start indexes again
             print(f"video index not kept: {path}: {error.strerror or error}")
     if torchrun.distributed and not waited:
         dist.barrier()
+    return data
 
 
 def make_datasets(cfg: TrainConfig, train_videos, val_videos):
