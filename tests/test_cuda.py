@@ -116,7 +116,7 @@ def test_one_gpu_torchrun_trains_and_extracts_features(tiny, checkpoint_and_vide
     result = tmp_path / "run"
     done = torchrun(*train_args(tiny, result, "--n_epochs", "2", "--device", "cuda"))
     assert done.returncode == 0, done.stderr[-3000:]
-    opts = json.loads((result / "opts.json").read_text())
+    opts = json.loads((result / "opts.json").read_text())["used"]
     assert opts["device"] == "cuda:0" and opts["precision"] != "fp32"
     assert (result / "last.pth").exists()
     assert len((result / "train_batch.log").read_text().splitlines()) == 1 + 2 * 3

@@ -142,7 +142,7 @@ def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, caps
     out = capsys.readouterr().out
     assert "12 training and 4 validation videos" in out and "2 classes" in out
     assert "fp32" in out and "channels_last_3d" in out and str(result) in out
-    opts = json.loads((result / "opts.json").read_text())
+    opts = json.loads((result / "opts.json").read_text())["used"]
     assert opts["amp"] is False and opts["precision"] == "fp32"
     assert opts["normalization"] == "kinetics" and opts["device"] == "cpu"
     best, last = read_file(result / "best.pth"), read_file(result / "last.pth")

@@ -13,13 +13,14 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "cnn3d"
 # other libraries' underscored names that cnn3d uses on purpose: PyTorch's tensor version
 # counter, BatchNorm base class and the DataLoader's iterator of persistent workers (to stop
-# them at a known moment), argparse's help-string hook
+# them at a known moment), argparse's help-string hook and option list
 FOREIGN_PRIVATE = {
     "_version",
     "_BatchNorm",
     "_iterator",
     "_shutdown_workers",
     "_get_help_string",
+    "_actions",  # argparse's list of a parser's options: config keys are mapped to them
 }
 
 

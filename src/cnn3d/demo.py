@@ -26,7 +26,8 @@ def run_demo(out: Path, epochs: int = 12) -> int:
     run = out / "run"
     earlier = run / "opts.json"
     if earlier.exists():
-        done_epochs = json.loads(earlier.read_text()).get("epochs")
+        opts = json.loads(earlier.read_text())
+        done_epochs = opts.get("used", opts).get("epochs")
         if done_epochs != epochs:
             import shutil
 

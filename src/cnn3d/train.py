@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from . import __version__
 from .data.dataset import VideoDataset, clip_loader, stop_workers
 from .data.index_cache import NOT_WRITTEN, IndexedData, build_index, open_index, write_index
 from .data.network_input import NetworkInput
@@ -97,6 +98,9 @@ class TrainConfig:
     # the built video index, mapped by restarts and ranks: "auto" (<result>/video_index.cache),
     # a file, or "none"
     index_cache: str = "auto"
+    # the command's options as given (option name -> value), recorded in opts.json so that it
+    # starts the same run again (`--config`); empty for runs started from Python
+    options: tuple[tuple[str, object], ...] = ()
     amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
     compile: bool = False  # torch.compile (inductor) the training network
@@ -518,6 +522,7 @@ def check_same_run(cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch
         before = json.loads((result / "opts.json").read_text())
     except (OSError, ValueError):
         return  # a run of cnn3d before opts.json, or written by hand: nothing to compare
+    before = before.get("used", before)  # (opts.json kept only these settings before 0.1)
     now = asdict(cfg) | {"world_size": torchrun.world_size}
     for key in SAME_RUN:
         if key == "world_size" and not mid_epoch:
@@ -531,20 +536,24 @@ def check_same_run(cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch
 
 
 def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
-    """`opts.json` (every option, with what was actually used), and what was not found."""
+    """`opts.json`: the command's options (a config that starts the same run again: `cnn3d
+    train --config opts.json`), and under `used` every setting with what was actually used;
+    and what was not found."""
     cfg = run.cfg
     run.result.mkdir(parents=True, exist_ok=True)
-    used = asdict(cfg) | {
+    used = {k: v for k, v in asdict(cfg).items() if k != "options"} | {
         "arch": run.model.spec.arch,
         "amp": cfg.runtime.amp_dtype(run.device) is not None,
         "precision": cfg.runtime.precision_name(run.device),
         "normalization": run.model.spec.normalization.name,
         "device": str(run.device),
         "world_size": run.torchrun.world_size,
+        "cnn3d_version": __version__,
     }
+    opts = dict(cfg.options) | {"used": used}
     atomic_write(
         run.result / "opts.json",
-        lambda tmp: Path(tmp).write_text(json.dumps(used, indent=1, default=str)),
+        lambda tmp: Path(tmp).write_text(json.dumps(opts, indent=1, default=str)),
     )
     for note in train_videos.notes + val_videos.notes:
         print(note)

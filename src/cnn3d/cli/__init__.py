@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     models, convert, prepare, train, test, classify, features, fuse, benchmark, demo,
 )  # fmt: skip
 
+CONFIGURABLE = ("train", "test", "reproduce")  # the commands that take --config and --recipe
 TRACEBACK_VARIABLE = "CNN3D_TRACEBACK"  # set to 1 to see the traceback behind an error line
 
 
@@ -33,12 +34,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.add(sub)
+    parser.commands = sub.choices  # name -> the subcommand's parser
     return parser
 
 
+def configured(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Apply `--recipe NAME` (or `reproduce NAME`), then `--config FILE`, as the command's
+    defaults, so that the flags on the command line override them (`config.py`)."""
+    from ..recipes import load_recipe
+    from .config import apply_config, given, read_config
+
+    command = argv[0] if argv else None
+    if command not in CONFIGURABLE:
+        return
+    sub = parser.commands[command]
+    recipe = argv[1] if command == "reproduce" and len(argv) > 1 else given(argv, "--recipe")
+    if recipe and not recipe.startswith("-"):
+        loaded = load_recipe(recipe)
+        table = loaded.test if command == "test" else loaded.options
+        apply_config(sub, table, f"recipe {loaded.name} ({loaded.path})")
+    path = given(argv, "--config")
+    if path:
+        apply_config(sub, read_config(path), path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     from ..errors import Cnn3dError, Interrupted
+
+    try:
+        configured(parser, argv)
+    except Cnn3dError as error:
+        print(f"cnn3d {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
 
     try:
         return args.run(args)

@@ -31,6 +31,29 @@ def add_parser(sub, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
 
 
+def add_config_options(p, recipe_table: str) -> None:
+    """--config and --recipe (applied before parsing: `cli.configured`, `config.py`)."""
+    g = p.add_argument_group("runs as files")
+    g.add_argument(
+        "--config",
+        metavar="FILE",
+        help="options from a TOML, YAML or JSON file (the long option names as keys; a run's "
+        "opts.json is one); flags given here override it",
+    )
+    g.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help=f"one of the paper's experiments (`cnn3d recipes`): its {recipe_table}; --config "
+        "and flags override it",
+    )
+
+
+def recorded_options(args) -> tuple[tuple[str, object], ...]:
+    """The parsed options, as opts.json records them (a config for `--config`)."""
+    skip = ("run", "command", "config", "recipe")
+    return tuple((k, v) for k, v in sorted(vars(args).items()) if k not in skip and not callable(v))
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import checks, original
 from .common import (
+    add_config_options,
     add_parser,
     add_progress,
     add_runtime_options,
@@ -53,6 +54,7 @@ def add(sub) -> None:
     add_window_options(p, "--inference_stride")
     add_runtime_options(p, batch_size=16, workers=2, workers_help="DataLoader worker processes")
     original.add_test(p)
+    add_config_options(p, "evaluation protocol")
     p.set_defaults(run=run)
 
 

@@ -7,11 +7,13 @@ import os
 from . import checks, original
 from .common import (
     add_clip_shape,
+    add_config_options,
     add_parser,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    recorded_options,
     switch,
 )
 
@@ -342,6 +344,7 @@ def add(sub) -> None:
     )
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     original.add_train(p)
+    add_config_options(p, "training options")
     p.set_defaults(run=run)
 
 
@@ -437,6 +440,7 @@ def train_config_from_args(args):
         stop_signals=tuple(args.stop_signals),
         requeue=args.requeue,
         index_cache=args.index_cache,
+        options=recorded_options(args),
         amp=args.amp,
         channels_last=args.channels_last,
         compile=args.compile,

@@ -1,0 +1,118 @@
+"""The paper's experiments as files: one TOML recipe per row of the seed paper (Hara, Kataoka,
+Satoh, CVPR 2018) and of the 2020 release (Kataoka et al., arXiv:2004.04968), shipped in
+`cnn3d/recipes/`.
+
+A recipe holds `train` options at its top level (the long option names, as in `--config`),
+its evaluation protocol as `cnn3d test` options in `[test]`, and its card in `[recipe]`: a
+title, the source, the dataset, the protocol in words, where it follows the paper against the
+original code, the options a user must add (e.g. the checkpoint to fine-tune), and the reported
+numbers, each `[[recipe.reported]]` with its metric (a key of `metrics.json`), its value in
+percent, its status ("verified" or "recalled, unverified") and its source. Nothing here imports
+torch: `cnn3d recipes` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+RECIPE_DIR = Path(__file__).with_name("recipes")
+STATUSES = ("verified", "recalled, unverified")
+METRICS = ("video_top1", "video_top5", "average_top1_top5", "clip_top1", "mean_class_accuracy")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number the paper (or the original README) reports for a recipe's row."""
+
+    metric: str  # a key of metrics.json
+    value: float  # percent
+    status: str  # one of STATUSES
+    source: str
+    note: str = ""  # e.g. "the mean of splits 1-3", when the row is one split
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    path: Path
+    title: str
+    source: str
+    dataset: str
+    protocol: str
+    follows: str  # where it follows the paper against the original code, or ""
+    requires: tuple[str, ...]  # options the user must give besides the data and result paths
+    reported: tuple[Reported, ...]
+    needs: str = ""  # the required options in words (which checkpoint to fine-tune)
+    note: str = ""
+    options: dict = field(default_factory=dict)  # train options
+    test: dict = field(default_factory=dict)  # cnn3d test options: the protocol
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def recipe_path(name: str) -> Path:
+    """A shipped recipe by name, or a recipe file by path."""
+    given = Path(name)
+    if given.suffix == ".toml" and given.exists():
+        return given
+    path = RECIPE_DIR / f"{name}.toml"
+    if not path.exists():
+        import difflib
+
+        near = difflib.get_close_matches(name, recipe_names(), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else "; `cnn3d recipes` lists them"
+        raise UsageError(f"no recipe {name!r}{hint}")
+    return path
+
+
+def load_recipe(name: str) -> Recipe:
+    path = recipe_path(name)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"{path}: not a readable recipe ({error})") from None
+    card = data.get("recipe")
+    if not isinstance(card, dict):
+        raise UsageError(f"{path}: no [recipe] table (title, source, reported numbers)")
+    try:
+        reported = tuple(Reported(**r) for r in card.get("reported", []))
+        recipe = Recipe(
+            name=path.stem,
+            path=path,
+            title=card["title"],
+            source=card["source"],
+            dataset=card["dataset"],
+            protocol=card["protocol"],
+            follows=card.get("follows", ""),
+            requires=tuple(card.get("requires", ())),
+            reported=reported,
+            needs=card.get("needs", ""),
+            note=card.get("note", ""),
+            options={k: v for k, v in data.items() if k not in ("recipe", "test")},
+            test=dict(data.get("test", {})),
+        )
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"{path}: an incomplete recipe card ({error})") from None
+    for r in reported:
+        if r.status not in STATUSES or r.metric not in METRICS:
+            raise UsageError(
+                f"{path}: a reported number needs a status in {STATUSES} and a metric in "
+                f"{METRICS}, not {r.status!r} / {r.metric!r}"
+            )
+    return recipe
+
+
+def missing_requirements(recipe: Recipe, given: dict) -> list[str]:
+    """The options the recipe requires that `given` (option dest -> value) leaves unset."""
+    return [key for key in recipe.requires if given.get(key) in (None, "")]
+
+
+def reported_line(r: Reported) -> str:
+    note = f", {r.note}" if r.note else ""
+    return f"{r.metric} {r.value:g} ({r.status}{note}; {r.source})"
