@@ -47,6 +47,7 @@ class Recipe:
     requires: tuple[str, ...]  # options the user must give besides the data and result paths
     reported: tuple[Reported, ...]
     needs: str = ""  # the required options in words (which checkpoint to fine-tune)
+    release: str = ""  # the file name of the model the original released for this row
     note: str = ""
     options: dict = field(default_factory=dict)  # train options
     test: dict = field(default_factory=dict)  # cnn3d test options: the protocol
@@ -93,6 +94,7 @@ def load_recipe(name: str) -> Recipe:
             requires=tuple(card.get("requires", ())),
             reported=reported,
             needs=card.get("needs", ""),
+            release=card.get("release", ""),
             note=card.get("note", ""),
             options={k: v for k, v in data.items() if k not in ("recipe", "test")},
             test=dict(data.get("test", {})),
@@ -106,6 +108,15 @@ def load_recipe(name: str) -> Recipe:
                 f"{METRICS}, not {r.status!r} / {r.metric!r}"
             )
     return recipe
+
+
+def recipe_for_release(file_name: str) -> Recipe | None:
+    """The recipe of the row whose released model has this file name, if any."""
+    for name in recipe_names():
+        recipe = load_recipe(name)
+        if recipe.release and recipe.release == file_name:
+            return recipe
+    return None
 
 
 def missing_requirements(recipe: Recipe, given: dict) -> list[str]:

@@ -101,6 +101,7 @@ class TrainConfig:
     # the command's options as given (option name -> value), recorded in opts.json so that it
     # starts the same run again (`--config`); empty for runs started from Python
     options: tuple[tuple[str, object], ...] = ()
+    recipe: str | None = None  # the recipe the run follows (`--recipe`), for its card
     amp: bool | None = None  # None: on for GPUs and CPUs with native bf16 (precision.py)
     channels_last: bool = True
     compile: bool = False  # torch.compile (inductor) the training network
@@ -260,6 +261,7 @@ class Run:
     epoch: int = 0  # the epoch in progress
     epoch_sums: tuple[float, float, float] = (0.0, 0.0, 0.0)  # its training sums, all ranks
     bad_videos: list[str] = field(default_factory=list)
+    card: dict = field(default_factory=dict)  # how the run is made, stored in its checkpoints
 
     @property
     def begin_epoch(self) -> int:
@@ -389,6 +391,7 @@ def setup_run(cfg: TrainConfig) -> Run:
         train_set, train_sampler, train_loader, val_set, val_loader, begin, best,
         saved=begin if begin.epoch > 1 or begin.step else None, steps_per_epoch=len(train_loader),
         bad_videos=list(val_set.failed) if val_set else [],
+        card=training_card(cfg, labels, len(train_videos), len(val_videos)),
     )  # fmt: skip
     if run.main_process:
         write_start(run, train_videos, val_videos, missing)
@@ -535,6 +538,26 @@ def check_same_run(cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch
                 )
 
 
+def training_card(cfg: TrainConfig, labels: list[str], n_train: int, n_val: int) -> dict:
+    """What a checkpoint of this run says of how it was made (`cnn3d info` prints it)."""
+    return {
+        "dataset": Path(cfg.annotation_path).name,
+        "annotation_path": str(cfg.annotation_path),
+        "video_path": str(cfg.video_path),
+        "n_training_videos": n_train,
+        "n_validation_videos": n_val,
+        "n_classes": len(labels),
+        "class_names_from": f"the annotation file {Path(cfg.annotation_path).name}",
+        "epochs_planned": cfg.epochs,
+        "recipe": cfg.recipe,
+        "config": dict(cfg.options)
+        or {k: v for k, v in asdict(cfg).items() if k not in ("options", "normalization")},
+        "pretrained_from": str(cfg.pretrain_path) if cfg.pretrain_path else None,
+        "cnn3d_version": __version__,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
 def write_start(run: Run, train_videos, val_videos, missing: dict) -> None:
     """`opts.json`: the command's options (a config that starts the same run again: `cnn3d
     train --config opts.json`), and under `used` every setting with what was actually used;
@@ -661,7 +684,7 @@ def save_position(run: Run, position: Position) -> None:
     """`last.pth` at `position` (rank 0), atomically."""
     if run.main_process:
         state = (run.model, run.optimizer, run.scheduler, run.scaler, position, run.best)
-        save_training_state(run.result / "last.pth", *state)
+        save_training_state(run.result / "last.pth", *state, card=run.card)
     run.saved = position
     run.last_save = time.monotonic()
 
@@ -766,11 +789,11 @@ def end_epoch(run: Run, metrics: dict, logs: RunLogs) -> None:
         improved = score > run.best
         run.best = max(run.best, score)
         state = (run.model, run.optimizer, run.scheduler, run.scaler, Position(epoch + 1), run.best)
-        save_training_state(run.result / "last.pth", *state)
+        save_training_state(run.result / "last.pth", *state, card=run.card)
         if run.cfg.checkpoint_every and epoch % run.cfg.checkpoint_every == 0:
-            save_training_state(run.result / f"save_{epoch}.pth", *state)
+            save_training_state(run.result / f"save_{epoch}.pth", *state, card=run.card)
         if improved:
-            save_training_state(run.result / "best.pth", *state, resumable=False)
+            save_training_state(run.result / "best.pth", *state, resumable=False, card=run.card)
         print(format_epoch(metrics))
     if run.torchrun.distributed:
         dist.barrier()

@@ -42,11 +42,14 @@ class Position:
 
 def save_training_state(
     path: Path, model, optimizer, scheduler, scaler, position: Position, best: float,
-    resumable: bool = True,
+    resumable: bool = True, card: dict | None = None,
 ) -> None:  # fmt: skip
     """A checkpoint at `position`; `resumable` adds the optimizer, scheduler, scaler and RNG
-    state (`best.pth`, for inference and fine-tuning, leaves them out: about half the size)."""
+    state (`best.pth`, for inference and fine-tuning, leaves them out: about half the size).
+    `card`: how the run was made (`card.py`), stored with the epochs trained so far."""
     extra: dict = {"epoch": position.epoch - 1, "best_video_top1": best}
+    if card is not None:
+        extra["card"] = card | {"epochs_trained": position.epoch - 1, "best_score": best}
     if position.step:
         extra["position"] = {
             "epoch": position.epoch,

@@ -11,11 +11,26 @@ import argparse
 import os
 import sys
 
-from . import benchmark, classify, convert, demo, features, fuse, models, prepare, test, train
+from . import (
+    benchmark,
+    classify,
+    convert,
+    demo,
+    features,
+    fuse,
+    info,
+    models,
+    prepare,
+    recipes,
+    reproduce,
+    test,
+    train,
+)
 
 # in the order `cnn3d --help` lists them
 SUBCOMMANDS = (
-    models, convert, prepare, train, test, classify, features, fuse, benchmark, demo,
+    models, info, convert, prepare, train, test, recipes, reproduce, classify, features, fuse,
+    benchmark, demo,
 )  # fmt: skip
 
 CONFIGURABLE = ("train", "test", "reproduce")  # the commands that take --config and --recipe
@@ -41,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def configured(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Apply `--recipe NAME` (or `reproduce NAME`), then `--config FILE`, as the command's
     defaults, so that the flags on the command line override them (`config.py`)."""
+    from ..errors import UsageError
     from ..recipes import load_recipe
     from .config import apply_config, given, read_config
 
@@ -49,6 +65,8 @@ def configured(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         return
     sub = parser.commands[command]
     recipe = argv[1] if command == "reproduce" and len(argv) > 1 else given(argv, "--recipe")
+    if command == "reproduce" and recipe and recipe.startswith("-"):
+        raise UsageError("the recipe comes first: cnn3d reproduce NAME --video-path ...")
     if recipe and not recipe.startswith("-"):
         loaded = load_recipe(recipe)
         table = loaded.test if command == "test" else loaded.options

@@ -38,13 +38,13 @@ def add_config_options(p, recipe_table: str) -> None:
         "--config",
         metavar="FILE",
         help="options from a TOML, YAML or JSON file (the long option names as keys; a run's "
-        "opts.json is one); flags given here override it",
+        "opts.json is one); flags given here override it (default: none)",
     )
     g.add_argument(
         "--recipe",
         metavar="NAME",
         help=f"one of the paper's experiments (`cnn3d recipes`): its {recipe_table}; --config "
-        "and flags override it",
+        "and flags override it (default: none)",
     )
 
 

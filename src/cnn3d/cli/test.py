@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import UsageError
 from . import checks, original
 from .common import (
     add_config_options,
@@ -50,6 +51,12 @@ def add(sub) -> None:
         default=5,
         help="labels per video in <subset>.json",
     )
+    p.add_argument(
+        "--record",
+        metavar="FILE.pth",
+        help="also write a copy of the checkpoint whose card records this evaluation (the "
+        "protocol and the metrics; `cnn3d info` prints it) (default: none)",
+    )
     add_progress(p)
     add_window_options(p, "--inference_stride")
     add_runtime_options(p, batch_size=16, workers=2, workers_help="DataLoader worker processes")
@@ -65,6 +72,10 @@ def run(args) -> int:
     checks.input_folder(args.video_path, "--video-path: the videos")
     checks.input_file(args.annotation_path, "an annotation file", (".json",))
     checks.output_folder(args.result_path, "--result-path")
+    if args.record:
+        checks.output_file(args.record, "--record")
+        if not args.record.endswith(".pth"):
+            raise UsageError(f"{args.record}: --record writes a .pth copy (it keeps the card)")
     summary = run_test(
         args.checkpoint,
         args.video_path,
@@ -77,4 +88,17 @@ def run(args) -> int:
         config=inference_config(args),
         progress=args.progress,
     )
+    if args.record:
+        from ..card import evaluation_entry, record_evaluation
+
+        protocol = {
+            "views_per_video": summary["views_per_video"],
+            "n_clips": args.n_clips,
+            "crop": "three" if args.three_crop else "center",
+            "window_stride": args.window_stride,
+            "tail": summary["tail"],
+        }
+        entry = evaluation_entry(summary, args.subset, args.annotation_path, protocol)
+        record_evaluation(args.checkpoint, args.record, entry)
+        print(f"wrote {args.record}: {args.checkpoint} with this evaluation on its card")
     return 1 if summary["unreadable_videos"] else 0

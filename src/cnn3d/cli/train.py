@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import UsageError
 from . import checks, original
 from .common import (
     add_clip_shape,
@@ -24,6 +25,13 @@ FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2
 
 def add(sub) -> None:
     p = add_parser(sub, "train", "train or fine-tune a 3D CNN (torchrun for DDP)")
+    add_options(p)
+    add_config_options(p, "training options")
+    p.set_defaults(run=run)
+
+
+def add_options(p) -> None:
+    """Every training option (`train`, and `reproduce`, which trains first)."""
     g = p.add_argument_group("data")
     g.add_argument(
         "--video-path",
@@ -344,8 +352,6 @@ def add(sub) -> None:
     )
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     original.add_train(p)
-    add_config_options(p, "training options")
-    p.set_defaults(run=run)
 
 
 def train_config_from_args(args):
@@ -441,6 +447,7 @@ def train_config_from_args(args):
         requeue=args.requeue,
         index_cache=args.index_cache,
         options=recorded_options(args),
+        recipe=getattr(args, "recipe", None),
         amp=args.amp,
         channels_last=args.channels_last,
         compile=args.compile,
@@ -465,6 +472,27 @@ def run(args) -> int:
     from ..train import train
 
     cfg = train_config_from_args(args)
+    if args.recipe:
+        check_requirements(args.recipe, args)
+    check_paths(cfg)
+    metrics = train(cfg)
+    if "curves" in metrics:
+        print(f"results in {args.result_path} (logs, checkpoints, curves.png)")
+    return 0
+
+
+def check_requirements(name: str, args) -> None:
+    """A recipe's required options (the checkpoint a fine-tuning row starts from), named."""
+    from ..recipes import load_recipe, missing_requirements
+
+    recipe = load_recipe(name)
+    missing = missing_requirements(recipe, vars(args))
+    if missing:
+        options = ", ".join(f"--{m.replace('_', '-')}" for m in missing)
+        raise UsageError(f"recipe {recipe.name} needs {options}: {recipe.needs or recipe.title}")
+
+
+def check_paths(cfg) -> None:
     checks.input_folder(cfg.video_path, "--video-path: the videos")
     checks.input_file(cfg.annotation_path, "an annotation file", (".json",))
     checks.output_folder(cfg.result_path, "--result-path")
@@ -473,7 +501,3 @@ def run(args) -> int:
     for path in (cfg.pretrain_path, None if cfg.resume == "auto" else cfg.resume):
         if path:
             checks.input_file(path, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
-    metrics = train(cfg)
-    if "curves" in metrics:
-        print(f"results in {args.result_path} (logs, checkpoints, curves.png)")
-    return 0
