@@ -10,8 +10,10 @@ a whole dataset.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,7 +22,7 @@ from .data.dataset import Video, VideoDataset, clip_loader
 from .data.network_input import NetworkInput
 from .data.sources import open_source
 from .data.transforms import EvalTransform
-from .errors import VideoReadError
+from .errors import UsageError, VideoReadError
 from .models import check_input_channels
 from .models.features import FeatureExtractor
 from .runtime import RuntimeConfig, prepare_device
@@ -158,15 +160,27 @@ def iter_model(
     with_items = dataset.videos_with_items()
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
-    device = prepare_device(runtime.torch_device())
+    exported = not isinstance(model, torch.nn.Module)  # an engine's (`export.Exported`)
+    if exported and (config.layer or config.spatial):
+        raise UsageError(
+            f"{model.path}: --layer and --spatial need the PyTorch checkpoint; an exported "
+            "model gives the last stage's pooled features"
+        )
+    device = torch.device("cpu") if exported else prepare_device(runtime.torch_device())
     loader = clip_loader(
         dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
         prefetch=config.prefetch,
     )  # fmt: skip
-    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
-    model = model.to(device).eval().to(memory_format=runtime.memory_format)
-    heads = FeatureExtractor(model, config.layer, config.spatial)
-    net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)
+    memory_format = torch.contiguous_format if exported else runtime.memory_format
+    inputs = NetworkInput(spec.normalization, device, memory_format)
+    heads = None
+    if exported:
+        net, precision = model, contextlib.nullcontext
+    else:
+        model = model.to(device).eval().to(memory_format=runtime.memory_format)
+        heads = FeatureExtractor(model, config.layer, config.spatial)
+        net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)
+        precision = partial(runtime.autocast, device)
     pending: dict[int, VideoResult] = {}
     next_video = 0  # videos before this one have been yielded
 
@@ -187,7 +201,7 @@ def iter_model(
                     bad.setdefault(v, message)
                 if batch["clip"] is not None:
                     clips = inputs(batch["clip"])
-                    with runtime.autocast(device):
+                    with precision():
                         features, logits = net(clips)
                     for k, v in enumerate(batch["video"].tolist()):
                         if v not in pending:
@@ -202,7 +216,8 @@ def iter_model(
                 yield from finished(max(seen) if seen else next_video)
         yield from finished(len(paths))
     finally:
-        heads.remove_hooks()
+        if heads is not None:
+            heads.remove_hooks()
         dataset.close()
 
 

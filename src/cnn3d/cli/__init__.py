@@ -16,6 +16,7 @@ from . import (
     classify,
     convert,
     demo,
+    export,
     features,
     fuse,
     info,
@@ -29,7 +30,7 @@ from . import (
 
 # in the order `cnn3d --help` lists them
 SUBCOMMANDS = (
-    models, info, convert, prepare, train, test, recipes, reproduce, classify, features, fuse,
+    models, info, convert, export, prepare, train, test, recipes, reproduce, classify, features, fuse,
     benchmark, demo,
 )  # fmt: skip
 

@@ -31,6 +31,7 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..files import atomic_write
     from ..recipes import load_recipe
+    from ..runtime import Torchrun
     from ..train import train
 
     recipe = load_recipe(args.recipe)
@@ -39,6 +40,8 @@ def run(args) -> int:
     train_command.check_paths(cfg)
     result = Path(cfg.result_path)
     train(cfg)
+    if Torchrun.from_environment().rank != 0:  # under torchrun: rank 0 tests, alone
+        return 0
     checkpoint = result / "best.pth" if (result / "best.pth").exists() else result / "last.pth"
     tested = result / "test"
     test_command.run(protocol_args(recipe, checkpoint, tested, args))

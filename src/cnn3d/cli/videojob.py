@@ -37,6 +37,13 @@ def add_video_job_options(p, command: str) -> None:
     )
     p.add_argument("--model", action=SisterToolModel, help=argparse.SUPPRESS)
     p.add_argument(
+        "--engine",
+        choices=("auto", "torch", "onnxruntime", "openvino"),
+        default="auto",
+        help="what runs the model: PyTorch, or an exported file (`cnn3d export`) through ONNX "
+        "Runtime or OpenVINO; auto: ONNX Runtime for .onnx, PyTorch otherwise",
+    )
+    p.add_argument(
         "--class-names",
         "--class_names",
         help="text file, one class name per line (default: the checkpoint's, else class_0...)",
@@ -77,7 +84,8 @@ def check(args, mode: str) -> None:
         raise UsageError(f"--mode {args.mode} is `cnn3d {other}`; this is `cnn3d {args.command}`")
     if not args.checkpoint:
         raise UsageError("--checkpoint is required: the model to run (any supported checkpoint)")
-    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    exported = (".onnx", ".pt2", ".ts")  # `cnn3d export`'s files, for --engine
+    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES + exported)
     if not args.inputs and not args.input_list:
         raise UsageError("no inputs: give video files, folders or list files (or --input LIST)")
     if args.input_list:
@@ -114,7 +122,12 @@ def load(args, device, need_names: bool = True, **options):
     from ..models import load_model, read_class_names, with_spec
 
     names = read_class_names(args.class_names) if args.class_names else None
-    model = load_model(args.checkpoint, device=device, class_names=names, fold_bn=True, **options)
+    if is_exported(args):
+        model = load_engine(args, names)
+    else:
+        model = load_model(
+            args.checkpoint, device=device, class_names=names, fold_bn=True, **options
+        )
     check_model_options(args, model.spec)
     if model.spec.class_names is None:
         with_spec(model, class_names=[f"class_{i}" for i in range(model.spec.n_classes)])
@@ -124,6 +137,36 @@ def load(args, device, need_names: bool = True, **options):
                 "--class-names FILE",
                 file=sys.stderr,
             )
+    return model
+
+
+def is_exported(args) -> bool:
+    from ..export import FORMATS
+
+    suffix = args.checkpoint.rpartition(".")[2].lower()
+    return f".{suffix}" in FORMATS or args.engine in ("onnxruntime", "openvino")
+
+
+def load_engine(args, names):
+    """An exported model (`cnn3d export`) run by --engine, with --class-names applied."""
+    from dataclasses import replace
+
+    from ..errors import UsageError
+    from ..export import FORMATS, load_exported
+
+    suffix = "." + args.checkpoint.rpartition(".")[2].lower()
+    if suffix not in FORMATS:
+        raise UsageError(
+            f"{args.checkpoint}: --engine {args.engine} runs an exported model; make one with "
+            f"`cnn3d export {args.checkpoint} model.onnx`"
+        )
+    model = load_exported(args.checkpoint, args.engine)
+    if names is not None:
+        if len(names) != model.spec.n_classes:
+            raise UsageError(
+                f"{args.class_names}: {len(names)} names for a model of {model.spec.n_classes}"
+            )
+        model.spec = replace(model.spec, class_names=names)
     return model
 
 

@@ -144,7 +144,10 @@ CHANNEL_KINDS = {2: "flow (x, y)", 3: "RGB"}
 
 
 def input_channels(model: nn.Module) -> int:
-    """Channels the network's first convolution takes (3: RGB, 2: flow)."""
+    """Channels the network's first convolution takes (3: RGB, 2: flow); an exported model
+    (`export.Exported`) says it itself."""
+    if not isinstance(model, nn.Module):
+        return model.channels
     return next(m for m in model.modules() if isinstance(m, nn.Conv3d)).in_channels
 
 

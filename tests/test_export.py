@@ -1,0 +1,150 @@
+"""`cnn3d export`: every family exports to ONNX (and .pt2, TorchScript) with the model's card
+as metadata; the written graph, run by ONNX Runtime itself, computes what the checkpoint does
+in float64; a graph that does not is refused and not written; and classify/features run an
+exported model through ONNX Runtime and OpenVINO with PyTorch's outputs."""
+
+import json
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from cnn3d.cli import main
+from cnn3d.models import build_model, load_model, save_model
+from cnn3d.models.features import FeatureExtractor
+from helpers import frames_with_index, write_mp4
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow
+
+SMALL = [  # each family at its smallest, narrow where the family allows it
+    ("resnet", 10, {"widen_factor": 0.25, "shortcut": "A"}),
+    ("preresnet", 10, {}),
+    ("wideresnet", 50, {"widen_factor": 0.25}),
+    ("resnext", 50, {"cardinality": 4}),
+    ("densenet", 121, {}),
+    ("resnet2p1d", 10, {"widen_factor": 0.25}),
+    ("resnet", 10, {"widen_factor": 0.25, "n_input_channels": 2}),  # optical flow
+]
+
+
+def checkpoint(tmp_path, family, depth, options, n_classes=5):
+    torch.manual_seed(0)
+    model = build_model(family, depth, n_classes, **options)
+    for m in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    names = [f"action {i}" for i in range(n_classes)]
+    model.spec = replace(model.spec, clip_length=8, sample_size=32, class_names=names)
+    path = tmp_path / f"{family}{depth}.pth"
+    save_model(path, model)
+    return path
+
+
+@pytest.mark.parametrize("family, depth, options", SMALL, ids=lambda v: str(v))
+def test_every_family_exports_to_onnx_and_onnxruntime_agrees_with_float64(
+    tmp_path, capsys, family, depth, options
+):
+    ck = checkpoint(tmp_path, family, depth, options)
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(ck), str(out)]) == 0
+    assert "parity passed" in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    channels = options.get("n_input_channels", 3)
+    clips = torch.randn(3, channels, 8, 32, 32, generator=torch.Generator().manual_seed(5))
+    features, logits = session.run(["features", "logits"], {"clips": clips.numpy()})
+    reference = load_model(ck).double().eval()
+    with torch.no_grad():
+        expected = reference(clips.double()).numpy()
+    spread = expected.max(1) - expected.min(1)
+    assert np.max(np.abs(logits - expected).max(1) / spread) < 1e-4
+    assert features.shape == (3, reference.num_features)
+    card = json.loads(
+        {p.key: p.value for p in onnx.load(str(out)).metadata_props}["cnn3d"]
+    )  # the model's card travels with it
+    assert card["spec"]["class_names"][4] == "action 4" and card["spec"]["clip_length"] == 8
+    assert card["spec"]["normalization"]["name"] == reference.spec.normalization.name
+    assert session.get_inputs()[0].shape[0] == "batch"  # any batch size
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".ts"])
+def test_pt2_and_torchscript_carry_the_card_and_compute_the_same(tmp_path, suffix):
+    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    out = tmp_path / f"model{suffix}"
+    assert main(["export", str(ck), str(out)]) == 0
+    extra = {"cnn3d.json": ""}
+    if suffix == ".pt2":
+        module = torch.export.load(str(out), extra_files=extra).module()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["cnn3d.json"])["spec"]["sample_size"] == 32
+    clips = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(module(clips)[1], load_model(ck)(clips), rtol=1e-5, atol=1e-5)
+
+
+def test_an_export_that_does_not_agree_is_refused_and_not_written(tmp_path, capsys, monkeypatch):
+    """A planted exporter bug (one weight changed in the exported graph) fails the parity."""
+    import cnn3d.export as export
+
+    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    real = export.write_exported
+
+    def broken(heads, example, path, fmt, card):
+        altered = build_model("resnet", 10, 5, widen_factor=0.25)
+        altered.load_state_dict(heads.model.state_dict())
+        with torch.no_grad():
+            altered.fc.bias[0] += 1.0
+        altered.spec = heads.model.spec
+        real(FeatureExtractor(altered).eval(), example, path, fmt, card)
+
+    monkeypatch.setattr(export, "write_exported", broken)
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(ck), str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "parity FAILED" in printed and "not written" in printed
+    assert not out.exists() and not list(tmp_path.glob(".model*"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("engines")
+    ck = checkpoint(root, "resnet", 10, {"widen_factor": 0.25})
+    assert main(["export", str(ck), str(root / "model.onnx")]) == 0
+    video = root / "clip.mp4"
+    write_mp4(video, frames_with_index(30, 48, 64))
+    return ck, root / "model.onnx", video
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_classify_and_features_through_an_engine_give_pytorchs_outputs(exported, tmp_path, engine):
+    if engine == "openvino":
+        pytest.importorskip("openvino")
+    ck, model, video = exported
+    common = [str(video), "--workers", "0", "--no-progress", "--no-amp"]
+    assert main(["classify", *common, "--checkpoint", str(ck), "-o", str(tmp_path / "a.json")]) == 0
+    argv = ["classify", *common, "--checkpoint", str(model), "--engine", engine]
+    assert main([*argv, "-o", str(tmp_path / "b.json")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert [c["label"] for c in a[0]["clips"]] == [c["label"] for c in b[0]["clips"]]
+    for x, y in zip(a[0]["clips"], b[0]["clips"], strict=True):
+        np.testing.assert_allclose(x["scores"], y["scores"], rtol=1e-4, atol=1e-5)
+    for out, m in ((tmp_path / "fa", ck), (tmp_path / "fb", model)):
+        argv = ["features", *common, "--checkpoint", str(m), "--engine", "auto", "-o", str(out)]
+        assert main(argv if m == ck else [*argv[:-4], "--engine", engine, "-o", str(out)]) == 0
+    fa = np.load(next((tmp_path / "fa").rglob("*.npy")))
+    fb = np.load(next((tmp_path / "fb").rglob("*.npy")))
+    np.testing.assert_allclose(fa, fb, rtol=1e-4, atol=1e-5)
+
+
+def test_an_engine_wants_an_exported_file(exported, capsys):
+    ck, _, video = exported
+    assert main(["classify", str(video), "--checkpoint", str(ck), "--engine", "onnxruntime"]) == 2
+    assert "runs an exported model; make one with `cnn3d export" in capsys.readouterr().err
