@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+from ..errors import UsageError
 from . import checks, videojob
-from .common import add_parser, inference_config, positive_int
+from .common import (
+    add_parser,
+    inference_config,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    switch,
+)
 
 
 def add(sub) -> None:
@@ -33,7 +42,93 @@ def add(sub) -> None:
         help="each video written again with its clips' labels (H.264, same frame rate and "
         "size, an odd width or height cut to even) (default: none)",
     )
+    add_live_options(p)
     p.set_defaults(run=run)
+
+
+def add_live_options(p) -> None:
+    g = p.add_argument_group("live video (--live)")
+    g.add_argument(
+        "--live",
+        metavar="SOURCE",
+        help="classify a stream as it plays: an rtsp/rtmp/http/udp/hls URL, a file or FIFO, "
+        "- for standard input, or a camera (/dev/videoN or an index); writes JSON lines "
+        "(default: none)",
+    )
+    switch(g, "realtime", False, "play a --live file at its own frame rate")
+    g.add_argument(
+        "--smooth",
+        default="none",
+        help="smoothed scores beside each window's: ema:A or mean:K (the last K windows)",
+    )
+    g.add_argument(
+        "--reconnects",
+        type=non_negative_int,
+        default=5,
+        help="times a stalled or dropped stream is opened again (backoff 0.5 s, doubling)",
+    )
+    g.add_argument(
+        "--stall-timeout",
+        type=positive_float,
+        default=5.0,
+        help="seconds without data after which a stream counts as stalled",
+    )
+    g.add_argument(
+        "--max-windows",
+        type=positive_int,
+        help="stop after this many scored windows (default: until the stream ends)",
+    )
+
+
+def run_live(args) -> int:
+    """`classify --live`: JSON lines to -o (or standard output), a status line on stderr."""
+    import json
+
+    from ..live import LiveConfig, classify_live, model_scorer, parse_smoothing
+    from ..signals import StopSignals
+
+    if not args.checkpoint:
+        raise UsageError("--checkpoint is required: the model to run")
+    parse_smoothing(args.smooth)
+    if args.inputs or args.output and args.output != "-" and Path(args.output).is_dir():
+        raise UsageError("--live reads one SOURCE; give files to classify without --live")
+    config = inference_config(args)
+    model = videojob.load(args, config.runtime.torch_device())
+    from ..models import check_input_channels
+
+    check_input_channels(model, 3, args.live)  # a stream is RGB
+    live = LiveConfig(
+        window_stride=args.window_stride, realtime=args.realtime, reconnects=args.reconnects,
+        stall_s=args.stall_timeout, smoothing=args.smooth, topk=args.topk,
+        max_windows=args.max_windows,
+    )  # fmt: skip
+    out = sys.stdout if not args.output or args.output == "-" else open(args.output, "a")
+    last = [0.0]
+
+    def emit(entry: dict) -> None:
+        out.write(json.dumps(entry) + "\n")
+        out.flush()
+
+    def status(stats) -> None:
+        if args.progress and time.monotonic() - last[0] > 2:
+            last[0] = time.monotonic()
+            print(f"live: {stats.line(live.window_stride or model.spec.clip_length)}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    score = model_scorer(model, config.runtime)
+    with StopSignals(graceful=True) as stop:
+        try:
+            stats = classify_live(
+                args.live, score, model.spec, model.spec.class_names, live, emit,
+                should_stop=lambda: bool(stop.requested), status=status,
+            )  # fmt: skip
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    stride = live.window_stride or model.spec.clip_length
+    why = stats.ended or (f"stopped by {stop.requested}" if stop.requested else "stopped")
+    print(f"live: {why}: {stats.line(stride)}", file=sys.stderr)
+    return 0
 
 
 def run(args) -> int:
@@ -42,6 +137,8 @@ def run(args) -> int:
     from ..files import output_name
     from ..inference import iter_model
 
+    if args.live:
+        return run_live(args)
     videojob.check(args, "score")
     if args.output:
         checks.output_file(args.output, "-o (the classify JSON)")

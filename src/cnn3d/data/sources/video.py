@@ -263,14 +263,21 @@ class VideoFileSource:
         return stack_frames([arrays[int(p)] for p in positions], self.path)
 
     def _to_array(self, frame) -> np.ndarray:
-        if self.min_short_side and min(frame.width, frame.height) > 2 * self.min_short_side:
-            # let swscale shrink very large frames while converting (never below the short side)
-            factor = min(frame.width, frame.height) / self.min_short_side
-            w, h = round(frame.width / factor), round(frame.height / factor)
-            array = frame.to_ndarray(format="rgb24", width=w - w % 2, height=h - h % 2)
-        else:
-            array = frame.to_ndarray(format="rgb24")
-        return upright(frame, array)
+        return frame_array(frame, self.min_short_side)
+
+
+def frame_array(frame, min_short_side: int | None = None) -> np.ndarray:
+    """A decoded frame as uint8 RGB [H, W, 3], upright; with `min_short_side`, a very large
+    frame is shrunk while converting (never below that short side): what every reader of
+    video frames does, files and live streams alike."""
+    if min_short_side and min(frame.width, frame.height) > 2 * min_short_side:
+        # let swscale shrink very large frames while converting (never below the short side)
+        factor = min(frame.width, frame.height) / min_short_side
+        w, h = round(frame.width / factor), round(frame.height / factor)
+        array = frame.to_ndarray(format="rgb24", width=w - w % 2, height=h - h % 2)
+    else:
+        array = frame.to_ndarray(format="rgb24")
+    return upright(frame, array)
 
 
 def upright(frame, array: np.ndarray) -> np.ndarray:

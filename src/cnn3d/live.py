@@ -1,0 +1,367 @@
+"""Live video: a stream classified as it plays, with bounded memory and latency.
+
+A reader thread decodes the source (an RTSP/RTMP/HTTP/UDP/HLS URL, a file paced at its own rate
+with `realtime`, `-` for standard input, a FIFO, or a camera through OpenCV) and turns each
+frame into the model's input size at once (the evaluation transform: short side resized, centre
+crop), keeping only the last `clip_length` frames. Every `window_stride` frames a window is
+complete and is handed to the model through a slot of one: when the model is still busy with
+the previous window, the waiting one is replaced by the newer and counted as skipped, so
+nothing queues without bound and the output stays current. A source that stalls or ends
+(other than a file) is opened again up to `reconnects` times with exponential backoff, then
+reported.
+
+Each scored window is a dict (`window`, `first_frame`, `stream_time`, `wall_time`,
+`latency_s`, `top_k`, and with smoothing `smoothed_top_k`) for JSON lines.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import UsageError
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://",
+               "rtp://", "srt://", "tcp://")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """How a stream is read and scored. `smoothing`: "none", "ema:A" (scores = A x new +
+    (1 - A) x before) or "mean:K" (the mean of the last K windows)."""
+
+    window_stride: int | None = None  # None: one clip span
+    realtime: bool = False  # a file played at its own rate (a stream always is)
+    reconnects: int = 5
+    backoff_s: float = 0.5  # first wait before reconnecting; doubles each time
+    stall_s: float = 5.0  # no frame for this long: the source is taken as stalled
+    smoothing: str = "none"
+    topk: int = 5
+    max_windows: int | None = None  # stop after this many scored windows
+
+
+@dataclass
+class Window:
+    index: int  # the k-th complete window of the stream (counting skipped ones)
+    first_frame: int
+    stream_time: float | None  # of its last frame, seconds from the stream's start
+    arrived: float  # time.monotonic() when its last frame was decoded
+    clip: torch.Tensor  # uint8 [C, T, H, W]
+
+
+@dataclass
+class LiveStats:
+    frames: int = 0
+    windows: int = 0  # complete windows (scored + skipped)
+    scored: int = 0
+    skipped: int = 0
+    reconnects: int = 0
+    model_s: float = 0.0  # time spent scoring
+    latency_s: float = 0.0  # of the last scored window
+    fps: float | None = None
+    ended: str = ""  # why the stream ended
+
+    def line(self, stride: int) -> str:
+        per_window = self.model_s / self.scored if self.scored else 0.0
+        rtf = (stride / self.fps) / per_window if per_window and self.fps else float("nan")
+        return (
+            f"{self.frames} frames, {self.scored} windows scored, {self.skipped} skipped "
+            f"(the model was busy), real-time factor {rtf:.2f}x, latency {self.latency_s:.2f} s"
+            + (f", {self.reconnects} reconnect(s)" if self.reconnects else "")
+        )
+
+
+def parse_smoothing(text: str) -> tuple[str, float]:
+    if text == "none":
+        return "none", 0.0
+    kind, _, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if kind == "ema" and 0 < number <= 1:
+        return kind, number
+    if kind == "mean" and number >= 1 and number == int(number):
+        return kind, number
+    raise UsageError(f"--smooth {text!r}: give none, ema:A (0 < A <= 1) or mean:K (K >= 1)")
+
+
+class Smoother:
+    def __init__(self, spec: str):
+        self.kind, self.value = parse_smoothing(spec)
+        self.state: torch.Tensor | None = None
+        self.recent: collections.deque = collections.deque(maxlen=max(1, int(self.value or 1)))
+
+    def __call__(self, probs: torch.Tensor) -> torch.Tensor | None:
+        if self.kind == "ema":
+            a = self.value
+            self.state = probs if self.state is None else a * probs + (1 - a) * self.state
+            return self.state
+        if self.kind == "mean":
+            self.recent.append(probs)
+            return torch.stack(list(self.recent)).mean(0)
+        return None
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(URL_SCHEMES)
+
+
+def is_camera(source: str) -> bool:
+    return source.isdigit() or source.startswith("/dev/video")
+
+
+def is_live(source: str) -> bool:
+    """Whether frames come at the sender's pace (a stream, a camera, a pipe)."""
+    import os
+    import stat
+
+    if is_url(source) or is_camera(source) or source == "-":
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(source).st_mode)
+    except OSError:
+        return False
+
+
+def frames_of(
+    source: str, config: LiveConfig, short_side: int
+) -> Iterator[tuple[np.ndarray, float | None]]:
+    """(RGB frame [H, W, 3], stream time) for every frame of one opening of the source."""
+    if is_camera(source):
+        yield from camera_frames(source)
+        return
+    import av
+
+    from .data.sources.video import frame_array
+
+    target = sys.stdin.buffer if source == "-" else source
+    options = {"timeout": (config.stall_s, config.stall_s)} if is_url(source) else {}
+    try:
+        container = av.open(target, **options)
+    except (av.error.FFmpegError, OSError) as error:
+        raise ConnectionError(f"{source}: cannot be opened ({error})") from None
+    try:
+        stream = container.streams.video[0]
+        # slice threads: each frame leaves the decoder as soon as it is complete (frame
+        # threads would hold back one frame per thread: latency, and frames lost at a stall)
+        stream.thread_type = "SLICE"
+        first = None
+        paced = config.realtime and not is_live(source)
+        clock = time.monotonic()
+        for frame in container.decode(stream):
+            t = None if frame.time is None else float(frame.time)
+            if paced and t is not None:  # a file played at its own rate
+                first = t if first is None else first
+                delay = clock + t - first - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield frame_array(frame, short_side), t
+    except av.error.FFmpegError as error:
+        raise ConnectionError(f"{source}: {error}") from None
+    finally:
+        container.close()
+
+
+def camera_frames(source: str) -> Iterator[tuple[np.ndarray, float | None]]:
+    try:
+        import cv2
+    except ImportError:
+        raise UsageError(
+            f"{source}: a camera is read through OpenCV: pip install opencv-python-headless"
+        ) from None
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        raise ConnectionError(f"{source}: the camera cannot be opened")
+    start = time.monotonic()
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                raise ConnectionError(f"{source}: the camera stopped giving frames")
+            yield np.ascontiguousarray(bgr[..., ::-1]), time.monotonic() - start
+    finally:
+        capture.release()
+
+
+class Reader(threading.Thread):
+    """Decodes the source, keeps the last `length` frames (already at the model's size), and
+    puts each complete window in a slot of one (a newer window replaces a waiting one)."""
+
+    def __init__(self, source, config: LiveConfig, length: int, stride: int, transform,
+                 short_side: int, stats: LiveStats):  # fmt: skip
+        super().__init__(daemon=True)
+        self.source, self.config, self.length, self.stride = source, config, length, stride
+        self.transform, self.short_side, self.stats = transform, short_side, stats
+        self.frames: collections.deque = collections.deque(maxlen=length)
+        self.slot: Window | None = None
+        self.ready = threading.Condition()
+        self.done = False
+        self.stop = threading.Event()
+        self.position = 0  # frames seen over every opening of the source
+        self.origin: float | None = None  # the stream time of its first frame
+        self.error: BaseException | None = None
+        # a file read as fast as it decodes waits for the model (every window scored); a
+        # stream, a camera, a pipe or a file played in real time does not: it skips
+        self.lossless = not (is_live(source) or config.realtime)
+
+    def run(self) -> None:
+        try:
+            self.read_with_reconnects()
+        except BaseException as error:  # handed to the scoring thread
+            self.error = error
+        with self.ready:
+            self.done = True
+            self.ready.notify()
+
+    def read_with_reconnects(self) -> None:
+        attempts, wait = 0, self.config.backoff_s
+        while not self.stop.is_set():
+            try:
+                for rgb, t in frames_of(self.source, self.config, self.short_side):
+                    self.add(rgb, t)
+                    attempts, wait = 0, self.config.backoff_s  # frames again: a fresh budget
+                    if self.stop.is_set():
+                        return
+                if not is_url(self.source):  # a file, a pipe, standard input: done
+                    self.stats.ended = "the end of the input"
+                    return
+                problem = "the stream ended"
+            except ConnectionError as error:
+                if not is_url(self.source):
+                    raise UsageError(str(error)) from None
+                problem = str(error)
+            if attempts >= self.config.reconnects:
+                self.stats.ended = f"{problem}; gave up after {attempts} reconnect(s)"
+                return
+            attempts += 1
+            self.stats.reconnects += 1
+            print(f"live: {problem}; reconnecting in {wait:g} s ({attempts}/"
+                  f"{self.config.reconnects})", file=sys.stderr, flush=True)  # fmt: skip
+            if self.stop.wait(wait):
+                return
+            wait *= 2
+
+    def add(self, rgb: np.ndarray, t: float | None) -> None:
+        if t is not None:
+            self.origin = t if self.origin is None else self.origin
+            t -= self.origin
+        frame = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # [1, 3, H, W]
+        self.frames.append(self.transform(frame))  # [3, 1, h, w]: the model's size already
+        self.position += 1
+        self.stats.frames += 1
+        if self.stats.fps is None and t and self.position > 1:
+            self.stats.fps = (self.position - 1) / t
+        first = self.position - self.length
+        if first < 0 or first % self.stride:
+            return
+        window = Window(first // self.stride, first, t, time.monotonic(),
+                        torch.cat(list(self.frames), dim=1))  # fmt: skip
+        with self.ready:
+            while self.lossless and self.slot is not None and not self.stop.is_set():
+                self.ready.wait(0.5)
+            self.stats.windows += 1
+            if self.slot is not None:
+                self.stats.skipped += 1
+            self.slot = window
+            self.ready.notify()
+
+    def take(self) -> Window | None:
+        """The newest complete window (waiting for one), or None when the source is done."""
+        with self.ready:
+            while self.slot is None and not self.done:
+                self.ready.wait(0.5)
+            window, self.slot = self.slot, None
+            self.ready.notify()  # a lossless reader waits for the slot
+            return window
+
+
+def classify_live(
+    source: str,
+    score: Callable[[torch.Tensor], torch.Tensor],
+    spec,
+    class_names: list[str],
+    config: LiveConfig,
+    emit: Callable[[dict], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    status: Callable[[LiveStats], None] | None = None,
+) -> LiveStats:
+    """Score `source`'s windows as they complete; `score` maps a uint8 clip [C, T, H, W] to
+    class probabilities; `emit` gets each window's dict."""
+    from .data.transforms import EvalTransform
+    from .metrics import top_k
+
+    stride = config.window_stride or spec.clip_length
+    stats = LiveStats()
+    transform = EvalTransform(spec.sample_size, "center")
+    reader = Reader(source, config, spec.clip_length, stride, transform, spec.sample_size, stats)
+    smoother = Smoother(config.smoothing)
+    reader.start()
+    try:
+        while not should_stop():
+            window = reader.take()
+            if window is None:
+                break
+            start = time.monotonic()
+            probs = score(window.clip)
+            now = time.monotonic()
+            stats.model_s += now - start
+            stats.scored += 1
+            stats.latency_s = now - window.arrived
+            entry = {
+                "window": window.index,
+                "first_frame": window.first_frame,
+                "stream_time": window.stream_time,
+                "wall_time": time.time(),
+                "latency_s": round(stats.latency_s, 4),
+                "top_k": top_k(probs, class_names, config.topk),
+            }
+            smoothed = smoother(probs)
+            if smoothed is not None:
+                entry["smoothed_top_k"] = top_k(smoothed, class_names, config.topk)
+            emit(entry)
+            if status:
+                status(stats)
+            if config.max_windows and stats.scored >= config.max_windows:
+                stats.ended = f"{config.max_windows} windows scored (--max-windows)"
+                break
+    finally:
+        reader.stop.set()
+        reader.join(timeout=config.stall_s + 1)
+    if reader.error is not None:
+        raise reader.error
+    return stats
+
+
+def model_scorer(model, runtime) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 clip [C, T, H, W] -> class probabilities, through a PyTorch model (on the
+    runtime's device and precision) or an exported one (`export.Exported`)."""
+    from .data.network_input import NetworkInput
+    from .runtime import prepare_device
+
+    exported = not isinstance(model, torch.nn.Module)
+    device = torch.device("cpu") if exported else prepare_device(runtime.torch_device())
+    fmt = torch.contiguous_format if exported else runtime.memory_format
+    inputs = NetworkInput(model.spec.normalization, device, fmt)
+    if not exported:
+        model = model.to(device).eval().to(memory_format=fmt)
+
+    def score(clip: torch.Tensor) -> torch.Tensor:
+        x = inputs(clip[None])
+        with torch.inference_mode():
+            if exported:
+                logits = model(x)[1]
+            else:
+                with runtime.autocast(device):
+                    logits = model(x)
+        return logits[0].float().softmax(0).cpu()
+
+    return score
