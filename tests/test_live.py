@@ -150,12 +150,18 @@ def test_a_fifo_is_read_as_it_is_written(stream, tmp_path, capsys):
     os.mkfifo(fifo)
     sender = threading.Thread(target=send_fifo, args=(ts, fifo))
     sender.start()
-    out = tmp_path / "live.jsonl"
-    assert main(live_argv(fifo, checkpoint, out, "--smooth", "mean:3")) == 0
+    out, rendered = tmp_path / "live.jsonl", tmp_path / "annotated.mp4"
+    argv = live_argv(fifo, checkpoint, out, "--smooth", "mean:3", "--render", str(rendered))
+    assert main(argv) == 0
     sender.join()
     live = windows(out)
     assert_same_scores(live, classify_file(ts, checkpoint, tmp_path, 4))
     assert "the end of the input" in capsys.readouterr().err
+    with av.open(str(rendered)) as video:  # every frame, labelled from the first window on
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(frames) == N_FRAMES and frames[0].shape == (48, 64, 3)
+    source = frames_with_code(N_FRAMES, 48, 64)[-1]  # its first block white: bit 0 of 99
+    assert source[1, 1].min() == 255 and frames[-1][1, 1].max() < 30  # the label's dark box
     # smoothing: the mean of the last 3 windows' scores
     for k in range(2, len(live)):
         if [w["window"] for w in live[k - 2 : k + 1]] != list(

@@ -197,8 +197,10 @@ class Reader(threading.Thread):
     puts each complete window in a slot of one (a newer window replaces a waiting one)."""
 
     def __init__(self, source, config: LiveConfig, length: int, stride: int, transform,
-                 short_side: int, stats: LiveStats):  # fmt: skip
+                 short_side: int, stats: LiveStats, renderer=None):  # fmt: skip
         super().__init__(daemon=True)
+        self.renderer = renderer  # render.StreamRenderer: each frame with `label`
+        self.label: str | None = None  # the latest scored window's top label
         self.source, self.config, self.length, self.stride = source, config, length, stride
         self.transform, self.short_side, self.stats = transform, short_side, stats
         self.frames: collections.deque = collections.deque(maxlen=length)
@@ -254,6 +256,8 @@ class Reader(threading.Thread):
         if t is not None:
             self.origin = t if self.origin is None else self.origin
             t -= self.origin
+        if self.renderer is not None:
+            self.renderer.write(rgb, t, self.label)
         frame = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # [1, 3, H, W]
         self.frames.append(self.transform(frame))  # [3, 1, h, w]: the model's size already
         self.position += 1
@@ -293,16 +297,24 @@ def classify_live(
     emit: Callable[[dict], None],
     should_stop: Callable[[], bool] = lambda: False,
     status: Callable[[LiveStats], None] | None = None,
+    render=None,
 ) -> LiveStats:
     """Score `source`'s windows as they complete; `score` maps a uint8 clip [C, T, H, W] to
-    class probabilities; `emit` gets each window's dict."""
+    class probabilities; `emit` gets each window's dict; `render` (a path) also writes the
+    stream with each frame's latest label."""
     from .data.transforms import EvalTransform
     from .metrics import top_k
 
     stride = config.window_stride or spec.clip_length
     stats = LiveStats()
     transform = EvalTransform(spec.sample_size, "center")
-    reader = Reader(source, config, spec.clip_length, stride, transform, spec.sample_size, stats)
+    renderer = None
+    if render is not None:
+        from .render import StreamRenderer
+
+        renderer = StreamRenderer(render)
+    size = None if renderer else spec.sample_size  # a rendered stream keeps its full frames
+    reader = Reader(source, config, spec.clip_length, stride, transform, size, stats, renderer)
     smoother = Smoother(config.smoothing)
     reader.start()
     try:
@@ -327,6 +339,8 @@ def classify_live(
             smoothed = smoother(probs)
             if smoothed is not None:
                 entry["smoothed_top_k"] = top_k(smoothed, class_names, config.topk)
+            best = entry.get("smoothed_top_k", entry["top_k"])[0]
+            reader.label = f"{best['label']} {best['score']:.2f}"
             emit(entry)
             if status:
                 status(stats)
@@ -336,6 +350,8 @@ def classify_live(
     finally:
         reader.stop.set()
         reader.join(timeout=config.stall_s + 1)
+        if renderer is not None and not reader.is_alive():
+            renderer.close()
     if reader.error is not None:
         raise reader.error
     return stats

@@ -38,9 +38,10 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--render",
-        metavar="DIR",
+        metavar="DIR|FILE.mp4",
         help="each video written again with its clips' labels (H.264, same frame rate and "
-        "size, an odd width or height cut to even) (default: none)",
+        "size, an odd width or height cut to even); with --live, the .mp4 file the annotated "
+        "stream is written to as it plays (default: none)",
     )
     add_live_options(p)
     p.set_defaults(run=run)
@@ -90,6 +91,10 @@ def run_live(args) -> int:
     if not args.checkpoint:
         raise UsageError("--checkpoint is required: the model to run")
     parse_smoothing(args.smooth)
+    if args.render:
+        if not args.render.endswith(".mp4"):
+            raise UsageError(f"{args.render}: with --live, --render is the .mp4 file to write")
+        checks.output_file(args.render, "--render")
     if args.inputs or args.output and args.output != "-" and Path(args.output).is_dir():
         raise UsageError("--live reads one SOURCE; give files to classify without --live")
     config = inference_config(args)
@@ -121,6 +126,7 @@ def run_live(args) -> int:
             stats = classify_live(
                 args.live, score, model.spec, model.spec.class_names, live, emit,
                 should_stop=lambda: bool(stop.requested), status=status,
+                render=args.render,
             )  # fmt: skip
         finally:
             if out is not sys.stdout:
