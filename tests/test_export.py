@@ -148,3 +148,12 @@ def test_an_engine_wants_an_exported_file(exported, capsys):
     ck, _, video = exported
     assert main(["classify", str(video), "--checkpoint", str(ck), "--engine", "onnxruntime"]) == 2
     assert "runs an exported model; make one with `cnn3d export" in capsys.readouterr().err
+
+
+def test_info_reads_the_card_an_exported_file_carries(exported, capsys):
+    _, model, _ = exported
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet-10 (widen_factor=0.25), exported by cnn3d" in out
+    assert "input: float32 [N, 3, 8, 32, 32], normalisation kinetics" in out
+    assert "classes: 5, names stored" in out

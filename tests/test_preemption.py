@@ -131,6 +131,14 @@ def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):  # noq
     assert "holds another run (batch_size 4 there, 2 here)" in err and str(result) in err
 
 
+def ended_as(straight, result) -> None:
+    """`result` holds exactly the weights and batch log of the uninterrupted run `straight`."""
+    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
+
+
 def ranks_of(pid: int) -> list[int]:
     """The processes torchrun started (its children), from /proc."""
     from pathlib import Path
@@ -191,10 +199,7 @@ def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
             break
     assert code == 0, err[-3000:]
     assert "resuming as with --resume auto" in out, (out[-3000:], err[-3000:])
-    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+    ended_as(straight_ddp, result)
 
 
 def kill_a_rank(tiny, result):  # noqa: F811
@@ -250,10 +255,7 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
     process = torchrun_training(tiny, result, "--resume", "auto")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
-    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+    ended_as(straight_ddp, result)
 
 
 def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_as_one_node_does(
@@ -272,8 +274,5 @@ def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_as_one_node_does(
     for launcher in launchers:
         _, err = launcher.communicate(timeout=300)
         assert launcher.returncode == 0, err[-3000:]
-    a, b = weights(straight_ddp / "last.pth"), weights(result / "last.pth")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight_ddp / "train_batch.log")
+    ended_as(straight_ddp, result)
     assert (result / "video_index.cache").exists()

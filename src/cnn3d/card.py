@@ -85,6 +85,8 @@ def describe(path: str | Path) -> list[str]:
     from .recipes import recipe_for_release, reported_line
 
     path = Path(path)
+    if path.suffix.lower() in (".onnx", ".pt2", ".ts"):
+        return describe_exported(path)
     model = load_model(path)
     spec = model.spec
     card = read_card(path)
@@ -125,6 +127,24 @@ def describe(path: str | Path) -> list[str]:
         if not recipe.reported:
             lines.append(f"    reported: none ({recipe.note or 'no number found'})")
     return lines
+
+
+def describe_exported(path: Path) -> list[str]:
+    """What a file written by `cnn3d export` says of itself (its metadata)."""
+    from .export import load_exported
+
+    exported = load_exported(path)
+    spec, norm = exported.spec, exported.spec.normalization
+    options = ", ".join(f"{k}={v}" for k, v in sorted(spec.options.items())) or "defaults"
+    return [
+        f"{path.name}: {spec.arch} ({options}), exported by cnn3d; runs with --engine "
+        + ("onnxruntime or openvino" if path.suffix.lower() == ".onnx" else "torch"),
+        f"  input: float32 [N, {exported.channels}, {spec.clip_length}, {spec.sample_size}, "
+        f"{spec.sample_size}], normalisation {norm.name} (pixels x {norm.value_range:g}/255, "
+        f"mean {fmt(norm.mean)}, std {fmt(norm.std)}); outputs features and logits",
+        f"  classes: {spec.n_classes}, names "
+        + ("stored" if spec.class_names else "not stored (give --class-names NAMES.txt)"),
+    ]
 
 
 def names_source(names, card: dict, layout: str, n_classes: int) -> str:

@@ -9,7 +9,9 @@ from .common import add_parser
 def add(sub) -> None:
     p = add_parser(sub, "info", "describe a checkpoint: model, input, classes, training, scores")
     p.add_argument(
-        "checkpoint", help="any supported checkpoint (cnn3d, the original's, torchvision)"
+        "checkpoint",
+        help="any supported checkpoint (cnn3d, the original's, torchvision), or a file of "
+        "`cnn3d export`",
     )
     p.set_defaults(run=run)
 
@@ -17,6 +19,7 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..card import describe
 
-    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
+    exported = (".onnx", ".pt2", ".ts")  # `cnn3d export`'s files
+    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES + exported)
     print("\n".join(describe(args.checkpoint)))
     return 0
