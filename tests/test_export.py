@@ -157,3 +157,25 @@ def test_info_reads_the_card_an_exported_file_carries(exported, capsys):
     assert "resnet-10 (widen_factor=0.25), exported by cnn3d" in out
     assert "input: float32 [N, 3, 8, 32, 32], normalisation kinetics" in out
     assert "classes: 5, names stored" in out
+
+
+def test_live_runs_an_exported_model_with_pytorchs_scores(exported, tmp_path):
+    ck, model, video = exported
+    out = tmp_path / "a.json"
+    argv = ["classify", str(video), "--workers", "0", "--no-progress", "--no-amp"]
+    assert main([*argv, "--checkpoint", str(ck), "-o", str(out)]) == 0
+    [entry] = json.loads(out.read_text())
+    by_start = {
+        c["segment"][0] - 1: dict(zip(entry["labels"], c["scores"], strict=True))
+        for c in entry["clips"]
+    }
+    live = tmp_path / "live.jsonl"
+    argv = ["classify", "--live", str(video), "--checkpoint", str(model), "--topk", "5"]
+    assert main([*argv, "-o", str(live)]) == 0
+    windows = [json.loads(line) for line in live.read_text().splitlines()]
+    assert [w["first_frame"] for w in windows] == [0, 8, 16]  # the complete windows of 30 frames
+    for w in windows:
+        for item in w["top_k"]:
+            assert item["score"] == pytest.approx(
+                by_start[w["first_frame"]][item["label"]], abs=1e-5
+            )

@@ -197,7 +197,8 @@ def test_a_slow_model_skips_windows_and_counts_every_skip(stream, tmp_path, caps
     assert skipped > complete // 2, err  # 0.5 s per window: most are skipped
     assert f"{len(live)} windows scored, {skipped} skipped" in err
     assert len({w["window"] for w in live}) == len(live)
-    assert all(w["latency_s"] < 1.5 for w in live)  # never more than a window behind
+    # never more than about one scoring behind (a queue would reach 8 s by the end)
+    assert all(w["latency_s"] < 2.5 for w in live)
 
 
 def test_a_sender_that_stops_and_resumes_is_reconnected(stream, tmp_path, capsys):
