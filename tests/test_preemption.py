@@ -3,6 +3,7 @@
 every step), and resumed, ends with exactly the weights of an uninterrupted run (fp32 on the
 CPU, with DataLoader workers), and its logs hold each step once."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -139,6 +140,21 @@ def ended_as(straight, result) -> None:
     assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children first, then theirs), from /proc."""
+    from pathlib import Path
+
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                pending += children
+    return found
+
+
 def ranks_of(pid: int) -> list[int]:
     """The processes torchrun started (its children), from /proc."""
     from pathlib import Path
@@ -220,8 +236,11 @@ def kill_a_rank(tiny, result):  # noqa: F811
     try:
         out, err = process.communicate(timeout=120)  # the whole job takes 20-30 s
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
+        # torchrun starts its ranks in process groups of their own, and they hold its pipes
+        for pid in [*descendants(process.pid), process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        out, err = process.communicate(timeout=60)
         return out, err + HUNG, -9
     assert killed is not None, err[-3000:]
     return out, err, process.returncode
