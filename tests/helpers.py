@@ -158,3 +158,23 @@ def decode_every_frame(path) -> list:
 
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def update_drift(trained: dict, other: dict, initial: dict) -> tuple[float, str]:
+    """(worst, name): how far `other`'s weights are from `trained`'s, as a share of the
+    update training made (|other - trained| / |trained - initial|, per tensor, in float64).
+
+    Two trainings that should be the same one (DDP against one process, compiled against
+    eager) differ by rounding, which training amplifies differently on each CPU kind; a share
+    of the update is the measure that stays put, while a real difference (an unaveraged
+    gradient, another batch) is a share near 1. A tensor training left alone must be equal."""
+    worst, name = 0.0, ""
+    for key, value in trained.items():
+        if not value.is_floating_point():
+            continue
+        a, b, start = value.double(), other[key].double(), initial[key].double()
+        update = (a - start).norm().item()
+        drift = (b - a).norm().item() / update if update > 0 else float((b - a).abs().max() > 0)
+        if drift > worst:
+            worst, name = drift, key
+    return worst, name

@@ -16,7 +16,7 @@ from cnn3d.data.synthetic import write_synthetic_dataset
 from cnn3d.metrics import Accumulator, compute_metrics
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.checkpoint import read_file
-from helpers import frames_with_index, write_mp4
+from helpers import frames_with_index, update_drift, write_mp4
 
 pytestmark = pytest.mark.slow
 
@@ -205,11 +205,14 @@ def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     a, b = weights(single / "last.pth"), weights(ddp / "last.pth")
+    torch.manual_seed(1)  # train's --manual_seed: the weights both started from
     initial = build_model("resnet", 10, 2, widen_factor=0.25).state_dict()
     changed = max((a[k].float() - initial[k].float()).abs().max().item() for k in a)
     assert changed > 1e-3  # training moved the weights
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst < 1e-5, worst
+    # rounding moves the DDP weights by 0.2% of the update on a Zen 4, 1e-5 on a Xeon; an
+    # unaveraged gradient or another split of the batch moves them by a share near 1
+    worst, name = update_drift(a, b, initial)
+    assert worst < 1e-2, (name, worst)
 
 
 def test_ddp_two_processes_agree_with_one(tiny, tmp_path):
