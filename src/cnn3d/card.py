@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UsageError
+from .files import EXPORTED_SUFFIXES
 
 METRIC_NAMES = {
     "video_top1": "video top-1",
@@ -85,7 +86,7 @@ def describe(path: str | Path) -> list[str]:
     from .recipes import recipe_for_release, reported_line
 
     path = Path(path)
-    if path.suffix.lower() in (".onnx", ".pt2", ".ts"):
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
         return describe_exported(path)
     model = load_model(path)
     spec = model.spec

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from .errors import UsageError
+from .files import EXPORTED_SUFFIXES
 
-FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".ts": "torchscript"}
+FORMATS = dict(zip(EXPORTED_SUFFIXES, ("onnx", "pt2", "torchscript"), strict=True))
 METADATA_KEY = "cnn3d"
 OPSET = 18
 TOLERANCE = 1e-4  # fp32: largest |logit difference| / (max logit - min logit)

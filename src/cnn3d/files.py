@@ -28,6 +28,8 @@ VIDEO_SUFFIXES = (
 
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".tar")
+# what `cnn3d export` writes: ONNX, torch.export, TorchScript
+EXPORTED_SUFFIXES = (".onnx", ".pt2", ".ts")
 
 
 def is_video_file(path: str | os.PathLike) -> bool:

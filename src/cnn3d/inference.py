@@ -131,6 +131,23 @@ def _check_channels(model, paths: list[Path]) -> None:
         return
 
 
+def place(model, runtime: RuntimeConfig):
+    """(model, device, inputs, precision): the model ready to run, where it runs, the
+    conversion of uint8 batches into its input (`NetworkInput`), and the precision context to
+    run it in. A PyTorch model goes to the runtime's device, in eval mode and its memory
+    format, under its autocast; an exported one (`export.Exported`) runs on the CPU, in
+    contiguous fp32."""
+    spec = model.spec
+    if not isinstance(model, torch.nn.Module):
+        device = torch.device("cpu")
+        inputs = NetworkInput(spec.normalization, device, torch.contiguous_format)
+        return model, device, inputs, contextlib.nullcontext
+    device = prepare_device(runtime.torch_device())
+    model = model.to(device).eval().to(memory_format=runtime.memory_format)
+    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
+    return model, device, inputs, partial(runtime.autocast, device)
+
+
 def iter_model(
     model,
     paths: list[Path],
@@ -166,21 +183,17 @@ def iter_model(
             f"{model.path}: --layer and --spatial need the PyTorch checkpoint; an exported "
             "model gives the last stage's pooled features"
         )
-    device = torch.device("cpu") if exported else prepare_device(runtime.torch_device())
+    model, device, inputs, precision = place(model, runtime)
     loader = clip_loader(
         dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
         prefetch=config.prefetch,
     )  # fmt: skip
-    memory_format = torch.contiguous_format if exported else runtime.memory_format
-    inputs = NetworkInput(spec.normalization, device, memory_format)
     heads = None
     if exported:
-        net, precision = model, contextlib.nullcontext
+        net = model
     else:
-        model = model.to(device).eval().to(memory_format=runtime.memory_format)
         heads = FeatureExtractor(model, config.layer, config.spatial)
         net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)
-        precision = partial(runtime.autocast, device)
     pending: dict[int, VideoResult] = {}
     next_video = 0  # videos before this one have been yielded
 

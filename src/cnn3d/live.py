@@ -360,24 +360,15 @@ def classify_live(
 def model_scorer(model, runtime) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 clip [C, T, H, W] -> class probabilities, through a PyTorch model (on the
     runtime's device and precision) or an exported one (`export.Exported`)."""
-    from .data.network_input import NetworkInput
-    from .runtime import prepare_device
+    from .inference import place
 
+    model, _, inputs, precision = place(model, runtime)
     exported = not isinstance(model, torch.nn.Module)
-    device = torch.device("cpu") if exported else prepare_device(runtime.torch_device())
-    fmt = torch.contiguous_format if exported else runtime.memory_format
-    inputs = NetworkInput(model.spec.normalization, device, fmt)
-    if not exported:
-        model = model.to(device).eval().to(memory_format=fmt)
 
     def score(clip: torch.Tensor) -> torch.Tensor:
-        x = inputs(clip[None])
-        with torch.inference_mode():
-            if exported:
-                logits = model(x)[1]
-            else:
-                with runtime.autocast(device):
-                    logits = model(x)
+        with torch.inference_mode(), precision():
+            out = model(inputs(clip[None]))
+        logits = out[1] if exported else out
         return logits[0].float().softmax(0).cpu()
 
     return score

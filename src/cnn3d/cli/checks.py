@@ -9,9 +9,16 @@ import tempfile
 from pathlib import Path
 
 from ..errors import MissingInput, UsageError
-from ..files import CHECKPOINT_SUFFIXES, folder_given_for_file
+from ..files import CHECKPOINT_SUFFIXES, EXPORTED_SUFFIXES, folder_given_for_file
 
-__all__ = ["CHECKPOINT_SUFFIXES", "input_file", "input_folder", "output_file", "output_folder"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "EXPORTED_SUFFIXES",
+    "input_file",
+    "input_folder",
+    "output_file",
+    "output_folder",
+]
 
 
 def input_file(path, what: str, suffixes: tuple[str, ...] = ()) -> Path:

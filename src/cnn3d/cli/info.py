@@ -19,7 +19,7 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..card import describe
 
-    exported = (".onnx", ".pt2", ".ts")  # `cnn3d export`'s files
-    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES + exported)
+    suffixes = checks.CHECKPOINT_SUFFIXES + checks.EXPORTED_SUFFIXES
+    checks.input_file(args.checkpoint, "a checkpoint", suffixes)
     print("\n".join(describe(args.checkpoint)))
     return 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from . import original
+from . import checks, original
 from .common import add_progress, add_runtime_options, add_window_options, positive_float
 
 
@@ -77,15 +78,14 @@ def add_video_job_options(p, command: str) -> None:
 def check(args, mode: str) -> None:
     """Before any work: a checkpoint and inputs given, the sister tool's --mode this command's."""
     from ..errors import UsageError
-    from . import checks
 
     if args.mode and args.mode != mode:
         other = "classify" if args.mode == "score" else "features"
         raise UsageError(f"--mode {args.mode} is `cnn3d {other}`; this is `cnn3d {args.command}`")
     if not args.checkpoint:
         raise UsageError("--checkpoint is required: the model to run (any supported checkpoint)")
-    exported = (".onnx", ".pt2", ".ts")  # `cnn3d export`'s files, for --engine
-    checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES + exported)
+    suffixes = checks.CHECKPOINT_SUFFIXES + checks.EXPORTED_SUFFIXES  # the latter for --engine
+    checks.input_file(args.checkpoint, "a checkpoint", suffixes)
     if not args.inputs and not args.input_list:
         raise UsageError("no inputs: give video files, folders or list files (or --input LIST)")
     if args.input_list:
@@ -141,10 +141,8 @@ def load(args, device, need_names: bool = True, **options):
 
 
 def is_exported(args) -> bool:
-    from ..export import FORMATS
-
-    suffix = args.checkpoint.rpartition(".")[2].lower()
-    return f".{suffix}" in FORMATS or args.engine in ("onnxruntime", "openvino")
+    suffix = Path(args.checkpoint).suffix.lower()
+    return suffix in checks.EXPORTED_SUFFIXES or args.engine in ("onnxruntime", "openvino")
 
 
 def load_engine(args, names):
@@ -152,10 +150,9 @@ def load_engine(args, names):
     from dataclasses import replace
 
     from ..errors import UsageError
-    from ..export import FORMATS, load_exported
+    from ..export import load_exported
 
-    suffix = "." + args.checkpoint.rpartition(".")[2].lower()
-    if suffix not in FORMATS:
+    if Path(args.checkpoint).suffix.lower() not in checks.EXPORTED_SUFFIXES:
         raise UsageError(
             f"{args.checkpoint}: --engine {args.engine} runs an exported model; make one with "
             f"`cnn3d export {args.checkpoint} model.onnx`"
