@@ -43,6 +43,11 @@ class OutputCollision(Cnn3dError, ValueError):
         )
 
 
+class DiskFull(Cnn3dError, OSError):
+    """No space left on the device for an output: the message names the file and the size
+    needed; the file's previous version, if any, is untouched (writes are atomic)."""
+
+
 class VideoReadError(Cnn3dError, RuntimeError):
     """A video (file, frame folder or HDF5) that cannot be read; the message names it."""
 

@@ -9,8 +9,10 @@ any work starts. Files and folders get the user's umask (0644/0755 by default).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import defaultdict
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import OutputCollision
+from .errors import DiskFull, OutputCollision
 
 # Lower case; matched case-insensitively.
 VIDEO_SUFFIXES = (
@@ -151,19 +153,77 @@ def _umask() -> int:
     return umask
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)` then rename onto `path`, so a crash never leaves a half file."""
+def atomic_write(path: str | os.PathLike, write, size_hint: int | None = None) -> None:
+    """Call `write(tmp_path)` then rename onto `path`, so a crash never leaves a half file.
+
+    `size_hint`: about how many bytes `write` will write; when the device has less free, nothing
+    is written and `DiskFull` says so. A write that fails for want of space (an OSError
+    ENOSPC/EDQUOT, or a library's own error while the device is full) is `DiskFull` too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if size_hint is not None:
+        free = shutil.disk_usage(path.parent).free
+        if free < size_hint:
+            raise DiskFull(disk_full_message(path, size_hint, free))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        full = out_of_space(error, path.parent)
+        written = os.path.getsize(tmp) if full and os.path.exists(tmp) else 0
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            needed = max(size_hint or 0, written)
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFull(disk_full_message(path, needed, free, at_least=not size_hint)) from None
         raise
+
+
+# `atomic_write`'s temporary names: "." + the file's name + "." + mkstemp's 8 characters + ".tmp"
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def sweep_temporaries(folder: str | os.PathLike) -> tuple[int, int] | None:
+    """Remove the temporary files that writes cut short (a kill, a full disk) left in `folder`
+    (not its subfolders); (how many, their bytes), or None if there were none. Only for a
+    folder this process holds (`runlock.py`): another writer's file in progress would go too."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    count = size = 0
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and TEMPORARY.match(entry.name):
+            size += entry.stat().st_size
+            Path(entry.path).unlink(missing_ok=True)
+            count += 1
+    return (count, size) if count else None
+
+
+def out_of_space(error: BaseException, folder: Path) -> bool:
+    """Whether `error` came from a full device: ENOSPC or EDQUOT, or (torch.save says only
+    "enforce fail at inline_container.cc") any OSError or RuntimeError while `folder`'s device
+    has under 1 MiB free."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(error, OSError | RuntimeError):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
+def disk_full_message(path: Path, needed: int, free: int, at_least: bool = False) -> str:
+    size = (
+        f"{'at least ' if at_least else ''}{needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free"
+    )
+    return (
+        f"no space left on the device writing {path} ({size}); its previous version, if any, "
+        "is intact: free some space and run again"
+    )
 
 
 def atomic_directory(path: str | os.PathLike, fill) -> None:

@@ -6,6 +6,7 @@ only rank 0 writes; metrics are summed over ranks).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -22,23 +23,31 @@ from torch.utils.data import DataLoader
 
 from . import __version__
 from .data.dataset import VideoDataset, clip_loader, stop_workers
-from .data.index_cache import NOT_WRITTEN, IndexedData, build_index, open_index, write_index
+from .data.index_cache import (
+    NOT_WRITTEN,
+    IndexedData,
+    build_index,
+    check_cache_path,
+    open_index,
+    write_index,
+)
 from .data.network_input import NetworkInput
 from .data.samplers import EpochSampler, ShardSampler
 from .data.sources import open_source
 from .data.transforms import EvalTransform, TrainTransform
 from .errors import TrainingError, TrainingInterrupted, UsageError
 from .evaluate import evaluate_loader
-from .files import atomic_write
+from .files import atomic_write, sweep_temporaries
 from .metrics import compute_metrics
 from .models import build_model, check_input_channels, load_model
 from .models.zoo import canonical_family
 from .normalization import Normalization, get_normalization
 from .plots import write_curves
+from .runlock import RunLock
 from .runtime import RuntimeConfig, Torchrun, prepare_device
 from .signals import STOP_SIGNALS, StopSignals, requeue_slurm_job
 from .trainlog import RunLogs, format_epoch, progress_bar, write_missing
-from .trainstate import Position, resume_from, save_training_state
+from .trainstate import Position, read_epoch, resume_from, save_training_state
 
 __all__ = ["TrainConfig", "TrainingError", "TrainingInterrupted", "train"]
 
@@ -255,6 +264,7 @@ class Run:
     val_loader: DataLoader | None
     begin: Position = Position()  # where this run starts (resumed: maybe within an epoch)
     best: float = -1.0
+    best_epoch: int | None = None  # the epoch best.pth holds (None: not known)
     saved: Position | None = None  # what last.pth holds, written by this run or before it
     steps_per_epoch: int = 0  # of this rank, a whole epoch
     last_save: float = field(default_factory=time.monotonic)
@@ -278,6 +288,30 @@ class Run:
 
 def train(cfg: TrainConfig) -> dict:
     """Train (and validate every epoch); returns the last epoch's metrics."""
+    with result_folder(cfg):
+        return train_in(cfg)
+
+
+@contextlib.contextmanager
+def result_folder(cfg: TrainConfig):
+    """The result folder held for this run (rank 0; `runlock.py`) while it trains, and the
+    temporary files of writes cut short by an earlier run of it removed."""
+    if Torchrun.from_environment().rank != 0:
+        yield
+        return
+    with RunLock(cfg.result_path):
+        swept = sweep_temporaries(cfg.result_path)
+        if swept:
+            count, size = swept
+            print(
+                f"{cfg.result_path}: removed {count} temporary file(s) ({size / 1e6:.1f} MB) "
+                "of writes an earlier run did not finish"
+            )
+        yield
+
+
+def train_in(cfg: TrainConfig) -> dict:
+    """`train` within its held result folder."""
     run = setup_run(cfg)
     metrics: dict = {}
     # Whatever Python objects exist now stay out of the garbage collector's passes, which would
@@ -373,9 +407,14 @@ def setup_run(cfg: TrainConfig) -> Run:
     fp16 = cfg.runtime.amp_dtype(device) == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     result = Path(cfg.result_path)
-    begin, best = resume_if_asked(
+    begin, best, best_epoch = resume_if_asked(
         cfg, result, model, optimizer, scheduler, scaler, device, torchrun
     )
+    if begin.step > len(train_loader):
+        raise TrainingError(
+            f"{cfg.resume}: its position (epoch {begin.epoch}, step {begin.step}) is past the "
+            f"epoch's end ({len(train_loader)} steps per epoch with these options)"
+        )
     net = model
     if torchrun.distributed:
         if cfg.sync_bn:
@@ -389,11 +428,13 @@ def setup_run(cfg: TrainConfig) -> Run:
     run = Run(
         cfg, torchrun, device, result, labels, model, net, inputs, optimizer, scheduler, scaler,
         train_set, train_sampler, train_loader, val_set, val_loader, begin, best,
-        saved=begin if begin.epoch > 1 or begin.step else None, steps_per_epoch=len(train_loader),
+        best_epoch=best_epoch, saved=begin if begin.epoch > 1 or begin.step else None,
+        steps_per_epoch=len(train_loader),
         bad_videos=list(val_set.failed) if val_set else [],
         card=training_card(cfg, labels, len(train_videos), len(val_videos)),
     )  # fmt: skip
     if run.main_process:
+        restore_epoch_end_files(run)
         write_start(run, train_videos, val_videos, missing)
         print(summary(run, len(train_videos), len(val_videos) if val_set else 0, drop_last))
         if frozen:
@@ -420,6 +461,8 @@ def index_data(cfg: TrainConfig, torchrun: Torchrun) -> tuple[IndexedData, bool,
     built once per node: local rank 0 builds (and `publish_index` writes the cache), the others
     wait for it and map what it wrote."""
     path = index_cache_path(cfg)
+    if path is not None:
+        check_cache_path(path)  # never replace a file that is not an index
     say = print if torchrun.rank == 0 else (lambda *_: None)
     start = time.perf_counter()
     data, why = open_index(path, cfg.annotation_path, cfg.video_path) if path else (None, "")
@@ -494,47 +537,55 @@ def resume_if_asked(cfg, result, model, optimizer, scheduler, scaler, device, to
         if torchrun.rank == 0:
             print(f"torchrun restart {torchrun.restart}: resuming as with --resume auto")
     if resume is None:
-        return Position(), -1.0
+        return Position(), -1.0, None
     path = result / "last.pth" if resume == "auto" else Path(resume)
     if resume == "auto" and not path.exists():
         if torchrun.rank == 0:
             print(f"--resume auto: nothing to resume ({path} does not exist); starting fresh")
-        return Position(), -1.0
-    begin, best = resume_from(path, model, optimizer, scheduler, scaler, device)
+        return Position(), -1.0, None
+    if resume == "auto":  # before the weights: a changed option is named, not a key mismatch
+        check_same_run(cfg, result, torchrun, mid_epoch=None)
+    resumed = resume_from(path, model, optimizer, scheduler, scaler, device)
+    begin = resumed.position
     if resume == "auto":
         check_same_run(cfg, result, torchrun, mid_epoch=begin.step > 0)
     if cfg.overwrite_milestones and cfg.schedule == "multistep":
         scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
         print(f"resumed from {path} at {begin.describe()}")
-    return begin, best
+    return begin, resumed.best, resumed.best_epoch
 
 
 # what must not change for `--resume auto` to go on with the same run (the data order and the
 # position within an epoch depend on them)
-SAME_RUN = (
-    "annotation_path", "family", "depth", "batch_size", "clip_length", "sample_size",
-    "t_stride", "seed", "world_size",
-)  # fmt: skip
+SAME_RUN = {
+    "annotation_path": "--annotation-path", "family": "--model", "depth": "--model-depth",
+    "batch_size": "--batch-size", "clip_length": "--clip-length", "sample_size": "--sample-size",
+    "t_stride": "--t-stride", "seed": "--seed", "world_size": "the process count",
+}  # fmt: skip
 
 
-def check_same_run(cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch: bool) -> None:
+def check_same_run(
+    cfg: TrainConfig, result: Path, torchrun: Torchrun, mid_epoch: bool | None
+) -> None:
     """The options in `<result>/opts.json` (written at the run's start) against these; the
-    process count only within an epoch (at an epoch's end a run may go on with more GPUs)."""
+    process count only within an epoch (at an epoch's end a run may go on with more GPUs;
+    `mid_epoch` None: not known yet, not compared)."""
     try:
         before = json.loads((result / "opts.json").read_text())
     except (OSError, ValueError):
         return  # a run of cnn3d before opts.json, or written by hand: nothing to compare
     before = before.get("used", before)  # (opts.json kept only these settings before 0.1)
     now = asdict(cfg) | {"world_size": torchrun.world_size}
-    for key in SAME_RUN:
+    for key, option in SAME_RUN.items():
         if key == "world_size" and not mid_epoch:
             continue
         if key in before and before[key] is not None and now[key] is not None:
             if before[key] != now[key]:
                 raise UsageError(
-                    f"--resume auto: {result} holds another run ({key} {before[key]!r} there, "
-                    f"{now[key]!r} here): give the same options, or another --result-path"
+                    f"--resume auto: {result} holds another run ({option} {before[key]!r} "
+                    f"there, {now[key]!r} here): give the same options, or another "
+                    "--result-path"
                 )
 
 
@@ -684,7 +735,9 @@ def save_position(run: Run, position: Position) -> None:
     """`last.pth` at `position` (rank 0), atomically."""
     if run.main_process:
         state = (run.model, run.optimizer, run.scheduler, run.scaler, position, run.best)
-        save_training_state(run.result / "last.pth", *state, card=run.card)
+        save_training_state(
+            run.result / "last.pth", *state, card=run.card, best_epoch=run.best_epoch
+        )
     run.saved = position
     run.last_save = time.monotonic()
 
@@ -733,10 +786,14 @@ class StepReader:
         for i, loss, _, _ in rows:
             if not math.isfinite(loss):
                 run = self.run
+                kept = (
+                    f"The last good checkpoint is {run.result / 'last.pth'} ({run.saved.describe()})"
+                    if run.saved is not None
+                    else "No checkpoint was written yet"
+                )
                 raise TrainingError(
                     f"non-finite loss ({loss}) at epoch {self.epoch}, batch {i} (read with "
-                    f"batches {first}-{last}); stopped. The last good checkpoint is "
-                    f"{run.result / 'last.pth'} (lower the learning rate?)"
+                    f"batches {first}-{last}); stopped. {kept} (lower the learning rate?)"
                 )
         epoch, steps = self.epoch, self.steps
         for i, loss, correct, n in rows:
@@ -786,19 +843,44 @@ def end_epoch(run: Run, metrics: dict, logs: RunLogs) -> None:
     if run.main_process:
         logs.epoch(metrics)
         score = metrics.get("val_video_top1", metrics["train_acc"])
-        improved = score > run.best
-        run.best = max(run.best, score)
-        state = (run.model, run.optimizer, run.scheduler, run.scaler, Position(epoch + 1), run.best)
-        save_training_state(run.result / "last.pth", *state, card=run.card)
-        if run.cfg.checkpoint_every and epoch % run.cfg.checkpoint_every == 0:
-            save_training_state(run.result / f"save_{epoch}.pth", *state, card=run.card)
-        if improved:
-            save_training_state(run.result / "best.pth", *state, resumable=False, card=run.card)
+        if score > run.best:
+            run.best, run.best_epoch = score, epoch
+        # last.pth first: it records the best epoch, so a kill before the others are written
+        # leaves what resuming needs to write them (`restore_epoch_end_files`)
+        save_position(run, Position(epoch + 1))
+        save_epoch_end_files(run, epoch)
         print(format_epoch(metrics))
     if run.torchrun.distributed:
         dist.barrier()
     run.saved = Position(epoch + 1)
     run.last_save = time.monotonic()
+
+
+def save_epoch_end_files(run: Run, epoch: int, only_missing: bool = False) -> None:
+    """`save_<epoch>.pth` when it is due and `best.pth` when `epoch` is the best; with
+    `only_missing`, those a kill after `last.pth` left unwritten (saying so)."""
+    state = (run.model, run.optimizer, run.scheduler, run.scaler, Position(epoch + 1), run.best)
+    every = run.cfg.checkpoint_every
+    due = [run.result / f"save_{epoch}.pth"] if every and epoch % every == 0 else []
+    if run.best_epoch == epoch:
+        due.append(run.result / "best.pth")
+    for path in due:
+        if only_missing and read_epoch(path) == epoch:
+            continue
+        resumable = path.name != "best.pth"
+        save_training_state(
+            path, *state, resumable=resumable, card=run.card, best_epoch=run.best_epoch
+        )
+        if only_missing:
+            print(f"{path}: written from last.pth (epoch {epoch}; the run was cut before it)")
+
+
+def restore_epoch_end_files(run: Run) -> None:
+    """Resumed at an epoch's start: write the files that epoch's end should have left, if a
+    kill came between them and `last.pth` (the weights are `last.pth`'s: the epoch's end)."""
+    if run.begin.step or run.begin.epoch <= 1 or run.best_epoch is None:
+        return
+    save_epoch_end_files(run, run.begin.epoch - 1, only_missing=True)
 
 
 def interrupted_message(run: Run, stop: StopSignals) -> str:

@@ -8,6 +8,7 @@ when they run, so `--help`, `--version` and argument errors answer without loadi
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -87,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except Cnn3dError as error:
         print(f"cnn3d {argv[0]}: error: {error}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        from .common import unknown_options
+
+        parser.commands[args.command].error(unknown_options(parser.commands[args.command], extras))
 
     try:
         return args.run(args)
@@ -101,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(TRACEBACK_VARIABLE):
             raise
         print(f"cnn3d {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk where no atomic write named the file
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT) or os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(
+            f"cnn3d {args.command}: error: no space left on the device{where}: free some space "
+            "and run again",
+            file=sys.stderr,
+        )
         return 2
     except RuntimeError as error:
         if "DataLoader worker" not in str(error) or os.environ.get(TRACEBACK_VARIABLE):

@@ -5,6 +5,9 @@ option groups declared once (runtime, windows, progress). Nothing here imports t
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
+import re
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -54,6 +57,55 @@ def recorded_options(args) -> tuple[tuple[str, object], ...]:
     return tuple((k, v) for k, v in sorted(vars(args).items()) if k not in skip and not callable(v))
 
 
+def unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """argparse's "unrecognized arguments" message, with the nearest option for each."""
+    known = [o for action in parser._actions for o in action.option_strings]
+    parts = []
+    for extra in extras:
+        name = extra.split("=", 1)[0]
+        near = difflib.get_close_matches(name, known, n=1) if name.startswith("-") else []
+        parts.append(f"{extra} (did you mean {near[0]}?)" if near else extra)
+    return "unrecognized arguments: " + " ".join(parts)
+
+
+def finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in 0..{2**32 - 1}, not {value}")
+    return value
+
+
+def momentum(text: str) -> float:
+    value = finite(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    value = finite(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {text}")
+    return value
+
+
+DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
+
+
+def device(text: str) -> str:
+    """cpu, cuda, cuda:N (mps, xpu): checked before torch is imported."""
+    if not DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda or cuda:N")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -69,21 +121,21 @@ def non_negative_int(text: str) -> int:
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
+    value = finite(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = finite(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
 
 
 def fraction(text: str) -> float:
-    value = float(text)
+    value = finite(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
     return value
@@ -145,7 +197,9 @@ def add_runtime_options(p, batch_size: int, workers: int, workers_help: str) -> 
         help="batches each worker prepares ahead (default: PyTorch's 2)",
     )
     switch(g, "amp", None, AMP_HELP)
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    g.add_argument(
+        "--device", type=device, help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
+    )
     switch(g, "compile", None, COMPILE_HELP)
 
 

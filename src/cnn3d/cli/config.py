@@ -55,10 +55,19 @@ def read_config(path: str | Path) -> dict:
     except UsageError:
         raise
     except Exception as error:  # each format's own parse error, with its line
-        raise UsageError(f"{path}: not valid {suffix[1:].upper()} ({error})") from None
+        raise UsageError(f"{path}: not valid {suffix[1:].upper()} ({parse_error(error)})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a config is a mapping of option names to values")
     return data
+
+
+def parse_error(error: Exception) -> str:
+    """A parser's error in one line, with its line number (PyYAML's spans several lines)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is not None:
+        problem = getattr(error, "problem", None) or getattr(error, "context", None) or "error"
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(error).split())
 
 
 def option_table(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.Action, bool]]:
@@ -132,6 +141,8 @@ def apply_config(parser: argparse.ArgumentParser, config: dict, source: str) -> 
             raise UsageError(f"{source}: unknown option {key!r}{hint}")
         action, negated = table[normal]
         converted = convert(action, value, negated, f"{source}: {key}")
+        if converted is None and action.required:
+            raise UsageError(f"{source}: {key} is required and cannot be null")
         if converted is not SKIP:
             defaults[action.dest] = converted
             action.required = False

@@ -10,12 +10,16 @@ from .common import (
     add_clip_shape,
     add_config_options,
     add_parser,
+    device,
+    momentum,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     recorded_options,
+    seed,
     switch,
+    unit_interval,
 )
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
@@ -215,12 +219,19 @@ def add_options(p) -> None:
     g.add_argument(
         "--lr", "--learning_rate", type=positive_float, default=0.1, help="initial learning rate"
     )
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--momentum", type=momentum, default=0.9, help="SGD momentum, in [0, 1)")
     g.add_argument(
-        "--dampening", type=float, default=0.0, help="SGD dampening (0.9 in the 2018 code)"
+        "--dampening",
+        type=unit_interval,
+        default=0.0,
+        help="SGD dampening, in [0, 1] (0.9 in the 2018 code)",
     )
     g.add_argument(
-        "--weight-decay", "--weight_decay", type=float, default=1e-3, help="L2 weight decay"
+        "--weight-decay",
+        "--weight_decay",
+        type=non_negative_float,
+        default=1e-3,
+        help="L2 weight decay",
     )
     g.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     g.add_argument(
@@ -346,11 +357,13 @@ def add_options(p) -> None:
     g.add_argument(
         "--seed",
         "--manual_seed",
-        type=int,
+        type=seed,
         default=1,
         help="seed of the model's initialisation and the data order",
     )
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    g.add_argument(
+        "--device", type=device, help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
+    )
     original.add_train(p)
 
 
@@ -474,6 +487,7 @@ def run(args) -> int:
     cfg = train_config_from_args(args)
     if args.recipe:
         check_requirements(args.recipe, args)
+    check_values(cfg)
     check_paths(cfg)
     metrics = train(cfg)
     if "curves" in metrics:
@@ -492,12 +506,34 @@ def check_requirements(name: str, args) -> None:
         raise UsageError(f"recipe {recipe.name} needs {options}: {recipe.needs or recipe.title}")
 
 
+def check_values(cfg) -> None:
+    """What the values mean together, before any work: crop fractions in order, and a batch
+    that fits in this machine's memory."""
+    low, high = cfg.crop_scale
+    if not 0 < low <= high <= 1:
+        raise UsageError(
+            f"--crop-scale {low:g} {high:g}: MIN and MAX are area fractions, 0 < MIN <= MAX <= 1"
+        )
+    channels = cfg.model_options.get("n_input_channels", 3)
+    batch = cfg.batch_size * channels * cfg.clip_length * cfg.sample_size**2 * 4  # float32
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if batch > memory:
+        raise UsageError(
+            f"--sample-size {cfg.sample_size}: one batch of {cfg.batch_size} clips of "
+            f"{cfg.clip_length}x{cfg.sample_size}x{cfg.sample_size} is {batch / 1e9:.3g} GB as "
+            f"float32, more than this machine's {memory / 1e9:.3g} GB of memory"
+        )
+
+
 def check_paths(cfg) -> None:
     checks.input_folder(cfg.video_path, "--video-path: the videos")
     checks.input_file(cfg.annotation_path, "an annotation file", (".json",))
     checks.output_folder(cfg.result_path, "--result-path")
     if cfg.index_cache not in ("auto", "none", "off", ""):
+        from ..data.index_cache import check_cache_path
+
         checks.output_file(cfg.index_cache, "--index-cache")
+        check_cache_path(cfg.index_cache)
     for path in (cfg.pretrain_path, None if cfg.resume == "auto" else cfg.resume):
         if path:
             checks.input_file(path, "a checkpoint", checks.CHECKPOINT_SUFFIXES)

@@ -10,13 +10,17 @@ The file is `MAGIC`, the header's length (8 bytes, little-endian), a JSON header
 arrays, each at a 64-byte aligned offset the header gives. It is fresh while the annotation
 file has the size, mtime and inode it had, the video root is the same folder, and every folder
 the build listed has the mtime it had before listing (adding, removing or renaming a video
-changes its folder's mtime); anything else rebuilds it, and `open_index` says why. A video
+changes its folder's mtime); anything else rebuilds it, and `open_index` says why. The header
+carries a checksum of itself and of every array byte (read once per start: a few milliseconds
+for 650k videos), so a damaged file is rebuilt, never trusted. A file at the cache's path that
+is not an index (no magic) is refused, never replaced (`check_cache_path`). A video
 rewritten in place under its old name changes no folder: its frame count comes from the
 annotation file or from the video itself, never from the cache, so nothing goes stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -25,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..files import atomic_write
 from .annotations import read_annotations
 from .index import FolderListing, StringTable, VideoIndex, folder_stamp, index_subset
 
 MAGIC = b"CNN3DIDX"
-FORMAT = 1  # raised whenever what the index holds or how paths are resolved changes
+FORMAT = 2  # raised whenever what the index holds or how paths are resolved changes
 ALIGN = 64
 SUBSETS = ("training", "validation")
 NOT_WRITTEN = "none written yet"
@@ -91,6 +96,7 @@ def write_index(path: str | os.PathLike, data: IndexedData, video_root: str | os
         offset += -(-a.nbytes // ALIGN) * ALIGN
     header = {
         "format": FORMAT,
+        "data_bytes": offset,
         "annotation": data.annotation,
         "video_root": os.path.realpath(video_root),
         "folders": data.folders,
@@ -98,18 +104,62 @@ def write_index(path: str | os.PathLike, data: IndexedData, video_root: str | os
         "subsets": subsets,
         "arrays": layout,
     }
+    data = bytearray(offset)
+    for name, a in arrays:
+        at = layout[name]["offset"]
+        data[at : at + a.nbytes] = np.ascontiguousarray(a).tobytes()
+    header["checksum"] = checksum(header, data)
     encoded = json.dumps(header).encode("utf-8")
     start = -(-(len(MAGIC) + 8 + len(encoded)) // ALIGN) * ALIGN
 
     def write(tmp):
         with open(tmp, "wb") as f:
             f.write(MAGIC + len(encoded).to_bytes(8, "little") + encoded)
-            for name, a in arrays:
-                f.seek(start + layout[name]["offset"])
-                f.write(np.ascontiguousarray(a).tobytes())
+            f.seek(start)
+            f.write(data)
             f.truncate(start + offset)
 
     atomic_write(path, write)
+
+
+def checksum(header: dict, data) -> str:
+    """BLAKE2b of the header (without its checksum, keys sorted) and the array bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    fields = {k: v for k, v in header.items() if k != "checksum"}
+    digest.update(json.dumps(fields, sort_keys=True).encode("utf-8"))
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def check_cache_path(path: str | os.PathLike) -> None:
+    """Refuse a cache path that names something other than an index: the cache is rewritten
+    whenever it is stale, and must never replace an annotation file, a video or a checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(
+            f"--index-cache {path}: is a folder; name a file (e.g. {path / 'video_index.cache'})"
+        )
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head != MAGIC:
+        raise UsageError(
+            f"--index-cache {path}: this file is not a cnn3d video index ({describe_file(head)}); "
+            "it is not replaced: name a new file, or remove it yourself"
+        )
+
+
+def describe_file(head: bytes) -> str:
+    if not head:
+        return "it is empty"
+    if head[:1] in (b"{", b"["):
+        return "it looks like JSON"
+    if head[:2] == b"PK":
+        return "it looks like a checkpoint or another zip file"
+    if head[4:8] == b"ftyp" or head[:4] in (b"RIFF", b"\x1aE\xdf\xa3"):
+        return "it looks like a video"
+    return f"it starts with {head[:8]!r}"
 
 
 def read_header(path: Path) -> tuple[dict, int]:
@@ -158,17 +208,23 @@ def staleness(
 def open_index(
     path: str | os.PathLike, annotation_path: str | os.PathLike, video_root: str | os.PathLike
 ) -> tuple[IndexedData | None, str]:
-    """(the index mapped from `path`, "") when it is fresh, else (None, why not)."""
+    """(the index mapped from `path`, "") when it is fresh and whole, else (None, why not)."""
     path = Path(path)
     if not path.exists():
         return None, NOT_WRITTEN
     try:
         header, start = read_header(path)
+        check_header(header)
         why = staleness(header, annotation_path, video_root)
         if why:
             return None, why
         with open(path, "rb") as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        end = start + header["data_bytes"]
+        if len(mapped) != end:
+            raise ValueError(f"{len(mapped)} bytes, not {end}")
+        if checksum(header, memoryview(mapped)[start:end]) != header["checksum"]:
+            raise ValueError("its checksum does not match: the file is damaged")
         videos, missing = {}, {}
         for subset, info in header["subsets"].items():
             arrays = {}
@@ -185,8 +241,44 @@ def open_index(
             )
             if len(videos[subset]) != info["count"]:
                 raise ValueError(f"{subset}: {len(videos[subset])} videos, not {info['count']}")
-    except (OSError, ValueError, KeyError, TypeError) as error:
+            check_labels(videos[subset], len(header["labels"]), subset)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
         return None, f"unreadable ({error}); it is rebuilt"
     return IndexedData(
         header["labels"], videos, missing, header["annotation"], header["folders"]
     ), ""
+
+
+# the header's fields and their types; anything else is a damaged or foreign file
+HEADER_FIELDS = {
+    "format": int, "data_bytes": int, "checksum": str, "annotation": dict, "video_root": str,
+    "folders": dict, "labels": list, "subsets": dict, "arrays": dict,
+}  # fmt: skip
+
+
+def check_header(header) -> None:
+    """ValueError naming the first field that is missing or of the wrong type."""
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a mapping")
+    if header.get("format") != FORMAT:
+        return  # another cnn3d's index: `staleness` says so, and it is rebuilt
+    for name, kind in HEADER_FIELDS.items():
+        if not isinstance(header.get(name), kind):
+            raise ValueError(f"the header's {name!r} is missing or not a {kind.__name__}")
+    for key in ("path", "size", "mtime_ns", "inode"):
+        if key not in header["annotation"]:
+            raise ValueError(f"the header's annotation stamp has no {key!r}")
+    if not all(isinstance(label, str) for label in header["labels"]):
+        raise ValueError("the header's labels are not all names")
+    for name, where in header["arrays"].items():
+        offset, length = where.get("offset"), where.get("length")
+        if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 <= length):
+            raise ValueError(f"the header's array {name!r} has no valid offset and length")
+        if offset + length * np.dtype(where["dtype"]).itemsize > header["data_bytes"]:
+            raise ValueError(f"the header's array {name!r} lies past the end of the data")
+
+
+def check_labels(videos: VideoIndex, n_classes: int, subset: str) -> None:
+    labels = np.asarray(videos.labels)
+    if len(labels) and (labels.min() < -1 or labels.max() >= n_classes):
+        raise ValueError(f"{subset}: a label outside the {n_classes} classes")

@@ -45,6 +45,9 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: the file is empty")
     if path.suffix == ".safetensors":
         return _read_safetensors(path, map_location)
+    other = what_else(path)
+    if other:
+        raise CheckpointError(f"{path}: {other}, not a checkpoint")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -70,6 +73,42 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a dict of weights")
     return obj
+
+
+# the first bytes of files that are often given where a checkpoint was meant
+VIDEO_MAGIC = (b"\x1aE\xdf\xa3", b"RIFF", b"FLV", b"OggS", b"\x00\x00\x01\xba", b"0&\xb2u")
+
+
+def what_else(path: Path) -> str | None:
+    """What the file is, when its first bytes say it is not a PyTorch checkpoint (a zip, or a
+    legacy pickle): an annotation JSON, a video, an HDF5 file, a text file...; else None."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        return None
+    if (
+        head[4:8] == b"ftyp"
+        or head.startswith(VIDEO_MAGIC)
+        or head[:1] == b"G"
+        and head[188:189] == b"G"
+    ):
+        return "a video"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (clips or features)"
+    if head.startswith(b"\x08") and path.suffix == ".onnx":
+        return "an exported ONNX model (classify and features take it with --engine)"
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        if b'"database"' in head or b'"labels"' in head:
+            return "an annotation JSON"
+        return "a JSON file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if head and all(b >= 32 or b in b"\t\n\r" for b in head):
+        return "a text file (a log or a list?)"
+    return None
 
 
 def _first_line(text: str) -> str:
@@ -467,7 +506,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, extra: dict | None = N
         from safetensors.torch import save_file
 
         meta = {FORMAT_NAME: json.dumps({"format": FORMAT_NAME, "spec": spec.to_dict()})}
-        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+        atomic_write(
+            path, lambda tmp: save_file(state, tmp, metadata=meta), size_hint=tensor_bytes(state)
+        )
         return
     payload = {
         "format": FORMAT_NAME,
@@ -477,7 +518,19 @@ def save_model(path: str | os.PathLike, model: nn.Module, extra: dict | None = N
         "state_dict": state,
         **(extra or {}),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    atomic_write(path, lambda tmp: torch.save(payload, tmp), size_hint=tensor_bytes(payload))
+
+
+def tensor_bytes(obj) -> int:
+    """The bytes of every tensor in `obj` (nested dicts, lists, tuples): about what
+    `torch.save` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 def convert(src, dst, class_names_file=None) -> nn.Module:
