@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import UsageError
 from .precision import amp_dtype, autocast, precision_name
 
 
@@ -55,7 +56,16 @@ class RuntimeConfig:
         torchrun = torchrun or Torchrun.from_environment()
         if name == "cuda":
             name = f"cuda:{torchrun.local_rank}"
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError as error:
+            raise UsageError(f"--device {name}: {error}") from None
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if (device.index or 0) >= count:
+                found = f"{count} CUDA GPU(s)" if count else "no CUDA GPU"
+                raise UsageError(f"--device {name}: this machine has {found}")
+        return device
 
     def autocast(self, device: torch.device):
         """The autocast context of this precision on `device` (or nothing, for fp32)."""
