@@ -129,7 +129,7 @@ def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):  # noq
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "holds another run (batch_size 4 there, 2 here)" in err and str(result) in err
+    assert "holds another run (--batch-size 4 there, 2 here)" in err and str(result) in err
 
 
 def ended_as(straight, result) -> None:
