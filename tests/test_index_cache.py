@@ -167,9 +167,9 @@ def test_a_cache_of_another_file_format_or_a_damaged_one_is_rebuilt(cached, tmp_
     copy = tmp_path / "copy"
     shutil.copytree(videos, copy)  # the same folders and mtimes, elsewhere
     assert f"built for another video root ({videos})" in open_index(path, annotation, copy)[1]
-    older = whole.replace(b'"format": 1', b'"format": 0', 1)
+    older = whole.replace(b'"format": 2', b'"format": 1', 1)
     path.write_bytes(older)
-    assert "index format 0, now 1" in open_index(path, annotation, videos)[1]
+    assert "index format 1, now 2" in open_index(path, annotation, videos)[1]
 
 
 def test_local_rank_0_indexes_and_the_other_ranks_map_what_it_wrote(tmp_path, monkeypatch):
