@@ -159,6 +159,8 @@ def frames_of(
     except (av.error.FFmpegError, OSError) as error:
         raise ConnectionError(f"{source}: cannot be opened ({_problem(error, config)})") from None
     try:
+        if not container.streams.video:
+            raise ConnectionError(f"{source}: no video stream in it")
         stream = container.streams.video[0]
         # slice threads: each frame leaves the decoder as soon as it is complete (frame
         # threads would hold back one frame per thread: latency, and frames lost at a stall)
