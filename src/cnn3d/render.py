@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.sources import upright
-from .files import _umask, atomic_write
+from .files import atomic_write
 
 
 def _font(size: int):
@@ -126,5 +126,7 @@ class StreamRenderer:
             return
         self.container.mux(self.encoder.encode())
         self.container.close()
-        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600: the umask's mode, as any output
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600: the umask's mode, as any output
         os.replace(self.tmp, self.out)
