@@ -197,6 +197,9 @@ def test_a_file_gives_classifys_windows_the_padded_last_one_included(stream, tmp
     by_first_frame = classify_file(ts, checkpoint, tmp_path, 6)
     assert sorted(by_first_frame) == [w["first_frame"] + 1 for w in live]  # the same windows
     assert_same_scores(live, by_first_frame)
+    out.unlink()
+    assert main([*argv, "--tail", "drop"]) == 0  # complete windows only
+    assert [w["first_frame"] for w in windows(out)] == list(range(0, 91, 6))
 
 
 def test_a_slow_model_skips_windows_and_counts_every_skip(stream, tmp_path, capsys):

@@ -49,6 +49,9 @@ class LiveConfig:
     smoothing: str = "none"
     topk: int = 5
     max_windows: int | None = None  # stop after this many scored windows
+    # the end of a file or pipe: "pad", classify's last loop-padded window; "drop": complete
+    # windows only
+    tail: str = "pad"
 
 
 @dataclass
@@ -267,7 +270,8 @@ class Reader(threading.Thread):
                     if self.stop.is_set():
                         return
                 if not is_url(self.source):  # a file, a pipe, standard input: done
-                    self.pad_tail()
+                    if self.config.tail == "pad":
+                        self.pad_tail()
                     self.stats.ended = "the end of the input"
                     return
                 problem = "the stream ended"

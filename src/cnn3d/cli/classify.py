@@ -112,7 +112,7 @@ def run_live(args) -> int:
     live = LiveConfig(
         window_stride=args.window_stride, realtime=args.realtime, reconnects=args.reconnects,
         stall_s=args.stall_timeout, smoothing=args.smooth, topk=args.topk,
-        max_windows=args.max_windows,
+        max_windows=args.max_windows, tail=args.tail,
     )  # fmt: skip
     stride = live.window_stride or model.spec.clip_length
     score = model_scorer(model, config.runtime)
