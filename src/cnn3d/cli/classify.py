@@ -182,7 +182,7 @@ def open_json_lines(args):
 def run_stream(args, model, runtime, score, live, stats, out):
     """classify_live with its lines: 'waiting for frames' once the model is ready, a status
     line every 2 s with --progress; returns the StopSignals (which signal, if any, stopped it).
-    A signal stops at once (the lines written are whole: each is one write)."""
+    A signal stops at once; the lines written are whole (each is one write, flushed)."""
     import json
 
     from ..live import classify_live
