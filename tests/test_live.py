@@ -152,8 +152,13 @@ def test_a_fifo_is_read_as_it_is_written(stream, tmp_path, capsys):
     sender.start()
     out, rendered = tmp_path / "live.jsonl", tmp_path / "annotated.mp4"
     argv = live_argv(fifo, checkpoint, out, "--smooth", "mean:3", "--render", str(rendered))
-    assert main(argv) == 0
+    umask = os.umask(0o027)
+    try:
+        assert main(argv) == 0
+    finally:
+        os.umask(umask)
     sender.join()
+    assert rendered.stat().st_mode & 0o777 == 0o640  # the umask's mode, as every output
     live = windows(out)
     assert_same_scores(live, classify_file(ts, checkpoint, tmp_path, 4))
     assert "the end of the input" in capsys.readouterr().err
@@ -176,6 +181,25 @@ def test_a_fifo_is_read_as_it_is_written(stream, tmp_path, capsys):
             ]
         )
         assert live[k]["smoothed_top_k"][0]["score"] == pytest.approx(mean, abs=1e-6)
+
+
+def test_a_file_gives_classifys_windows_the_padded_last_one_included(stream, tmp_path):
+    """100 frames, clips of 8 every 6: complete windows at 0, 6, ..., 90 (90 + 8 = 98 < 100),
+    then classify's loop-padded window at 96 (frames 96-99 twice)."""
+    ts, checkpoint = stream
+    out = tmp_path / "live.jsonl"
+    argv = ["classify", "--live", str(ts), "--checkpoint", str(checkpoint), "--no-amp",
+            "--window-stride", "6", "--topk", "4", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    live = windows(out)
+    assert [w["first_frame"] for w in live] == [*range(0, 91, 6), 96]
+    assert [w["window"] for w in live] == list(range(17))
+    by_first_frame = classify_file(ts, checkpoint, tmp_path, 6)
+    assert sorted(by_first_frame) == [w["first_frame"] + 1 for w in live]  # the same windows
+    assert_same_scores(live, by_first_frame)
+    out.unlink()
+    assert main([*argv, "--tail", "drop"]) == 0  # complete windows only
+    assert [w["first_frame"] for w in windows(out)] == list(range(0, 91, 6))
 
 
 def test_a_slow_model_skips_windows_and_counts_every_skip(stream, tmp_path, capsys):

@@ -167,15 +167,20 @@ def test_flags_that_disagree_with_the_checkpoint_or_annotations_are_errors(
 def test_the_sister_tools_command_line_runs(tmp_path, r10, capsys):
     root = tmp_path / "videos"
     write_mp4(root / "a.mp4", frames_with_index(8, 32, 32))
-    write_mp4(root / "b.mp4", frames_with_index(8, 32, 32, seed=1))
+    write_mp4(root / "sub" / "b.mp4", frames_with_index(8, 32, 32, seed=1))
     (tmp_path / "input").mkdir()
-    (tmp_path / "input" / "list.txt").write_text("a.mp4\nb.mp4\n")
+    (tmp_path / "input" / "list.txt").write_text("a.mp4\n./sub/b.mp4\n")
     argv = ["classify", "--input", str(tmp_path / "input" / "list.txt"), "--video_root", str(root)]
     argv += ["--model", str(r10), "--output", str(tmp_path / "out.json"), "--no_cuda"]
     assert main(argv) == 0
-    assert "--model is the sister tool's name for the checkpoint" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "--model is the sister tool's name for the checkpoint" in captured.err
     entries = json.loads((tmp_path / "out.json").read_text())
-    assert [e["video"] for e in entries] == [str(root / "a.mp4"), str(root / "b.mp4")]
+    # "video" as listed in the input file, as the sister tool wrote it
+    assert [e["video"] for e in entries] == ["a.mp4", "./sub/b.mp4"]
+    assert main(argv[:-3] + ["--no_cuda"]) == 0  # printed, not written: the same names
+    printed = [line.split("  (")[0] for line in capsys.readouterr().out.splitlines()]
+    assert [p for p in printed if p.endswith(".mp4")] == ["a.mp4", "./sub/b.mp4"]
 
 
 def test_paths_are_checked_before_any_work(tiny, tmp_path, r10, capsys, monkeypatch):  # noqa: F811

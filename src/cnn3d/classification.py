@@ -45,6 +45,25 @@ def classification_entry(r: VideoResult, class_names: list[str], k: int) -> dict
     }
 
 
+def names_as_listed(list_file: str | Path, video_root: str | Path | None) -> dict[str, str]:
+    """The sister tool's `video` for each video of its `--input` list: the line as written,
+    keyed by the path the video is read from (`files.collect_inputs`: a relative line joined
+    onto `video_root`, else onto the list's folder). An unreadable list gives none (it is
+    reported where the videos are collected)."""
+    list_file = Path(list_file)
+    base = Path(video_root) if video_root is not None else list_file.parent
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    listed = {}
+    for line in (ln.strip() for ln in text.splitlines()):
+        if line:
+            path = Path(line)
+            listed[str(path if path.is_absolute() else base / path)] = line
+    return listed
+
+
 def classification_json(results: list[VideoResult], class_names: list[str], k: int) -> list[dict]:
     return [classification_entry(r, class_names, k) for r in results]
 

@@ -126,4 +126,7 @@ class StreamRenderer:
             return
         self.container.mux(self.encoder.encode())
         self.container.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600: the umask's mode, as any output
         os.replace(self.tmp, self.out)

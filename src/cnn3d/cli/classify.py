@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 from . import checks, videojob
 from .common import (
     add_parser,
@@ -26,8 +26,9 @@ def add(sub) -> None:
     p.add_argument(
         "--output",
         "-o",
-        help="JSON file (the sister tool's layout, with clip times), built from <name>.parts/ "
-        "when done; a re-run skips videos done (default: print only)",
+        help="a .json file (the sister tool's layout, with clip times), built from "
+        "<name>.parts/ when done; a re-run skips videos done; with --live, the .jsonl file "
+        "of the JSON lines (default: print only)",
     )
     p.add_argument("--topk", type=positive_int, default=5, help="labels shown per video")
     p.add_argument(
@@ -44,7 +45,17 @@ def add(sub) -> None:
         "stream is written to as it plays (default: none)",
     )
     add_live_options(p)
+    p.epilog = EXIT_STATUSES
     p.set_defaults(run=run)
+
+
+EXIT_STATUSES = (
+    "Exit status: 0 done; 1 some videos failed (named on stderr), or with --live: the source "
+    "gave no window to score (nothing arrived within --stall-timeout, data that does not "
+    "decode, a file or pipe that broke off); 2 bad options or inputs, nothing done; 130 "
+    "stopped by Ctrl-C (SIGINT), 143 by SIGTERM, 138 by SIGUSR1 (what was written is complete)."
+)
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
 def add_live_options(p) -> None:
@@ -74,6 +85,12 @@ def add_live_options(p) -> None:
         default=5.0,
         help="seconds without data after which a stream counts as stalled",
     )
+    switch(
+        g,
+        "append",
+        False,
+        "add the JSON lines to an existing -o file (without it, a non-empty -o file is refused)",
+    )
     g.add_argument(
         "--max-windows",
         type=positive_int,
@@ -82,21 +99,11 @@ def add_live_options(p) -> None:
 
 
 def run_live(args) -> int:
-    """`classify --live`: JSON lines to -o (or standard output), a status line on stderr."""
-    import json
+    """`classify --live`: JSON lines to -o (or standard output), a status line on stderr; the
+    exit status of EXIT_STATUSES."""
+    from ..live import LiveConfig, LiveStats, model_scorer
 
-    from ..live import LiveConfig, classify_live, model_scorer, parse_smoothing
-    from ..signals import StopSignals
-
-    if not args.checkpoint:
-        raise UsageError("--checkpoint is required: the model to run")
-    parse_smoothing(args.smooth)
-    if args.render:
-        if not args.render.endswith(".mp4"):
-            raise UsageError(f"{args.render}: with --live, --render is the .mp4 file to write")
-        checks.output_file(args.render, "--render")
-    if args.inputs or args.output and args.output != "-" and Path(args.output).is_dir():
-        raise UsageError("--live reads one SOURCE; give files to classify without --live")
+    check_live(args)
     config = inference_config(args)
     model = videojob.load(args, config.runtime.torch_device())
     from ..models import check_input_channels
@@ -105,9 +112,83 @@ def run_live(args) -> int:
     live = LiveConfig(
         window_stride=args.window_stride, realtime=args.realtime, reconnects=args.reconnects,
         stall_s=args.stall_timeout, smoothing=args.smooth, topk=args.topk,
-        max_windows=args.max_windows,
+        max_windows=args.max_windows, tail=args.tail,
     )  # fmt: skip
-    out = sys.stdout if not args.output or args.output == "-" else open(args.output, "a")
+    stride = live.window_stride or model.spec.clip_length
+    score = model_scorer(model, config.runtime)
+    stats = LiveStats()
+    with open_json_lines(args) as out:
+        stop = run_stream(args, model, config.runtime, score, live, stats, out)
+    if stop.requested:
+        raise Interrupted(
+            f"stopped by {stop.requested}: {stats.line(stride)}; the JSON lines written are "
+            "complete",
+            stop.exit_code,
+        )
+    if stats.scored == 0 or stats.broken:
+        what = "no window to score" if stats.scored == 0 else "the input broke off"
+        print(f"live: {what}: {stats.ended}: {stats.line(stride)}", file=sys.stderr)
+        return 1
+    print(f"live: {stats.ended or 'stopped'}: {stats.line(stride)}", file=sys.stderr)
+    return 0
+
+
+def check_live(args) -> None:
+    """Everything `--live` can check before the model is loaded."""
+    from ..live import is_camera, is_url, parse_smoothing
+
+    if not args.checkpoint:
+        raise UsageError("--checkpoint is required: the model to run")
+    parse_smoothing(args.smooth)
+    source = args.live
+    if not (is_url(source) or is_camera(source) or source == "-" or Path(source).exists()):
+        raise UsageError(f"{source}: cannot be opened: no such file or FIFO")
+    if args.render:
+        if not args.render.endswith(".mp4"):
+            raise UsageError(f"{args.render}: with --live, --render is the .mp4 file to write")
+        checks.output_file(args.render, "--render")
+    if args.inputs or args.output and args.output != "-" and Path(args.output).is_dir():
+        raise UsageError("--live reads one SOURCE; give files to classify without --live")
+    if args.output and args.output != "-":
+        check_json_lines_file(Path(args.output), args.append)
+
+
+def check_json_lines_file(path: Path, append: bool) -> None:
+    """-o with --live: a .jsonl file (or a device or FIFO such as /dev/null), never one that
+    holds another run's lines unless --append says to add to them."""
+    if path.exists() and not path.is_file():
+        return  # /dev/null, a FIFO: written as given
+    if path.suffix.lower() not in JSON_LINES_SUFFIXES:
+        raise UsageError(
+            f"-o {path}: --live writes JSON lines: name the file .jsonl (or .ndjson, .json)"
+        )
+    checks.output_file(path, "-o (the JSON lines)")
+    if not append and path.is_file() and path.stat().st_size > 0:
+        raise UsageError(
+            f"-o {path}: exists and holds lines of another run; give --append to add to it, "
+            "or another name"
+        )
+
+
+def open_json_lines(args):
+    """The -o file (appended to with --append), or standard output, as a context."""
+    import contextlib
+
+    if not args.output or args.output == "-":
+        return contextlib.nullcontext(sys.stdout)
+    return open(args.output, "a" if args.append else "w", encoding="utf-8")
+
+
+def run_stream(args, model, runtime, score, live, stats, out):
+    """classify_live with its lines: 'waiting for frames' once the model is ready, a status
+    line every 2 s with --progress; returns the StopSignals (which signal, if any, stopped it).
+    A signal stops at once; the lines written are whole (each is one write, flushed)."""
+    import json
+
+    from ..live import classify_live
+    from ..signals import StopSignals
+
+    stride = live.window_stride or model.spec.clip_length
     last = [0.0]
 
     def emit(entry: dict) -> None:
@@ -117,29 +198,43 @@ def run_live(args) -> int:
     def status(stats) -> None:
         if args.progress and time.monotonic() - last[0] > 2:
             last[0] = time.monotonic()
-            print(f"live: {stats.line(live.window_stride or model.spec.clip_length)}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(f"live: {stats.line(stride)}", file=sys.stderr, flush=True)
 
-    score = model_scorer(model, config.runtime)
-    with StopSignals(graceful=True) as stop:
+    with StopSignals(graceful=False) as stop:
+        print(f"live: model loaded ({precision_line(model, runtime)}); waiting for frames from "
+              f"{args.live}", file=sys.stderr, flush=True)  # fmt: skip
         try:
-            stats = classify_live(
+            classify_live(
                 args.live, score, model.spec, model.spec.class_names, live, emit,
-                should_stop=lambda: bool(stop.requested), status=status,
-                render=args.render,
+                status=status, render=args.render, stats=stats,
             )  # fmt: skip
-        finally:
-            if out is not sys.stdout:
-                out.close()
-    stride = live.window_stride or model.spec.clip_length
-    why = stats.ended or (f"stopped by {stop.requested}" if stop.requested else "stopped")
-    print(f"live: {why}: {stats.line(stride)}", file=sys.stderr)
-    return 0
+        except KeyboardInterrupt:
+            if not stop.requested:
+                raise
+    return stop
+
+
+def precision_line(model, runtime) -> str:
+    """Where and in what precision the model runs, in words (bf16 by default on CPUs with
+    native bf16, whose probabilities differ from fp32's by about 0.01)."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return "an exported model, on the CPU in fp32"
+    device = runtime.torch_device()
+    name = runtime.precision_name(device)
+    hint = "; --no-amp: fp32, probabilities differ by about 0.01" if name != "fp32" else ""
+    return f"{device}, {name}{hint}"
 
 
 def run(args) -> int:
     from ..bulk import run_bulk
-    from ..classification import classification_entry, classify_job, print_table
+    from ..classification import (
+        classification_entry,
+        classify_job,
+        names_as_listed,
+        print_table,
+    )
     from ..files import output_name
     from ..inference import iter_model
 
@@ -147,6 +242,11 @@ def run(args) -> int:
         return run_live(args)
     videojob.check(args, "score")
     if args.output:
+        if Path(args.output).suffix.lower() != ".json":
+            raise UsageError(
+                f"-o {args.output}: classify writes JSON (the sister tool's layout): name the "
+                "file .json"
+            )
         checks.output_file(args.output, "-o (the classify JSON)")
     for folder, flag in ((args.timeline, "--timeline"), (args.render, "--render")):
         if folder:
@@ -159,10 +259,14 @@ def run(args) -> int:
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
     model = videojob.load(args, config.runtime.torch_device())
+    print(f"classify: {precision_line(model, config.runtime)}", file=sys.stderr, flush=True)
     names = model.spec.class_names
+    # the sister tool's --input list: each video named as listed (its `video`)
+    listed = names_as_listed(args.input_list, args.video_root) if args.input_list else {}
 
     def on_video(result) -> dict:
         entry = classification_entry(result, names, args.topk)
+        entry["video"] = listed.get(result.video, entry["video"])
         print_table([entry], args.topk)
         key = output_name(result.name)
         if args.timeline and len(entry["clips"]) >= 3:

@@ -272,7 +272,9 @@ def add_video_job(p, command: str) -> None:
         "none; the inputs above)",
     )
     g.add_argument(
-        "--video_root", help="where the names of --input are (default: the list's folder)"
+        "--video_root",
+        help="where the names of --input are; each output entry's video is the name as listed, "
+        "as the sister tool wrote it (default: the list's folder)",
     )
     g.add_argument(
         "--mode",
