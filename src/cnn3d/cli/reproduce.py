@@ -169,9 +169,7 @@ def not_comparable_because(recipe, n_classes: int, changed: list) -> list[str]:
     """Why this run's figures are not the paper's protocol's (none: they are comparable)."""
     reasons = []
     if recipe.paper_classes is not None and n_classes != recipe.paper_classes:
-        reasons.append(
-            f"the data has {n_classes} classes, the paper's {recipe.paper_classes} ({recipe.dataset})"
-        )
+        reasons.append(f"the data has {n_classes} classes, the paper's {recipe.paper_classes}")
     if changed:
         reasons.append(changes_text(changed))
     return reasons
