@@ -116,6 +116,7 @@ def test_cnn3d_recipes_lists_them_with_what_each_number_is(capsys):
     assert main(["recipes", "k400-resnet-34"]) == 0
     out = capsys.readouterr().out
     assert "dampening 0" in out and "shortcut = 'A'" in out and "71 (verified" in out
+    assert "classes: 400 in the paper's data" in out and "tests: last.pth of the run" in out
     assert main(["recipes", "hmdb51-resnext-101-split2"]) == 0
     assert "63.8 (verified, mean of 3 splits, " in capsys.readouterr().out
 

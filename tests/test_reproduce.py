@@ -122,6 +122,17 @@ def test_reproduce_help_needs_no_recipe(capsys):
         assert "usage: cnn3d reproduce" in out and "NAME" in out and "docs/training.md" in out
 
 
+def test_a_recipe_that_tests_best_pth_refuses_a_run_without_validation(tiny, tmp_path, capsys):  # noqa: F811
+    videos, ann = tiny
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.format(card='test_checkpoint = "best.pth"'))
+    result = tmp_path / "run"
+    argv = ["reproduce", str(recipe), "--video-path", str(videos), "--annotation-path", str(ann)]
+    assert main([*argv, "--result-path", str(result), "--no-val"]) == 2
+    assert "tests best.pth, which a run without validation (--no-val)" in capsys.readouterr().err
+    assert not (result / "last.pth").exists()  # refused before any training
+
+
 def test_reproduce_wants_the_recipe_first(capsys):
     assert main(["reproduce", "--video-path", "v", "k400-resnet-18"]) == 2
     assert "the recipe comes first" in capsys.readouterr().err

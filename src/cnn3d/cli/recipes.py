@@ -27,6 +27,9 @@ def run(args) -> int:
         ):
             if text:
                 print(f"  {label}: {text}")
+        if recipe.paper_classes:
+            print(f"  classes: {recipe.paper_classes} in the paper's data")
+        print(f"  tests: {recipe.test_checkpoint} of the run")
         for r in recipe.reported:
             print(f"  reported: {reported_line(r)}")
         print("  train: " + ", ".join(f"{k} = {v!r}" for k, v in recipe.options.items()))
