@@ -62,8 +62,13 @@ def run(args) -> int:
     train_command.check_requirements(args.recipe, args)
     cfg = train_command.train_config_from_args(args)
     train_command.check_paths(cfg)
+    if recipe.test_checkpoint == "best.pth" and not cfg.validate:
+        raise UsageError(
+            f"recipe {recipe.name} tests best.pth, which a run without validation (--no-val) "
+            "does not write"
+        )
     changed = overridden_options(recipe, args)
-    if changed:
+    if changed and Torchrun.from_environment().rank == 0:
         print(
             f"not the recipe's protocol ({changes_text(changed)}): the figures will not be comparable with the paper's"
         )
