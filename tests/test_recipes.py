@@ -1,9 +1,8 @@
 """The paper's experiments as recipes: every recipe parses, builds its model and transforms,
-and carries the reported numbers with the status the reference gives them; `cnn3d reproduce`
-trains, tests and prints the obtained figures beside the paper's, end to end on a tiny
-stand-in."""
+and carries exactly the reported numbers of the reference (tests/paper_numbers.py), each with
+its status and scope; `cnn3d recipes` lists them with what each number is. `cnn3d reproduce`
+is tested in test_reproduce.py."""
 
-import json
 import re
 
 import numpy as np
@@ -13,28 +12,13 @@ import torch
 from cnn3d.cli import build_parser, configured, main
 from cnn3d.cli.train import train_config_from_args
 from cnn3d.data.transforms import EvalTransform, TrainTransform
+from cnn3d.errors import UsageError
 from cnn3d.models import build_model
 from cnn3d.recipes import load_recipe, recipe_names
+from paper_numbers import CLASSES, README_AVERAGE, expected_numbers
 from test_train import tiny  # noqa: F401  (a fixture)
 
 DATA = ["--video-path", "v", "--annotation-path", "a.json", "--result-path", "r"]
-
-# the reference's facts (../shared/reference/original-system.md, section 6), typed by hand
-README_AVERAGE = {  # verified: the original README
-    "resnet-18": 66.1, "resnet-34": 71.0, "resnet-50": 72.2, "resnet-101": 73.3,
-    "resnet-152": 73.7, "resnet-200": 73.7, "preresnet-200": 73.4, "wideresnet-50": 74.7,
-    "resnext-101": 75.4, "densenet-121": 70.8, "densenet-201": 72.3,
-}  # fmt: skip
-RECALLED_TOP1 = {  # the paper's table as recalled: never to be shown as verified
-    "resnet-18": 54.2, "resnet-34": 60.1, "resnet-50": 61.3, "resnet-101": 62.8,
-    "resnet-152": 63.0, "resnet-200": 63.1, "wideresnet-50": 64.1, "resnext-101": 65.1,
-    "densenet-121": 59.7, "densenet-201": 61.3,
-}  # fmt: skip
-FINE_TUNED = {  # (dataset, frames): (video top-1, status)
-    ("ucf101", 64): (94.5, "verified"), ("hmdb51", 64): (70.2, "verified"),
-    ("ucf101", 16): (90.7, "recalled, unverified"), ("hmdb51", 16): (63.8, "recalled, unverified"),
-}  # fmt: skip
-CLASSES = {"k400": 400, "k700": 700, "km": 1039}
 
 
 def test_the_paper_and_the_2020_release_are_all_there():
@@ -51,29 +35,30 @@ def test_the_paper_and_the_2020_release_are_all_there():
         assert {f"k700-r3d-{depth}", f"km-r3d-{depth}"} <= names
 
 
-def reported(recipe, metric):
-    return [(r.value, r.status) for r in recipe.reported if r.metric == metric]
+@pytest.mark.parametrize("name", recipe_names())
+def test_reported_numbers_are_the_references_with_its_status_and_scope(name):
+    recipe = load_recipe(name)
+    carried = {(r.metric, r.value, r.scope, r.status) for r in recipe.reported}
+    assert len(carried) == len(recipe.reported)  # no number twice
+    assert carried == expected_numbers(name)
+    if not carried:  # the 2020 tables were not retrieved (the 64f row has only its test set)
+        assert "not retrieved" in recipe.note
+    assert recipe.paper_classes == CLASSES[name.split("-")[0]]
 
 
-def test_reported_numbers_carry_the_references_status():
-    for model, average in README_AVERAGE.items():
-        recipe = load_recipe(f"k400-{model}")
-        assert (average, "verified") in reported(recipe, "average_top1_top5"), model
-        if model in RECALLED_TOP1:
-            assert reported(recipe, "video_top1") == [
-                (RECALLED_TOP1[model], "recalled, unverified")
-            ]
-    for (dataset, frames), expected in FINE_TUNED.items():
-        suffix = "-64f" if frames == 64 else ""
+def test_the_abstracts_78_4_is_the_64_frame_model():
+    values = {r.value for r in load_recipe("k400-resnext-101").reported}
+    assert 78.4 not in values and 74.5 in values
+    [test_set] = load_recipe("k400-resnext-101-64f").reported
+    assert (test_set.value, test_set.scope, test_set.status) == (78.4, "test set", "verified")
+
+
+def test_a_split_row_carries_the_mean_of_3_splits_as_such():
+    for dataset in ("ucf101", "hmdb51"):
         for split in (1, 2, 3):
-            recipe = load_recipe(f"{dataset}-resnext-101{suffix}-split{split}")
-            assert reported(recipe, "video_top1") == [expected]
-            assert "mean of splits 1-3" in recipe.reported[0].note
+            recipe = load_recipe(f"{dataset}-resnext-101-split{split}")
+            assert [r.scope for r in recipe.reported] == ["mean of 3 splits"]
             assert recipe.requires == ("pretrain_path",)
-    for name in recipe_names():  # the 2020 tables were not retrieved: no number is made up
-        if name.startswith(("k700-", "km-")) or "-from-" in name:
-            recipe = load_recipe(name)
-            assert recipe.reported == () and "not retrieved" in recipe.note
 
 
 @pytest.mark.parametrize("name", recipe_names())
@@ -101,14 +86,90 @@ def test_every_recipe_parses_and_builds_its_model_and_transforms(name):
     assert recipe.title and recipe.source and recipe.protocol and recipe.dataset
 
 
-def test_cnn3d_recipes_lists_them_and_shows_one(capsys):
+def listed(out: str, name: str) -> str:
+    """The numbers `cnn3d recipes` lists on a recipe's row."""
+    [row] = [line for line in out.splitlines() if line.startswith(name + " ")]
+    return row.split("[", 1)[1].rstrip("]") if "[" in row else ""
+
+
+def test_cnn3d_recipes_lists_them_with_what_each_number_is(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in recipe_names())
-    assert "average_top1_top5 71" in out and "video_top1 60.1 (unverified)" in out
+    assert listed(out, "k400-resnet-34") == (
+        "video_top1 60.1 (unverified); video_top5 81.9 (unverified); average_top1_top5 71"
+    )
+    # two values of one metric: the README's validation figure and the poster's test set one
+    assert listed(out, "k400-resnext-101").endswith(
+        "average_top1_top5 75.4; average_top1_top5 74.5 (test set)"
+    )
+    assert listed(out, "k400-resnext-101-64f") == "average_top1_top5 78.4 (test set)"
+    for split in (1, 2, 3):  # each split's row shows the mean over the three, labelled
+        assert (
+            listed(out, f"ucf101-resnext-101-split{split}") == "video_top1 90.7 (mean of 3 splits)"
+        )
+        assert listed(out, f"hmdb51-resnext-101-64f-split{split}") == (
+            "video_top1 70.2 (mean of 3 splits)"
+        )
+    assert listed(out, "k700-r3d-50") == ""
+    assert "'mean of 3 splits'" in out and "'test set'" in out  # the tags are explained
     assert main(["recipes", "k400-resnet-34"]) == 0
     out = capsys.readouterr().out
     assert "dampening 0" in out and "shortcut = 'A'" in out and "71 (verified" in out
+    assert "classes: 400 in the paper's data" in out and "tests: last.pth of the run" in out
+    assert main(["recipes", "hmdb51-resnext-101-split2"]) == 0
+    assert "63.8 (verified, mean of 3 splits, " in capsys.readouterr().out
+
+
+CARD = """
+model = "resnet"
+{options}
+[recipe]
+title = "t"
+source = "s"
+dataset = "d"
+protocol = "p"
+{card}
+[[recipe.reported]]
+metric = "video_top1"
+value = 50.0
+status = "verified"
+source = "s"
+{reported}
+"""
+
+
+@pytest.mark.parametrize(
+    "options, card, reported, complaint",
+    [
+        ("", "", 'scope = "val set"', "a scope in"),
+        ("", "", 'status = "confirmed"', "a status in"),
+        ("", 'test_checkpoint = "runs/best.pth"', "", "test_checkpoint names a .pth file"),
+        ("", 'test_checkpoint = "best.pt"', "", "test_checkpoint names a .pth file"),
+        ("", "n_classes = 0", "", "n_classes must be a positive whole number"),
+        ("n_classes = 101", "n_classes = 400", "", "n_classes 101 in the options but 400"),
+    ],
+)
+def test_a_recipe_card_is_checked(tmp_path, options, card, reported, complaint):
+    path = tmp_path / "r.toml"
+    text = CARD.format(options=options, card=card, reported=reported)
+    if reported.startswith("status"):  # a second status line replaces the first
+        text = text.replace('status = "verified"\n', "")
+    path.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(complaint)):
+        load_recipe(str(path))
+
+
+def test_a_recipe_card_gives_the_class_count_and_the_tested_checkpoint(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(CARD.format(options="n_classes = 51", card="", reported=""))
+    recipe = load_recipe(str(path))
+    assert (recipe.paper_classes, recipe.test_checkpoint) == (51, "last.pth")
+    card = 'n_classes = 3\ntest_checkpoint = "best.pth"'
+    path.write_text(CARD.format(options="", card=card, reported='scope = "test set"'))
+    recipe = load_recipe(str(path))
+    assert (recipe.paper_classes, recipe.test_checkpoint) == (3, "best.pth")
+    assert recipe.reported[0].scope == "test set"
 
 
 def test_a_fine_tuning_recipe_names_the_checkpoint_it_needs(tmp_path, capsys, tiny):  # noqa: F811
@@ -119,70 +180,3 @@ def test_a_fine_tuning_recipe_names_the_checkpoint_it_needs(tmp_path, capsys, ti
     err = capsys.readouterr().err
     assert "needs --pretrain-path: --pretrain-path resnext-101-64f-kinetics.pth" in err
     assert not (tmp_path / "r").exists()
-
-
-TINY_RECIPE = """
-model = "resnet"
-model_depth = 10
-widen_factor = 0.25
-sample_size = 32
-clip_length = 8
-batch_size = 4
-n_epochs = 2
-n_val_clips = 2
-workers = 0
-lr = 0.01
-lr_scheduler = "cosine"
-train_crop = "center"
-flip = false
-tensorboard = false
-progress = false
-amp = false
-
-[test]
-n_clips = 0
-tail = "pad"
-subset = "validation"
-
-[recipe]
-title = "a tiny stand-in"
-source = "this test"
-dataset = "two synthetic motion classes"
-protocol = "every window, center crop, averaged per video"
-
-[[recipe.reported]]
-metric = "video_top1"
-value = 50.0
-status = "verified"
-source = "made up for the test"
-note = "a note"
-"""
-
-
-def test_reproduce_trains_tests_and_prints_the_paper_beside_the_run(tiny, tmp_path, capsys):  # noqa: F811
-    videos, ann = tiny
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY_RECIPE)
-    result = tmp_path / "run"
-    argv = ["reproduce", str(recipe), "--video-path", str(videos), "--annotation-path", str(ann)]
-    assert main([*argv, "--result-path", str(result)]) == 0
-    out = capsys.readouterr().out
-    report = json.loads((result / "reproduce.json").read_text())
-    # the obtained figure, recomputed from the test's own per-video scores and labels
-    scores = np.load(result / "test" / "scores.npz")
-    top1 = 100 * float(np.mean(scores["scores"].argmax(1) == scores["labels"]))
-    [row] = report["rows"]
-    assert row["metric"] == "video_top1" and row["reported"] == 50.0
-    assert row["obtained"] == pytest.approx(top1) and row["difference"] == pytest.approx(top1 - 50)
-    diff = re.escape(f"{top1 - 50:+.2f}")
-    line = rf"video_top1 +50\.0 +{top1:.2f} +{diff} +verified; a note"
-    assert re.search(line, out), out
-    assert re.search(r"video_top5 +- +100\.00 +\(not reported\)", out), out
-    assert report["recipe"] == "tiny" and report["checkpoint"].endswith("best.pth")
-    card = torch.load(result / "best.pth", weights_only=True)["card"]
-    assert card["recipe"] == str(recipe) and card["n_training_videos"] == 12
-
-
-def test_reproduce_wants_the_recipe_first(capsys):
-    assert main(["reproduce", "--video-path", "v", "k400-resnet-18"]) == 2
-    assert "the recipe comes first" in capsys.readouterr().err

@@ -7,8 +7,13 @@ its evaluation protocol as `cnn3d test` options in `[test]`, and its card in `[r
 title, the source, the dataset, the protocol in words, where it follows the paper against the
 original code, the options a user must add (e.g. the checkpoint to fine-tune), and the reported
 numbers, each `[[recipe.reported]]` with its metric (a key of `metrics.json`), its value in
-percent, its status ("verified" or "recalled, unverified") and its source. Nothing here imports
-torch: `cnn3d recipes` and `--help` stay fast.
+percent, its status ("verified" or "recalled, unverified"), its source and its scope: what the
+number was measured on when that is not one run of the recipe's protocol ("mean of 3 splits" on
+a split's row, "test set" where the protocol tests the validation set). The card also gives the
+class count of the paper's dataset (`n_classes`, where the train options leave it to the data)
+and the checkpoint the protocol tests (`test_checkpoint`, default `last.pth`: the paper reports
+the trained model, not one chosen on the set it is tested on). Nothing here imports torch:
+`cnn3d recipes` and `--help` stay fast.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from .errors import UsageError
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 STATUSES = ("verified", "recalled, unverified")
+# what a reported number was measured on, when not one run of the recipe's own protocol
+SCOPES = ("", "mean of 3 splits", "test set")
 METRICS = ("video_top1", "video_top5", "average_top1_top5", "clip_top1", "mean_class_accuracy")
 
 
@@ -32,7 +39,14 @@ class Reported:
     value: float  # percent
     status: str  # one of STATUSES
     source: str
-    note: str = ""  # e.g. "the mean of splits 1-3", when the row is one split
+    note: str = ""
+    scope: str = ""  # one of SCOPES: "" is one run of the recipe's protocol
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The short labels a listing shows beside the value: its scope, and "unverified"."""
+        unverified = ("unverified",) if self.status != "verified" else ()
+        return unverified + ((self.scope,) if self.scope else ())
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class Recipe:
     note: str = ""
     options: dict = field(default_factory=dict)  # train options
     test: dict = field(default_factory=dict)  # cnn3d test options: the protocol
+    paper_classes: int | None = None  # the class count of the paper's dataset, where known
+    test_checkpoint: str = "last.pth"  # the checkpoint of the run the protocol tests
 
 
 def recipe_names() -> list[str]:
@@ -98,16 +114,42 @@ def load_recipe(name: str) -> Recipe:
             note=card.get("note", ""),
             options={k: v for k, v in data.items() if k not in ("recipe", "test")},
             test=dict(data.get("test", {})),
+            paper_classes=paper_classes(path, data, card),
+            test_checkpoint=card.get("test_checkpoint", "last.pth"),
         )
     except (KeyError, TypeError) as error:
         raise UsageError(f"{path}: an incomplete recipe card ({error})") from None
-    for r in reported:
-        if r.status not in STATUSES or r.metric not in METRICS:
-            raise UsageError(
-                f"{path}: a reported number needs a status in {STATUSES} and a metric in "
-                f"{METRICS}, not {r.status!r} / {r.metric!r}"
-            )
+    check_card(recipe)
     return recipe
+
+
+def paper_classes(path: Path, options: dict, card: dict) -> int | None:
+    """The train options' n_classes where they fix it (fine-tuning rows), else the card's."""
+    trained, stated = options.get("n_classes"), card.get("n_classes")
+    if trained is not None and stated is not None and trained != stated:
+        raise UsageError(f"{path}: n_classes {trained} in the options but {stated} in the card")
+    return trained if trained is not None else stated
+
+
+def check_card(recipe: Recipe) -> None:
+    """The card's vocabularies: statuses, metrics, scopes, the class count, the checkpoint."""
+    path = recipe.path
+    for r in recipe.reported:
+        if r.status not in STATUSES or r.metric not in METRICS or r.scope not in SCOPES:
+            raise UsageError(
+                f"{path}: a reported number needs a status in {STATUSES}, a metric in "
+                f"{METRICS} and a scope in {SCOPES}, not {r.status!r} / {r.metric!r} / "
+                f"{r.scope!r}"
+            )
+    classes = recipe.paper_classes
+    if classes is not None and (not isinstance(classes, int) or classes < 1):
+        raise UsageError(f"{path}: n_classes must be a positive whole number, not {classes!r}")
+    name = recipe.test_checkpoint
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".pth"):
+        raise UsageError(
+            f"{path}: test_checkpoint names a .pth file of the run's result folder "
+            f"(e.g. 'last.pth'), not {name!r}"
+        )
 
 
 def recipe_for_release(file_name: str) -> Recipe | None:
@@ -125,5 +167,5 @@ def missing_requirements(recipe: Recipe, given: dict) -> list[str]:
 
 
 def reported_line(r: Reported) -> str:
-    note = f", {r.note}" if r.note else ""
-    return f"{r.metric} {r.value:g} ({r.status}{note}; {r.source})"
+    details = ", ".join(x for x in (r.status, r.scope, r.note) if x)
+    return f"{r.metric} {r.value:g} ({details}; {r.source})"

@@ -67,6 +67,8 @@ def configured(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         return
     sub = parser.commands[command]
     recipe = argv[1] if command == "reproduce" and len(argv) > 1 else given(argv, "--recipe")
+    if command == "reproduce" and recipe in ("-h", "--help"):
+        return  # argparse answers it, before it would ask for the recipe
     if command == "reproduce" and recipe and recipe.startswith("-"):
         raise UsageError("the recipe comes first: cnn3d reproduce NAME --video-path ...")
     if recipe and not recipe.startswith("-"):

@@ -27,6 +27,9 @@ def run(args) -> int:
         ):
             if text:
                 print(f"  {label}: {text}")
+        if recipe.paper_classes:
+            print(f"  classes: {recipe.paper_classes} in the paper's data")
+        print(f"  tests: {recipe.test_checkpoint} of the run")
         for r in recipe.reported:
             print(f"  reported: {reported_line(r)}")
         print("  train: " + ", ".join(f"{k} = {v!r}" for k, v in recipe.options.items()))
@@ -36,11 +39,15 @@ def run(args) -> int:
     for name in recipe_names():
         recipe = load_recipe(name)
         numbers = "; ".join(
-            f"{r.metric} {r.value:g}{'' if r.status == 'verified' else ' (unverified)'}"
+            f"{r.metric} {r.value:g}" + (f" ({', '.join(r.tags)})" if r.tags else "")
             for r in recipe.reported
         )
         print(f"{name:<{width}}  {recipe.title}" + (f"  [{numbers}]" if numbers else ""))
     print(
+        "\nThe numbers are the paper's (or the original README's), one run of the recipe's "
+        "protocol unless tagged: 'mean of 3 splits' (a split's row shows the paper's mean over "
+        "the three), 'test set' (the Kinetics test set, not the validation set the protocol "
+        "tests), 'unverified' (recalled, not checked against the source)."
         "\n`cnn3d recipes NAME` shows one; `cnn3d train --recipe NAME ...` trains with it; "
         "`cnn3d reproduce NAME ...` trains, tests and compares with the reported numbers."
     )
