@@ -83,9 +83,10 @@ SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose rea
 def main(argv: list[str] | None = None) -> int:
     """Run one command line; the exit status (2 for a user's error, printed as one line)."""
     try:
-        code = run_command(sys.argv[1:] if argv is None else list(argv))
-        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
-        return code
+        try:
+            return run_command(sys.argv[1:] if argv is None else list(argv))
+        finally:  # `--help` exits: flush here, not at exit, so a closed pipe is caught below
+            sys.stdout.flush()
     except BrokenPipeError:
         # `cnn3d info x.pth | head`: the reader left. Quietly, as Python's docs recommend:
         # point stdout at devnull so that the interpreter's last flush does not fail again.
