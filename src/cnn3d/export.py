@@ -318,9 +318,9 @@ def open_engine(path: Path, engine: str):
     if engine == "torch" and fmt == "onnx":
         raise UsageError(f"{path}: an .onnx file runs with --engine onnxruntime or openvino")
     if engine == "onnxruntime":
-        require(("onnx", "onnxruntime"), "--engine onnxruntime", EXPORT_EXTRA)
+        require(("onnx", "onnxruntime"), f"{path}: --engine onnxruntime", EXPORT_EXTRA)
     if engine == "openvino":
-        require(("onnx", "openvino"), "--engine openvino", OPENVINO_EXTRA)
+        require(("onnx", "openvino"), f"{path}: --engine openvino", OPENVINO_EXTRA)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes); export it again")
     try:
