@@ -262,7 +262,7 @@ class Exported:
         from .models.zoo import ModelSpec
 
         self.path, self.engine = Path(path), engine
-        raw_card, weights, self._run = open_engine(self.path, engine)
+        raw_card, checksum, self._run = open_engine(self.path, engine)
         card = parse_card(self.path, raw_card)
         if card.get("format") != "cnn3d-export":
             raise UsageError(f"{path}: not a model exported by cnn3d (no cnn3d metadata)")
@@ -275,7 +275,7 @@ class Exported:
             ) from None
         self.channels = int(self.spec.options.get("n_input_channels", 3))
         self.checksum = card.get(CHECKSUM_KEY)
-        if self.checksum is not None and weights_checksum(weights) != self.checksum:
+        if self.checksum is not None and checksum != self.checksum:
             raise CheckpointError(
                 f"{path}: damaged: its weights do not match the checksum recorded at export "
                 f"({CHECKSUM_KEY} {self.checksum[:12]}...); export it again from the checkpoint"
@@ -309,8 +309,8 @@ def parse_card(path: Path, raw: str | None) -> dict:
 
 
 def open_engine(path: Path, engine: str):
-    """(the card's JSON text, the weights as `weights_checksum` takes them, a function clips
-    -> (features, logits)) for an exported file. A file that cannot be read is a
+    """(the card's JSON text, the checksum of the weights as read, a function clips ->
+    (features, logits)) for an exported file. A file that cannot be read is a
     `CheckpointError` naming it."""
     fmt = export_format(path)
     if engine in ("onnxruntime", "openvino") and fmt != "onnx":
@@ -343,19 +343,19 @@ def _torch(path: Path, fmt: str):
         # torch.export logs a traceback for a file it cannot read, then fails: the error says it
         with _quiet("torch.export"):
             program = torch.export.load(str(path), extra_files=extra)
-        weights = program_weights(program)
+        checksum = weights_checksum(program_weights(program))
         module = program.module()
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path), _extra_files=extra)
-        weights = torch_weights(module.state_dict().items())
+        checksum = weights_checksum(torch_weights(module.state_dict().items()))
 
     def run(clips):
         with torch.no_grad():
             return module(clips)
 
-    return extra[f"{METADATA_KEY}.json"], weights, run
+    return extra[f"{METADATA_KEY}.json"], checksum, run
 
 
 @contextlib.contextmanager
@@ -374,10 +374,10 @@ def _onnx(path: Path, engine: str):
 
     proto = onnx.load(str(path))
     card = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
-    weights = onnx_weights(proto)
+    checksum = weights_checksum(onnx_weights(proto))
     del proto  # the engine reads the file itself
     run = _onnxruntime(path) if engine == "onnxruntime" else _openvino(path)
-    return card, weights, run
+    return card, checksum, run
 
 
 def _onnxruntime(path: Path):
