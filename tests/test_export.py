@@ -4,6 +4,7 @@ in float64; a graph that does not is refused and not written; and classify/featu
 exported model through ONNX Runtime and OpenVINO with PyTorch's outputs."""
 
 import json
+import sys
 import warnings
 from dataclasses import replace
 
@@ -110,6 +111,94 @@ def test_an_export_that_does_not_agree_is_refused_and_not_written(tmp_path, caps
     printed = capsys.readouterr().out
     assert "parity FAILED" in printed and "not written" in printed
     assert not out.exists() and not list(tmp_path.glob(".model*"))
+
+
+def test_parity_is_judged_on_the_worst_clip():
+    """By hand: clip 0 agrees exactly; clip 1's top logit is off by 0.4 on a range of 4 (0 to 4),
+    a relative error of 0.1, which fails a tolerance of 0.05 whatever clip 0 says."""
+    from cnn3d.export import compare
+
+    reference = torch.tensor([[0.0, 1.0, 3.0], [0.0, 2.0, 4.0]])
+    exported = torch.tensor([[0.0, 1.0, 3.0], [0.0, 2.0, 4.4]])
+    parity = compare(reference, exported, tolerance=0.05)
+    assert parity.max_abs_error == pytest.approx(0.4)
+    assert parity.max_rel_error == pytest.approx(0.1)
+    assert parity.top1_agreement == 1.0 and parity.unexplained == 0
+    assert not parity.passed
+
+
+def test_an_export_wrong_on_one_clip_only_is_refused_and_not_written(tmp_path, capsys, monkeypatch):
+    """The exported model answers one clip of the parity batch 1% off (the top-1 choice kept):
+    the export fails on that clip alone."""
+    import cnn3d.export as export
+
+    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    real = export.load_exported
+
+    def wrong_on_one_clip(path, engine="auto"):
+        runner = real(path, engine)
+        calls = []
+
+        def run(clips):
+            features, logits = runner(clips)
+            calls.append(len(clips))
+            if len(calls) == 1:  # the first batch: clips 0 to 2; clip 1 is scaled about its mean
+                logits = logits.clone()
+                logits[1] = logits[1].mean() + 1.01 * (logits[1] - logits[1].mean())
+            return features, logits
+
+        return run
+
+    monkeypatch.setattr(export, "load_exported", wrong_on_one_clip)
+    out = tmp_path / "model.pt2"
+    assert main(["export", str(ck), str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "parity FAILED on 8 clips" in printed and "not written" in printed
+    assert "top-1 agreement 100.0%" in printed  # only the error gives it away
+    assert not out.exists() and not list(tmp_path.glob(".model*"))
+
+
+def test_export_makes_a_missing_folder(tmp_path, capsys):
+    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    out = tmp_path / "new" / "deeper" / "model.ts"
+    assert main(["export", str(ck), str(out)]) == 0
+    assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
+
+
+def test_export_without_the_onnx_extra_says_so_before_any_work(tmp_path, capsys, monkeypatch):
+    import cnn3d.models
+
+    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded before the check")
+
+    monkeypatch.setattr(cnn3d.models, "load_model", no_work)
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript fails
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(ck), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"cnn3d export: error: {out}: exporting to ONNX needs onnxscript, not installed: "
+        "pip install -e '.[export]'"
+    )
+
+
+@pytest.mark.parametrize(
+    "engine, module, extra",
+    [("onnxruntime", "onnxruntime", "'.[export]'"), ("openvino", "openvino", "'.[openvino]'")],
+)
+def test_an_engine_not_installed_is_named_with_its_extra(
+    exported, capsys, monkeypatch, engine, module, extra
+):
+    _, model, video = exported
+    monkeypatch.setitem(sys.modules, module, None)
+    assert main(["classify", str(video), "--checkpoint", str(model), "--engine", engine]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"--engine {engine} needs {module}, not installed: pip install -e {extra}")
+    if engine == "onnxruntime":  # info runs .onnx files with it
+        assert main(["info", str(model)]) == 2
+        assert "pip install -e '.[export]'" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

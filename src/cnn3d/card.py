@@ -131,8 +131,9 @@ def describe(path: str | Path) -> list[str]:
 
 
 def describe_exported(path: Path) -> list[str]:
-    """What a file written by `cnn3d export` says of itself (its metadata)."""
-    from .export import load_exported
+    """What a file written by `cnn3d export` says of itself (its metadata); loading it checks
+    its weights against the checksum recorded at export."""
+    from .export import CHECKSUM_KEY, load_exported
 
     exported = load_exported(path)
     spec, norm = exported.spec, exported.spec.normalization
@@ -145,6 +146,9 @@ def describe_exported(path: Path) -> list[str]:
         f"mean {fmt(norm.mean)}, std {fmt(norm.std)}); outputs features and logits",
         f"  classes: {spec.n_classes}, names "
         + ("stored" if spec.class_names else "not stored (give --class-names NAMES.txt)"),
+        f"  weights: match the checksum recorded at export ({CHECKSUM_KEY} {exported.checksum})"
+        if exported.checksum
+        else "  weights: no checksum recorded (exported by an older cnn3d; damage cannot be told)",
     ]
 
 

@@ -80,8 +80,25 @@ def configured(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         apply_config(sub, read_config(path), path)
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run one command line; the exit status (2 for a user's error, printed as one line)."""
+    try:
+        try:
+            return run_command(sys.argv[1:] if argv is None else list(argv))
+        finally:  # `--help` exits: flush here, not at exit, so a closed pipe is caught below
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # `cnn3d info x.pth | head`: the reader left. Quietly, as Python's docs recommend:
+        # point stdout at devnull so that the interpreter's last flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+def run_command(argv: list[str]) -> int:
     parser = build_parser()
     from ..errors import Cnn3dError, Interrupted
 
