@@ -217,6 +217,7 @@ def test_one_default_device_for_every_command(monkeypatch, capsys):
     from cnn3d.cli.common import runtime_config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     for argv in (["test", "--checkpoint", "m", "--video-path", "v", "--annotation-path", "a",
                   "--result-path", "r"], CLASSIFY, ["features", "x.mp4", "--checkpoint", "m", "-o", "f"]):  # fmt: skip
         args, _ = parse(argv, capsys)
