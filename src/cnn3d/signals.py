@@ -14,7 +14,8 @@ SIGINT, 143 for SIGTERM, 138 for SIGUSR1), the shell's convention.
 
 `requeue_slurm_job` asks SLURM to requeue the job, only while SLURM still reports it RUNNING: a
 time-limit warning (`--signal=TERM@120`) or `scancel --signal=TERM JOB` leaves it RUNNING, and
-it is requeued; a plain `scancel JOB` has already made it CANCELLED, and it stays cancelled.
+it is requeued; a plain `scancel JOB` has already made it COMPLETING (then CANCELLED): it stays
+cancelled.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def requeue_slurm_job() -> str:
     scontrol = shutil.which("scontrol")
     if scontrol is None:
         return f"--requeue: no scontrol on PATH: SLURM job {job} not requeued"
-    done = scontrol_run(scontrol, "show", "job", "--oneliner", job)
+    done = _scontrol(scontrol, "show", "job", "--oneliner", job)
     found = re.search(r"\bJobState=(\S+)", done.stdout)
     if done.returncode != 0 or found is None:
         problem = done.stderr.strip() or f"exit status {done.returncode}, no JobState"
@@ -118,13 +119,13 @@ def requeue_slurm_job() -> str:
             f"--requeue: SLURM job {job} is {found[1]}, not RUNNING (scancel ends a job this "
             "way): not requeued"
         )
-    done = scontrol_run(scontrol, "requeue", job)
+    done = _scontrol(scontrol, "requeue", job)
     if done.returncode != 0:
         return f"--requeue: scontrol requeue {job} failed: {done.stderr.strip() or done.returncode}"
     return f"SLURM job {job} requeued: it starts again with --resume auto from the checkpoint"
 
 
-def scontrol_run(scontrol: str, *args: str) -> subprocess.CompletedProcess:
+def _scontrol(scontrol: str, *args: str) -> subprocess.CompletedProcess:
     """`scontrol ARGS`, its output as text; a hung slurmctld is given up on after 30 s."""
     try:
         return subprocess.run([scontrol, *args], capture_output=True, text=True, timeout=30)
