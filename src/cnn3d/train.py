@@ -314,6 +314,7 @@ def train_in(cfg: TrainConfig) -> dict:
     """`train` within its held result folder."""
     run = setup_run(cfg)
     metrics: dict = {}
+    interrupted: TrainingInterrupted | None = None
     # Whatever Python objects exist now stay out of the garbage collector's passes, which would
     # otherwise write to (and so copy) their pages in every forked DataLoader worker.
     gc.collect()
@@ -338,18 +339,23 @@ def train_in(cfg: TrainConfig) -> dict:
                 # logs, last/best/save_N checkpoints: written by rank 0 only
                 end_epoch(run, metrics, logs)
                 if agreed(run, bool(stop.requested)):
+                    stop.commit()  # (last.pth was written at the epoch's end)
                     raise StopForSignal
-    except StopForSignal:
-        # the workers ignore the signals (see worker_init); they stop with their loader
-        if cfg.requeue and run.main_process:
-            print(requeue_slurm_job(), flush=True)
-        raise TrainingInterrupted(interrupted_message(run, stop), stop.exit_code) from None
+    except StopForSignal:  # committed: the signals are ignored from here on
+        interrupted = TrainingInterrupted(interrupted_message(run, stop), stop.exit_code)
     except KeyboardInterrupt:  # a second Ctrl-C: at once
         raise TrainingInterrupted(interrupted_message(run, stop), stop.exit_code) from None
     finally:
+        # the workers ignore the signals (see worker_init); they stop with their loader
         stop_workers(run.train_loader)
         stop_workers(run.val_loader)
         gc.unfreeze()
+    if interrupted is not None:
+        # the very last step, the logs closed and the workers stopped: SLURM answers a requeue
+        # with its own SIGTERM to the job (ignored now), and may start it again at once
+        if cfg.requeue and run.main_process:
+            print(requeue_slurm_job(), flush=True)
+        raise interrupted
     if run.main_process:
         finish_run(run, metrics)
     return metrics
@@ -653,7 +659,7 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
 
 
 class StopForSignal(Exception):
-    """Raised once the checkpoint a stop signal asks for is written."""
+    """Raised once the checkpoint a stop signal asks for is written (and the stop committed)."""
 
 
 def train_one_epoch(run: Run, epoch: int, stop: StopSignals, logs: RunLogs) -> dict:
@@ -707,6 +713,7 @@ def checkpoint_if_due(run: Run, epoch: int, step: int, reader: StepReader, stop)
     if stopping or (due and step < run.steps_per_epoch):  # an epoch's end saves anyway
         save_position(run, Position(epoch, step, tuple(all_ranks(run, reader.sums).tolist())))
     if stopping:
+        stop.commit()
         raise StopForSignal
 
 
@@ -825,6 +832,7 @@ def validate(run: Run, epoch: int, stop: StopSignals) -> dict:
     )  # fmt: skip
     if val is None:
         save_position(run, Position(epoch, run.steps_per_epoch, run.epoch_sums))
+        stop.commit()
         raise StopForSignal
     labels = torch.tensor(run.val_set.videos.labels, dtype=torch.long)  # (a mapped array)
     vm = compute_metrics(val, labels, run.labels)
