@@ -144,7 +144,8 @@ def test_classify_and_features_name_a_damaged_file_before_any_video(
                     continue  # OpenVINO once, on the damage only the checksum sees
                 if engine == "openvino":
                     pytest.importorskip("openvino")
-                out = tmp_path / f"{command}-{name}-{engine}{suffix}.out"
+                ending = ".json" if command == "classify" else ".h5"
+                out = tmp_path / f"{command}-{name}-{engine}{suffix[1:]}{ending}"
                 argv = [command, str(video), "--checkpoint", str(path), "--engine", engine]
                 assert main([*argv, "--workers", "0", "--no-progress", "-o", str(out)]) == 2
                 one_line_naming(capsys, path, words)
