@@ -113,3 +113,30 @@ def test_a_refused_requeue_says_why(tmp_path, monkeypatch):
 def test_outside_slurm_nothing_is_asked(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert requeue_slurm_job() == "--requeue: not a SLURM job (no SLURM_JOB_ID): not requeued"
+
+
+WORKER_START = textwrap.dedent(
+    """
+    import os, signal, torch
+    from cnn3d.data.dataset import ClipLoader, worker_init
+
+    def signalled_on_start(worker_id):  # a job-wide SIGTERM landing as the worker starts
+        os.kill(os.getpid(), signal.SIGTERM)
+        worker_init(worker_id)
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as after a first stop signal
+    data = [torch.tensor([i]) for i in range(4)]
+    loader = ClipLoader(data, 2, num_workers=1, worker_init_fn=signalled_on_start)
+    print(sum(int(b.sum()) for b in loader), flush=True)
+    """
+)
+
+
+def test_a_worker_signalled_as_it_starts_ignores_the_signal():
+    """Workers fork with the stop signals blocked, so one that arrives before `worker_init`
+    waits until the worker ignores it (unblocked, a worker forked after a first stop signal
+    died of the default action: "DataLoader worker ... killed by signal: Terminated")."""
+    done = subprocess.run([sys.executable, "-c", WORKER_START], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "6"

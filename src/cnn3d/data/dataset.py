@@ -11,6 +11,7 @@ workers and with a DistributedSampler.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -301,11 +302,27 @@ def worker_init(worker_id: int) -> None:
     and SIGUSR1 (a scheduler may send them to every process of a job) are left to the main
     process, which stops the workers (no worker tracebacks); a worker whose main process is
     gone ends by itself (PyTorch watches the parent)."""
-    import signal
-
     torch.set_num_threads(1)
-    for name in ("SIGINT", "SIGTERM", "SIGUSR1"):
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for number in WORKER_IGNORES:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_IGNORES)  # blocked at the fork
+
+
+WORKER_IGNORES = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+class ClipLoader(DataLoader):
+    """A DataLoader whose workers are forked with the stop signals blocked: a signal sent to
+    every process of a job (SLURM does) while a worker starts waits, pending, until
+    `worker_init` ignores it, instead of killing the worker with the action it inherited
+    (after a first stop signal, the default one)."""
+
+    def __iter__(self):
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_IGNORES)
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def clip_loader(
@@ -328,7 +345,7 @@ def clip_loader(
     options = {}
     if workers > 0:
         options = {"persistent_workers": persistent, "prefetch_factor": prefetch}
-    return DataLoader(
+    return ClipLoader(
         dataset,
         batch_size,
         sampler=sampler,
