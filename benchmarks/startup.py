@@ -448,7 +448,12 @@ def main() -> None:
     gc.collect()
 
     t_first = first_step_seconds(root, counted, video_root, args.workers)
-    rows.append(("`cnn3d train` start to first optimiser step (8 workers)", f"**{t_first:.1f} s**"))
+    rows.append(
+        (
+            f"`cnn3d train` start to first optimiser step ({args.workers} workers)",
+            f"**{t_first:.1f} s**",
+        )
+    )
     print(rows[-1])
 
     # validation without recorded counts: every file opened once (packets scanned)
