@@ -110,6 +110,8 @@ def main() -> None:
             times["cnn3d"].append(time.perf_counter() - t0)
             assert not failures and len(results[0].logits) > 0
         rates = {k: args.seconds / statistics.median(v) for k, v in times.items()}
+        for name, seconds in times.items():  # the spread shows how steady the machine was
+            print(f"{name} runs: {', '.join(f'{t:.2f}' for t in seconds)} s")
         print(f"baseline (JPEG temp dir + PIL + fp32): {rates['baseline']:.2f} video-s/s")
         print(f"cnn3d ({precision}, direct decode):  {rates['cnn3d']:.2f} video-s/s")
         print(f"ratio: {rates['cnn3d'] / rates['baseline']:.2f}x")
