@@ -81,7 +81,7 @@ def smoke(request, tmp_path_factory) -> dict[str, Future | Path]:
     selected = {
         item.name.removeprefix("test_")
         for item in request.session.items
-        if item.module.__name__ == __name__
+        if getattr(item, "module", None) is sys.modules[__name__]
     }
     tmp = tmp_path_factory.mktemp("benchmarks")
     if "engines" in selected:
