@@ -8,7 +8,8 @@ exceeds a dtype's tolerance (fp32 1e-4, bf16 5e-2) in any of `--repeats` runs (t
 change from run to run). Prints the wrong cases and the temporal lengths that need explicit
 padding per (kernel, stride, dtype), the input `models/conv.py` takes its rule from.
 
-    .venv/bin/python benchmarks/conv3d_scan.py [--repeats 3] [--spatial 4 12]
+    .venv/bin/python benchmarks/conv3d_scan.py [--repeats 3] [--spatial 4 12] [--kernels 1 3 5 7]
+        [--strides 1 2] [--dtypes float32 bfloat16] [--max-t 16]
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def worker(group: int, first_t: int, args) -> None:
     """One group's cases from T = first_t on, one line per T (a crash loses only that T)."""
     k, stride, dtype, channels_last = GROUPS[group]
     dtype = getattr(torch, dtype)
-    for t in range(first_t, 17):
+    for t in range(first_t, args.max_t + 1):
         errors = [
             one_case(t, size, k, stride, dtype, channels_last, channels, seed)
             for size in args.spatial
@@ -102,6 +103,9 @@ def main() -> int:
     parser.add_argument("--spatial", type=int, nargs="+", default=[4, 12])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--kernels", type=int, nargs="+", default=[1, 3, 5, 7])
+    parser.add_argument("--strides", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--max-t", type=int, default=16, help="the longest temporal length")
     parser.add_argument("--case-timeout", type=float, default=300, help="seconds per T")
     parser.add_argument("--worker", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,12 +122,13 @@ def main() -> int:
     print(f"spatial sizes {args.spatial}, channels {CHANNELS}, {args.repeats} runs per case")
     worst_right = {"float32": 0.0, "bfloat16": 0.0}
     for group, (k, stride, dtype, channels_last) in enumerate(GROUPS):
-        if k not in args.kernels:
+        if k not in args.kernels or stride not in args.strides or dtype not in args.dtypes:
             continue
         wrong, crashed, t = [], [], 1
-        while t <= 16:
+        while t <= args.max_t:
             argv = [sys.executable, __file__, "--worker", str(group), str(t),
                     "--repeats", str(args.repeats), "--threads", str(args.threads),
+                    "--max-t", str(args.max_t),
                     "--spatial", *map(str, args.spatial)]  # fmt: skip
             for t_done, error in _lines(argv, args.case_timeout):
                 if error > TOLERANCE[getattr(torch, dtype)]:
@@ -131,7 +136,7 @@ def main() -> int:
                 else:
                     worst_right[dtype] = max(worst_right[dtype], error)
                 t = t_done + 1
-            if t <= 16:  # the process died or hung on case t
+            if t <= args.max_t:  # the process died or hung on case t
                 crashed.append(t)
                 t += 1
         layout = "cl3d" if channels_last else "ncdhw"

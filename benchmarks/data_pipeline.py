@@ -4,7 +4,7 @@ handing over uint8 (what workers do now) and with the float normalisation done i
 (what they did before the device-side input), against the original's path (PIL open + convert
 per frame, per-frame torchvision transforms) on the same JPEG frames, in the same run.
 
-    python benchmarks/data_pipeline.py [--clips 60]
+    python benchmarks/data_pipeline.py [--clips 60] [--frames 300]
 """
 
 from __future__ import annotations
@@ -29,15 +29,13 @@ from cnn3d.data.transforms import TrainTransform  # noqa: E402
 from cnn3d.normalization import PRESETS  # noqa: E402
 from helpers import write_hdf5, write_jpeg_folder  # noqa: E402
 
-N_FRAMES = 300
 
-
-def baseline_clip(folder: Path, rng: np.random.Generator) -> torch.Tensor:
+def baseline_clip(folder: Path, n_frames: int, rng: np.random.Generator) -> torch.Tensor:
     """What the original does: PIL per frame, a per-frame torchvision Compose."""
     import torchvision.transforms as T
     from PIL import Image
 
-    positions = sampling.random_clip(N_FRAMES, 16, 1, rng)
+    positions = sampling.random_clip(n_frames, 16, 1, rng)
     scale = [1, 2**-0.25, 2**-0.5, 2**-0.75, 0.5][rng.integers(5)]
     flip = rng.random() < 0.5
     frames = []
@@ -73,10 +71,11 @@ def measure(fn, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clips", type=int, default=60)
+    parser.add_argument("--clips", type=int, default=60, help="clips timed per path")
+    parser.add_argument("--frames", type=int, default=300, help="frames of the source video")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in one DataLoader worker
-    frames = synthesize_video("MoveRight", np.random.default_rng(0), N_FRAMES, 240, 320)
+    frames = synthesize_video("MoveRight", np.random.default_rng(0), args.frames, 240, 320)
     # smooth away the synthetic grain: real 320x240 frames compress to ~5-20 KB, not ~60 KB
     smooth = torch.nn.functional.avg_pool2d(
         torch.from_numpy(frames).permute(0, 3, 1, 2).float(), 5, stride=1, padding=2
@@ -90,7 +89,9 @@ def main() -> None:
         write_video(tmp / "gop250.mp4", frames, gop=250)
         write_video(tmp / "gop16.mp4", frames, gop=16)
         results = {
-            "baseline (PIL per frame)": measure(lambda r: baseline_clip(tmp / "jpg", r), args.clips)
+            "baseline (PIL per frame)": measure(
+                lambda r: baseline_clip(tmp / "jpg", args.frames, r), args.clips
+            )
         }
         for name, path in [
             ("jpg (simplejpeg)", "jpg"),

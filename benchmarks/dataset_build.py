@@ -8,7 +8,7 @@ To compare with another version of cnn3d, run the same file with that version fi
 PYTHONPATH (BENCHMARKS.md gives both figures from one session).
 """
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -19,7 +19,9 @@ from cnn3d.data.transforms import EvalTransform
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 35000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n_videos", type=int, nargs="?", default=35000, help="videos indexed")
+    n = parser.parse_args().n_videos
     rng = np.random.default_rng(0)
     ids = [f"v{i}" for i in range(n)]
     paths = [f"c/v{i}.mp4" for i in range(n)]

@@ -9,7 +9,7 @@ clips/s is the median of 3 timed passes over all windows after a warm-up pass, b
 Agreement: the share of windows (and of videos, scores averaged) whose top-1 class is fp32
 PyTorch's; accuracy: video top-1 against the labels.
 
-    .venv/bin/python benchmarks/engines.py [--demo demo_output] [--threads 2]
+    .venv/bin/python benchmarks/engines.py [--demo demo_output] [--threads 2] [--no-compiled]
 """
 
 from __future__ import annotations
@@ -110,6 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", default="demo_output")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--no-compiled",
+        action="store_true",
+        help="leave out PyTorch compiled (its compilation takes about a minute)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     demo = Path(args.demo)
@@ -124,9 +129,9 @@ def main() -> None:
     engines = [("PyTorch eager fp32 (the reference)", torch_runner(model, False))]
     if default_amp(torch.device("cpu")):
         engines.append(("PyTorch eager bf16 (cnn3d's default here)", torch_runner(model, True)))
-    engines.append(
-        ("PyTorch compiled fp32", torch_runner(load_model(checkpoint, fold_bn=True), False, True))
-    )
+    if not args.no_compiled:
+        compiled = torch_runner(load_model(checkpoint, fold_bn=True), False, True)
+        engines.append(("PyTorch compiled fp32", compiled))
     exported = load_exported(onnx_path, "onnxruntime")
     engines.append(("ONNX Runtime fp32", lambda x: exported(x)[1].numpy()))
     try:

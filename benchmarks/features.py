@@ -32,7 +32,7 @@ from cnn3d.data.prepare import write_video
 from cnn3d.data.synthetic import CLASSES, synthesize_video
 from cnn3d.features import extract_features
 from cnn3d.inference import InferenceConfig
-from cnn3d.models import build_model
+from cnn3d.models import build_model, with_spec
 from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS
 from cnn3d.precision import default_amp
@@ -79,7 +79,7 @@ def main() -> None:
     device = torch.device("cpu")
     torch.manual_seed(0)
     model = build_model("resnet", 18, n_classes=400).eval()
-    model.spec.normalization = PRESETS["hara2018"]
+    model = with_spec(model, normalization=PRESETS["hara2018"])
     folded, n_folded = fold_batchnorm(model, torch.randn(1, 3, 16, 32, 32))
     precision = "bf16+channels_last" if default_amp(device) else "fp32+channels_last"
     with tempfile.TemporaryDirectory() as tmp:

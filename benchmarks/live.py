@@ -7,7 +7,7 @@ Both runs are `cnn3d classify --live` in a process of its own (random weights, 4
 MPEG-TS, written by this script). RSS and the frame count are sampled every 2 s from /proc and
 from the status line.
 
-    .venv/bin/python benchmarks/live.py [--seconds 60] [--hours 1]
+    .venv/bin/python benchmarks/live.py [--seconds 60] [--hours 1] [--depth 18] [--size 112]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cnn3d.data.synthetic import CLASSES, synthesize_video
-from cnn3d.models import build_model, save_model
+from cnn3d.models import build_model, save_model, with_spec
 
 FPS = 25
 
@@ -107,16 +107,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="length of the real-time run")
     parser.add_argument("--hours", type=float, default=1.0, help="length of the long stream")
+    parser.add_argument("--depth", type=int, default=18, help="the ResNet's depth")
+    parser.add_argument("--size", type=int, default=112, help="the network's input size")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cnn3d-live-"))
     torch.manual_seed(0)
     checkpoint = root / "r18.pth"
-    save_model(checkpoint, build_model("resnet", 18, 400))
+    save_model(checkpoint, with_spec(build_model("resnet", args.depth, 400), sample_size=args.size))
 
     short = root / "short.ts"
     write_stream(short, int(args.seconds * FPS))
     _, status = run_live(checkpoint, short, "--realtime")
-    print(f"real time, {args.seconds:g} s of 320x240 at 25 fps, ResNet-18 112x112:\n  {status}")
+    print(
+        f"real time, {args.seconds:g} s of 320x240 at 25 fps, ResNet-{args.depth} "
+        f"{args.size}x{args.size}:\n  {status}"
+    )
 
     fifo = root / "long.ts"
     os.mkfifo(fifo)

@@ -3,6 +3,7 @@
 same run and at the same settings, and cnn3d's default precision against fp32.
 
     python benchmarks/train_step.py [--batch 8] [--steps 3] [--depths 18 50] [--device cpu]
+        [--frames 16] [--size 112]
 
 Settings: `fp32` (contiguous), `fp32+cl` (channels_last_3d), `bf16+cl` (bf16 autocast with
 channels_last_3d: cnn3d's default on CPUs with native bf16 and on GPUs). Each row is the median of
@@ -45,12 +46,12 @@ def torchvision_resnet(depth: int, n_classes: int) -> nn.Module:
     return tv.VideoResNet(block, [tv.Conv3DSimple] * 4, layers, HaraStem, n_classes)
 
 
-def step_times(model, batch, steps, device, amp, channels_last) -> list[float]:
+def step_times(model, batch, steps, device, amp, channels_last, shape) -> list[float]:
     model = model.to(device).train()
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, 16, 112, 112, device=device).contiguous(memory_format=memory_format)
+    x = torch.randn(batch, 3, *shape, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 400, (batch,), device=device)
     times = []
     for i in range(steps + 2):
@@ -70,13 +71,11 @@ def step_times(model, batch, steps, device, amp, channels_last) -> list[float]:
     return times
 
 
-def worst_gradient_ratio(model, device) -> float:
+def worst_gradient_ratio(model, device, shape) -> float:
     """The largest |bf16 gradient| / |fp32 gradient| over the conv weights, on one batch of two
     clips: about 1 when bf16 training is right, 1e30 or inf where the CPU kernels fail."""
     model = model.to(device).train().to(memory_format=torch.channels_last_3d)
-    x = torch.randn(2, 3, 16, 112, 112, device=device).contiguous(
-        memory_format=torch.channels_last_3d
-    )
+    x = torch.randn(2, 3, *shape, device=device).contiguous(memory_format=torch.channels_last_3d)
     y = torch.tensor([0, 1], device=device)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     grads = []
@@ -97,12 +96,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--depths", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--frames", type=int, default=16, help="clip length")
+    parser.add_argument("--size", type=int, default=112, help="clip height and width")
     args = parser.parse_args()
+    shape = (args.frames, args.size, args.size)
     device = torch.device(args.device)
     default = default_amp(device)
     settings = {"fp32": (False, False), "fp32+cl": (False, True), "bf16+cl": (True, True)}
     default_name = "bf16+cl" if default else "fp32+cl"
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, 16x112x112")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"{args.frames}x{args.size}x{args.size}"
+    )
     print(f"cnn3d default here: {default_name}")
     print(f"{'model':12s} {'build':12s} {'setting':8s} {'clips/s':>8s}  ratio")
     for depth in args.depths:
@@ -113,7 +118,7 @@ def main() -> None:
         results = {}
         for name, (amp, cl) in settings.items():
             for build, model in (("torchvision", theirs), ("cnn3d", ours)):
-                times = step_times(model, args.batch, args.steps, device, amp, cl)
+                times = step_times(model, args.batch, args.steps, device, amp, cl, shape)
                 results[build, name] = args.batch / statistics.median(times)
         for name in settings:
             for build in ("torchvision", "cnn3d"):
@@ -129,7 +134,7 @@ def main() -> None:
             f"{results['cnn3d', default_name] / results['cnn3d', 'fp32']:.2f}x cnn3d fp32"
         )
         for build, model in (("torchvision", theirs), ("cnn3d", ours)):
-            ratio = worst_gradient_ratio(model, device)
+            ratio = worst_gradient_ratio(model, device, shape)
             print(f"ResNet-{depth} {build}: worst |bf16 grad| / |fp32 grad| {ratio:.3g}")
 
 

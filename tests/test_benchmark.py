@@ -159,3 +159,46 @@ def test_real_steps_decide_over_the_figures_measured_apart():
     assert "share this machine's cores" in text
     agreeing = B.verdict(300, 49, data_wait_share=0.02)
     assert "the model is the limit" in agreeing and "share" not in agreeing
+
+
+def test_model_rows_are_printed_as_they_are_measured(monkeypatch, capsys):
+    """A long run shows each row when it is done: by the time the second setting starts, the
+    first one's row is on stdout already (not all of them at the end)."""
+    measure = B.bench_model
+    printed_before = []
+
+    def watched(setting, device, timing):
+        printed_before.append(capsys.readouterr().out)
+        return measure(setting, device, timing)
+
+    monkeypatch.setattr(B, "bench_model", watched)
+    argv = ["benchmark", "model", *TINY, "--steps", "1", "--warmup", "0"]
+    assert main([*argv, "--precision", "fp32", "bf16"]) == 0
+    assert len(printed_before) == 2
+    assert printed_before[0] == ""
+    first = printed_before[1].splitlines()
+    assert len(first) == 1 and first[0].startswith("model   resnet-10") and " fp32 " in first[0]
+    rest = capsys.readouterr().out
+    assert rest.startswith("model   resnet-10") and " bf16 " in rest.splitlines()[0]
+
+
+@pytest.mark.parametrize("native_bf16, expect", [(True, "bf16"), (False, "fp32")])
+def test_train_defaults_to_the_precision_train_uses(
+    tiny,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    native_bf16,
+    expect,
+):
+    """`cnn3d train` autocasts to bf16 on a CPU with native bf16 and stays in fp32 on one
+    without (precision.py, README); `benchmark train` with no --precision measures the same."""
+    from cnn3d import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native_bf16)
+    videos, ann = tiny
+    out = tmp_path / "train.json"
+    argv = ["benchmark", "train", "--video-path", str(videos), "--annotation-path", str(ann)]
+    argv += [*TINY, "--steps", "1", "--warmup", "0", "--workers", "0", "--batches", "1"]
+    assert main([*argv, "--device", "cpu", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["precision"] for r in rows if r["kind"] != "loader"] == [expect, expect]

@@ -32,6 +32,7 @@ __all__ = [
     "bench_loader",
     "bench_model",
     "bench_train",
+    "default_precision",
     "machine",
     "verdict",
 ]
@@ -102,6 +103,15 @@ class LoaderSetting:
     def __post_init__(self):
         if self.mode not in ("train", "val"):
             raise UsageError(f"loader mode must be train or val, not {self.mode!r}")
+
+
+def default_precision(device: torch.device) -> str:
+    """The precision `cnn3d train` runs in on `device` when not told (`precision.amp_dtype`
+    with amp unset, as `RuntimeConfig(amp=None)` resolves it)."""
+    from .precision import amp_dtype
+
+    names = {dtype: name for name, dtype in PRECISIONS.items()}
+    return names[amp_dtype(device, None)]
 
 
 def synchronize(device: torch.device) -> None:

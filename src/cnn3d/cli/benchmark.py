@@ -49,8 +49,14 @@ def add_model_options(p, many: bool = True) -> None:
         "--precision",
         nargs="+" if many else None,
         choices=("fp32", "bf16", "fp16"),
-        default=["fp32"] if many else "fp32",
-        help="autocast precision" + (" (several: one row each)" if many else ""),
+        default=["fp32"] if many else None,
+        help="autocast precision"
+        + (
+            " (several: one row each)"
+            if many
+            else "; default: what `cnn3d train` runs on the device (bf16 on GPUs and on CPUs "
+            "with native bf16, fp16 on GPUs without bf16, fp32 elsewhere)"
+        ),
     )
     g.add_argument(
         "--memory-format",
@@ -118,10 +124,17 @@ def add_common(p, steps: int | None) -> None:
     )
 
 
-def model_settings(args):
-    from ..benchmark import TORCHVISION, ModelSetting
+def model_settings(args, device):
+    """One setting per family, precision and memory format asked for; no precision given:
+    the one `cnn3d train` would use on `device`."""
+    from ..benchmark import TORCHVISION, ModelSetting, default_precision
 
-    precisions = args.precision if isinstance(args.precision, list) else [args.precision]
+    if args.precision is None:
+        precisions = [default_precision(device)]
+    elif isinstance(args.precision, list):
+        precisions = args.precision
+    else:
+        precisions = [args.precision]
     formats = args.memory_format if isinstance(args.memory_format, list) else [args.memory_format]
     families = [(args.model, args.model_depth)] + [(n, 18) for n in getattr(args, "compare", [])]
     settings = []
@@ -180,7 +193,7 @@ def run_model(args) -> int:
 
     check_model(args)
     device = device_of(args)
-    rows = [bench_model(s, device, timing_of(args)) for s in model_settings(args)]
+    rows = [shown(bench_model(s, device, timing_of(args))) for s in model_settings(args, device)]
     ours = [r for r in rows if "torchvision" not in r["model"]]
     text = verdict(None, max(r["train_clips_s"] for r in ours))
     return report(args, device, rows, text)
@@ -192,7 +205,9 @@ def run_loader(args) -> int:
     checks.input_file(args.annotation_path, "the annotation file")
     checks.input_folder(args.video_path, "the videos")
     device = device_of(args)
-    rows = [bench_loader(loader_setting(args, w), device, args.max_seconds) for w in args.workers]
+    rows = [
+        shown(bench_loader(loader_setting(args, w), device, args.max_seconds)) for w in args.workers
+    ]
     best = max(rows, key=lambda r: r["clips_s"])
     text = verdict(best["clips_s"], None)
     return report(args, device, rows, text)
@@ -205,13 +220,13 @@ def run_train(args) -> int:
     checks.input_file(args.annotation_path, "the annotation file")
     checks.input_folder(args.video_path, "the videos")
     device = device_of(args)
-    (setting,) = model_settings(args)
+    (setting,) = model_settings(args, device)
     loader = loader_setting(args, args.workers)
     timing = Timing(args.warmup, min(args.steps, 20), args.max_seconds)
     rows = [
-        bench_model(setting, device, timing),
-        bench_loader(loader, device, args.max_seconds),
-        bench_train(setting, loader, device, args.steps, args.max_seconds),
+        shown(bench_model(setting, device, timing)),
+        shown(bench_loader(loader, device, args.max_seconds)),
+        shown(bench_train(setting, loader, device, args.steps, args.max_seconds)),
     ]
     text = verdict(
         rows[1]["clips_s"],
@@ -224,11 +239,17 @@ def run_train(args) -> int:
     return report(args, device, rows, text)
 
 
+def shown(row: dict) -> dict:
+    """`row`, printed as soon as it is measured (a long run shows its progress)."""
+    print(table([row]), flush=True)
+    return row
+
+
 def report(args, device, rows: list[dict], text: str) -> int:
+    """The verdict after the rows already printed, and the JSON where asked."""
     from ..benchmark import machine
     from ..files import write_json
 
-    print(table(rows))
     print(f"\n{text}")
     if args.output:
         write_json(args.output, {"machine": machine(device), "rows": rows, "verdict": text})
