@@ -100,6 +100,8 @@ def run_live(checkpoint: Path, source: Path, *extra) -> tuple[list, str]:
             break
         time.sleep(2)
     reader.join(timeout=5)
+    if samples:  # the frame count of the final line, with the last RSS measured
+        samples.append((time.monotonic() - start, frames[0], samples[-1][2]))
     return samples, last[0]
 
 

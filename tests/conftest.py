@@ -1,7 +1,17 @@
-"""Fixtures shared by the test files; media helpers are in helpers.py."""
+"""Fixtures shared by the test files (the only place they are defined); functions shared by
+them are in helpers.py. Session-scoped data is made once for the whole suite."""
 
+from dataclasses import replace
+
+import av
 import pytest
 import torch
+
+from cnn3d.data.annotations import build_ucf101, write_annotations
+from cnn3d.data.prepare import attach_videos
+from cnn3d.data.synthetic import write_synthetic_dataset
+from cnn3d.models import build_model, save_model
+from helpers import FPS, N_FRAMES, frames_with_code, run_training
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +32,55 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "m.safetensors"
     save_model(path, model)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(videos, annotation file): 2 classes, 12 training and 4 validation videos of 16 frames."""
+    root = tmp_path_factory.mktemp("tiny")
+    layout = write_synthetic_dataset(
+        root,
+        classes=("MoveRight", "Grow"),
+        groups=4,
+        clips_per_group=2,
+        test_groups=1,
+        n_frames=16,
+        height=48,
+        width=64,
+    )
+    ann = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
+    write_annotations(root / "ann.json", ann)
+    return layout.video_dir, root / "ann.json"
+
+
+@pytest.fixture(scope="session")
+def stream(tmp_path_factory):
+    """(an MPEG-TS file of frames with a known pattern, a small RGB checkpoint)."""
+    root = tmp_path_factory.mktemp("live")
+    ts = root / "stream.ts"
+    container = av.open(str(ts), "w", format="mpegts")
+    video = container.add_stream("libx264", rate=FPS)
+    video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+    video.options = {"g": "10", "bf": "0"}
+    for frame in frames_with_code(N_FRAMES, 48, 64):
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+    container.close()
+    torch.manual_seed(0)
+    model = build_model("resnet", 10, 4, widen_factor=0.25)
+    names = ["a", "b", "c", "d"]
+    model.spec = replace(model.spec, clip_length=8, sample_size=32, class_names=names)
+    checkpoint = root / "model.pth"
+    save_model(checkpoint, model)
+    return ts, checkpoint
+
+
+@pytest.fixture(scope="session")
+def straight(tiny, tmp_path_factory):
+    """An uninterrupted run of the preemption tests (`helpers.COMMON`): what every stopped and
+    resumed run must end as."""
+    result = tmp_path_factory.mktemp("straight") / "run"
+    run_training(tiny, result)
+    return result

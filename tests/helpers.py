@@ -1,10 +1,21 @@
-"""Small synthetic media the tests write themselves."""
+"""What the test files share besides fixtures (those are in conftest.py): small synthetic media
+the tests write themselves, the tiny training run's command line, small checkpoints, and the
+preemption tests' runs."""
 
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cnn3d.data.prepare import write_video
+from cnn3d.models import build_model, save_model
+from cnn3d.models.checkpoint import read_file
+from cnn3d.normalization import Normalization
 
 
 def frames_with_index(n, h=48, w=64, seed=0):
@@ -178,3 +189,121 @@ def update_drift(trained: dict, other: dict, initial: dict) -> tuple[float, str]
         if drift > worst:
             worst, name = drift, key
     return worst, name
+
+
+def train_args(tiny, result, *extra):
+    """`cnn3d train` on the `tiny` data set: a quarter-width ResNet-10, 8x32x32 clips, batches of 4."""
+    videos, ann = tiny
+    return [
+        "train",
+        "--video_path",
+        str(videos),
+        "--annotation_path",
+        str(ann),
+        "--result_path",
+        str(result),
+        "--model",
+        "resnet",
+        "--model_depth",
+        "10",
+        "--widen-factor",
+        "0.25",
+        "--sample_size",
+        "32",
+        "--sample_duration",
+        "8",
+        "--batch_size",
+        "4",
+        "--n_val_samples",
+        "2",
+        "--workers",
+        "0",
+        "--lr",
+        "0.01",
+        "--lr-scheduler",
+        "cosine",
+        "--no-flip",
+        "--train-crop",
+        "center",
+        "--no-tensorboard",
+        "--no-progress",
+        "--checkpoint",
+        "2",
+        *extra,
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_2018_file(state, path, arch):
+    """The 2018 release layout: DataParallel keys, no num_batches_tracked, {epoch, arch, ...}."""
+    old = {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save({"epoch": 200, "arch": arch, "state_dict": old, "optimizer": {}}, path)
+
+
+def float_path(clips_tchw: list[torch.Tensor], norm: Normalization, memory_format):
+    """The old worker-side path, clip by clip, then the old device-side layout change."""
+    out = []
+    for clip in clips_tchw:
+        channels = clip.shape[1]
+        mean = torch.tensor(norm.mean[:channels]).view(-1, 1, 1, 1)
+        std = torch.tensor(norm.std[:channels]).view(-1, 1, 1, 1)
+        x = clip.permute(1, 0, 2, 3).float()
+        out.append((x * (norm.value_range / 255.0) - mean) / std)
+    return torch.stack(out).contiguous(memory_format=memory_format)
+
+
+def family_checkpoint(tmp_path, family, depth, options, n_classes=5):
+    """A small network of `family` with non-trivial BatchNorm statistics, saved with its card
+    (8x32x32 clips, `n_classes` named classes)."""
+    torch.manual_seed(0)
+    model = build_model(family, depth, n_classes, **options)
+    for m in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    names = [f"action {i}" for i in range(n_classes)]
+    model.spec = replace(model.spec, clip_length=8, sample_size=32, class_names=names)
+    path = tmp_path / f"{family}{depth}.pth"
+    save_model(path, model)
+    return path
+
+
+FPS = 25  # the live stream fixture's frame rate and length
+N_FRAMES = 100
+
+
+# a whole training run of the preemption tests: three epochs of three steps, two workers
+COMMON = ("--n_epochs", "3", "--no-amp", "--workers", "2")
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def run_training(tiny, result, *extra):
+    """A whole run in a process of its own, one thread (every run of a comparison alike: the
+    thread count changes the order of a convolution's sums)."""
+    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def ended_as(straight, result) -> None:
+    """`result` holds exactly the weights and batch log of the uninterrupted run `straight`."""
+    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
+
+
+def rows(path):
+    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
+
+
+def weights(path):
+    return read_file(path)["state_dict"]

@@ -10,8 +10,7 @@ import torch
 from cnn3d.cli import build_parser, main
 from cnn3d.cli.train import train_config_from_args
 from cnn3d.models import build_model, save_model, with_spec
-from helpers import frames_with_index, write_mp4
-from test_train import tiny, train_args  # noqa: F401
+from helpers import frames_with_index, train_args, write_mp4
 
 
 def one_line_error(capsys, argv) -> str:
@@ -111,7 +110,7 @@ def test_a_file_given_as_a_checkpoint_is_named_for_what_it_is(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_auto_with_another_depth_names_the_option(tiny, tmp_path, capsys):  # noqa: F811
+def test_resume_auto_with_another_depth_names_the_option(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     quick = ("--n_epochs", "1", "--no-amp", "--workers", "0", "--no-val")
     assert main(train_args(tiny, result, *quick)) == 0
@@ -123,7 +122,7 @@ def test_resume_auto_with_another_depth_names_the_option(tiny, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_another_depth_names_both_architectures(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_checkpoint_of_another_depth_names_both_architectures(tiny, tmp_path, capsys):
     model = with_spec(build_model("resnet", 18, 2, widen_factor=0.25), sample_size=32)
     other = tmp_path / "other.pth"
     save_model(other, model, extra={"epoch": 1})
@@ -134,7 +133,7 @@ def test_a_checkpoint_of_another_depth_names_both_architectures(tiny, tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_position_past_the_epochs_end_is_refused(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_position_past_the_epochs_end_is_refused(tiny, tmp_path, capsys):
     """A hand-made last.pth at step 500 of an epoch of 3 steps (12 videos, batches of 4)."""
     result = tmp_path / "run"
     model = with_spec(build_model("resnet", 10, 2, widen_factor=0.25), sample_size=32)
@@ -146,7 +145,7 @@ def test_a_position_past_the_epochs_end_is_refused(tiny, tmp_path, capsys):  # n
 
 
 @pytest.mark.slow
-def test_a_non_finite_loss_before_any_checkpoint_says_none_was_written(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_non_finite_loss_before_any_checkpoint_says_none_was_written(tiny, tmp_path, capsys):
     args = train_args(tiny, tmp_path / "nan", "--n_epochs", "1", "--lr", "1e12", "--no-amp")
     line = one_line_error(capsys, [*args, "--save-every", "0", "--workers", "0"])
     assert "non-finite loss" in line and "No checkpoint was written yet" in line, line

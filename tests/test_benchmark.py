@@ -9,7 +9,6 @@ import pytest
 
 from cnn3d import benchmark as B
 from cnn3d.cli import main
-from test_train import tiny  # noqa: F401  (tiny is a fixture)
 
 TINY = ["--model-depth", "10", "--batch-size", "2", "--sample-size", "16", "--clip-length", "4"]
 
@@ -46,7 +45,7 @@ def test_model_refuses_an_unknown_family(capsys):
     assert "resnot" in capsys.readouterr().err
 
 
-def test_loader_counts_every_clip_and_stage_and_names_no_model(tiny, tmp_path):  # noqa: F811
+def test_loader_counts_every_clip_and_stage_and_names_no_model(tiny, tmp_path):
     videos, ann = tiny
     out = tmp_path / "loader.json"
     argv = ["benchmark", "loader", "--video-path", str(videos), "--annotation-path", str(ann)]
@@ -69,7 +68,7 @@ def test_loader_counts_every_clip_and_stage_and_names_no_model(tiny, tmp_path): 
         assert row["batch_mb_float32"] == pytest.approx(4 * row["batch_mb_uint8"])
 
 
-def test_loader_counts_unreadable_videos(tiny, tmp_path):  # noqa: F811
+def test_loader_counts_unreadable_videos(tiny, tmp_path):
     import shutil
 
     videos, ann = tiny
@@ -115,7 +114,7 @@ def test_verdict_hints_follow_what_is_already_used():
     assert "HDF5 (" in B.verdict(10, 100, workers=1, source="JPEG folders", cpus=4)
 
 
-def test_a_slow_loader_is_found_the_limit_in_real_training_steps(tiny, monkeypatch):  # noqa: F811
+def test_a_slow_loader_is_found_the_limit_in_real_training_steps(tiny, monkeypatch):
     """Decoding made slow on purpose (a sleep in every read): in real steps the loop waits for
     data most of the time, and the verdict says so; a fast loader leaves the model the limit."""
     from cnn3d.data.sources.video import VideoFileSource
@@ -140,7 +139,7 @@ def test_a_slow_loader_is_found_the_limit_in_real_training_steps(tiny, monkeypat
     assert "the model is the limit" in B.verdict(None, None, data_wait_share=0.05)
 
 
-def test_train_command_runs_model_loader_and_both(tiny, tmp_path, capsys):  # noqa: F811
+def test_train_command_runs_model_loader_and_both(tiny, tmp_path, capsys):
     videos, ann = tiny
     out = tmp_path / "train.json"
     argv = ["benchmark", "train", "--video-path", str(videos), "--annotation-path", str(ann)]
@@ -184,7 +183,7 @@ def test_model_rows_are_printed_as_they_are_measured(monkeypatch, capsys):
 
 @pytest.mark.parametrize("native_bf16, expect", [(True, "bf16"), (False, "fp32")])
 def test_train_defaults_to_the_precision_train_uses(
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
     monkeypatch,
     native_bf16,

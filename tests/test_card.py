@@ -9,12 +9,11 @@ import torchvision
 
 from cnn3d.cli import main
 from cnn3d.models import build_model, load_model
-from test_checkpoint import as_2018_file
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import as_2018_file, train_args
 
 
 @pytest.fixture(scope="module")
-def trained(tiny, tmp_path_factory):  # noqa: F811
+def trained(tiny, tmp_path_factory):
     result = tmp_path_factory.mktemp("card") / "run"
     assert main(train_args(tiny, result, "--n_epochs", "2", "--no-amp")) == 0
     return result
@@ -30,7 +29,7 @@ def test_training_writes_the_card_into_its_checkpoints(trained):
     assert torch.load(trained / "last.pth", weights_only=True)["card"]["epochs_trained"] == 2
 
 
-def test_record_puts_the_evaluation_on_a_copy_and_info_prints_it(tiny, trained, tmp_path, capsys):  # noqa: F811
+def test_record_puts_the_evaluation_on_a_copy_and_info_prints_it(tiny, trained, tmp_path, capsys):
     videos, ann = tiny
     recorded = tmp_path / "recorded.pth"
     argv = ["test", "--checkpoint", str(trained / "best.pth"), "--video-path", str(videos)]
@@ -66,7 +65,7 @@ def test_record_puts_the_evaluation_on_a_copy_and_info_prints_it(tiny, trained, 
     assert f"video top-1 {100 * top1:.2f}" in out and "stored as: cnn3d's format" in out
 
 
-def test_record_refuses_to_overwrite_its_source_or_write_another_format(tiny, trained, capsys):  # noqa: F811
+def test_record_refuses_to_overwrite_its_source_or_write_another_format(tiny, trained, capsys):
     videos, ann = tiny
     argv = ["test", "--checkpoint", str(trained / "best.pth"), "--video-path", str(videos)]
     argv += ["--annotation-path", str(ann), "--result-path", str(trained / "t")]

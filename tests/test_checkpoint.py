@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from cnn3d.models import CheckpointError, build_model, convert, load_model, save_model
+from helpers import as_2018_file
 
 X = torch.randn(1, 3, 8, 32, 32)
 
@@ -24,12 +25,6 @@ def randomise_bn(model):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return model
-
-
-def as_2018_file(state, path, arch):
-    """The 2018 release layout: DataParallel keys, no num_batches_tracked, {epoch, arch, ...}."""
-    old = {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    torch.save({"epoch": 200, "arch": arch, "state_dict": old, "optimizer": {}}, path)
 
 
 def test_2018_resnet18_shortcut_a(tmp_path):

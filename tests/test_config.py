@@ -9,7 +9,7 @@ import torch
 
 from cnn3d.cli import build_parser, configured, main
 from cnn3d.models.checkpoint import read_file
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import train_args
 
 DATA = ["--video-path", "v", "--annotation-path", "a.json", "--result-path", "r"]
 
@@ -115,7 +115,7 @@ def test_test_takes_a_config_too(tmp_path):
     assert (args.n_clips, args.three_crop, args.tail) == (4, True, "drop")
 
 
-def test_opts_json_starts_the_same_run_again(tiny, tmp_path, capsys):  # noqa: F811
+def test_opts_json_starts_the_same_run_again(tiny, tmp_path, capsys):
     """A run, then `train --config <run>/opts.json --result-path <other>`: the same options
     (bar the result folder), the same weights after its steps."""
     first, second = tmp_path / "a", tmp_path / "b"

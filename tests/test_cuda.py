@@ -19,9 +19,7 @@ from cnn3d.cli import main
 from cnn3d.data.network_input import NetworkInput
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.normalization import PRESETS
-from helpers import frames_with_index, write_mp4
-from test_device_path import float_path
-from test_train import free_port, tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import float_path, frames_with_index, free_port, train_args, write_mp4
 
 pytestmark = [
     pytest.mark.cuda,
@@ -112,7 +110,7 @@ def torchrun(*argv):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_one_gpu_torchrun_trains_and_extracts_features(tiny, checkpoint_and_video, tmp_path):  # noqa: F811
+def test_one_gpu_torchrun_trains_and_extracts_features(tiny, checkpoint_and_video, tmp_path):
     result = tmp_path / "run"
     done = torchrun(*train_args(tiny, result, "--n_epochs", "2", "--device", "cuda"))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -19,22 +19,17 @@ from cnn3d.errors import UsageError
 from cnn3d.models import build_model
 from cnn3d.models.checkpoint import read_file
 from cnn3d.normalization import PRESETS, Normalization
-from helpers import frames_with_index, update_drift, write_hdf5, write_jpeg_folder, write_mp4
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import (
+    float_path,
+    frames_with_index,
+    train_args,
+    update_drift,
+    write_hdf5,
+    write_jpeg_folder,
+    write_mp4,
+)
 
 HARA_FLAGS = Normalization("kinetics (2018 flags)", (110.6, 103.2, 96.3), (38.8, 37.9, 40.0), 1.0)
-
-
-def float_path(clips_tchw: list[torch.Tensor], norm: Normalization, memory_format):
-    """The old worker-side path, clip by clip, then the old device-side layout change."""
-    out = []
-    for clip in clips_tchw:
-        channels = clip.shape[1]
-        mean = torch.tensor(norm.mean[:channels]).view(-1, 1, 1, 1)
-        std = torch.tensor(norm.std[:channels]).view(-1, 1, 1, 1)
-        x = clip.permute(1, 0, 2, 3).float()
-        out.append((x * (norm.value_range / 255.0) - mean) / std)
-    return torch.stack(out).contiguous(memory_format=memory_format)
 
 
 @pytest.mark.parametrize("name", [*PRESETS, "2018 flags"])
@@ -106,7 +101,7 @@ def weights(path):
 
 
 @pytest.mark.slow
-def test_reads_every_n_steps_log_every_step_and_train_alike(tiny, tmp_path):  # noqa: F811
+def test_reads_every_n_steps_log_every_step_and_train_alike(tiny, tmp_path):
     """Reading the losses every 4 steps gives the batch log of reading every step, row for row,
     and the same weights; and persistent workers draw each epoch's own clips (two workers
     train exactly as none)."""
@@ -126,7 +121,7 @@ def test_reads_every_n_steps_log_every_step_and_train_alike(tiny, tmp_path):  # 
 
 
 @pytest.mark.slow
-def test_non_finite_loss_is_caught_at_the_next_read_naming_the_steps(tiny, tmp_path, capsys):  # noqa: F811
+def test_non_finite_loss_is_caught_at_the_next_read_naming_the_steps(tiny, tmp_path, capsys):
     argv = train_args(tiny, tmp_path / "nan", "--n_epochs", "3", "--lr", "1e12", "--no-amp")
     assert main([*argv, "--log-every", "2", "--batch_size", "2"]) == 2
     err = capsys.readouterr().err
@@ -142,7 +137,7 @@ def test_non_finite_loss_is_caught_at_the_next_read_naming_the_steps(tiny, tmp_p
 
 
 @pytest.mark.slow
-def test_compiled_training_steps_match_eager(tiny, tmp_path):  # noqa: F811
+def test_compiled_training_steps_match_eager(tiny, tmp_path):
     pytest.importorskip("torch._inductor")
     eager = tmp_path / "eager"
     assert main(train_args(tiny, eager, "--n_epochs", "1", "--no-amp", "--no-val")) == 0

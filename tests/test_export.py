@@ -6,16 +6,15 @@ exported model through ONNX Runtime and OpenVINO with PyTorch's outputs."""
 import json
 import sys
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, load_model, save_model
+from cnn3d.models import build_model, load_model
 from cnn3d.models.features import FeatureExtractor
-from helpers import frames_with_index, write_mp4
+from helpers import family_checkpoint, frames_with_index, write_mp4
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -32,25 +31,11 @@ SMALL = [  # each family at its smallest, narrow where the family allows it
 ]
 
 
-def checkpoint(tmp_path, family, depth, options, n_classes=5):
-    torch.manual_seed(0)
-    model = build_model(family, depth, n_classes, **options)
-    for m in model.modules():  # non-trivial BatchNorm statistics
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    names = [f"action {i}" for i in range(n_classes)]
-    model.spec = replace(model.spec, clip_length=8, sample_size=32, class_names=names)
-    path = tmp_path / f"{family}{depth}.pth"
-    save_model(path, model)
-    return path
-
-
 @pytest.mark.parametrize("family, depth, options", SMALL, ids=lambda v: str(v))
 def test_every_family_exports_to_onnx_and_onnxruntime_agrees_with_float64(
     tmp_path, capsys, family, depth, options
 ):
-    ck = checkpoint(tmp_path, family, depth, options)
+    ck = family_checkpoint(tmp_path, family, depth, options)
     out = tmp_path / "model.onnx"
     assert main(["export", str(ck), str(out)]) == 0
     assert "parity passed" in capsys.readouterr().out
@@ -74,7 +59,7 @@ def test_every_family_exports_to_onnx_and_onnxruntime_agrees_with_float64(
 
 @pytest.mark.parametrize("suffix", [".pt2", ".ts"])
 def test_pt2_and_torchscript_carry_the_card_and_compute_the_same(tmp_path, suffix):
-    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
     out = tmp_path / f"model{suffix}"
     assert main(["export", str(ck), str(out)]) == 0
     extra = {"cnn3d.json": ""}
@@ -94,7 +79,7 @@ def test_an_export_that_does_not_agree_is_refused_and_not_written(tmp_path, caps
     """A planted exporter bug (one weight changed in the exported graph) fails the parity."""
     import cnn3d.export as export
 
-    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
     real = export.write_exported
 
     def broken(heads, example, path, fmt, card):
@@ -132,7 +117,7 @@ def test_an_export_wrong_on_one_clip_only_is_refused_and_not_written(tmp_path, c
     the export fails on that clip alone."""
     import cnn3d.export as export
 
-    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
     real = export.load_exported
 
     def wrong_on_one_clip(path, engine="auto"):
@@ -159,7 +144,7 @@ def test_an_export_wrong_on_one_clip_only_is_refused_and_not_written(tmp_path, c
 
 
 def test_export_makes_a_missing_folder(tmp_path, capsys):
-    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
     out = tmp_path / "new" / "deeper" / "model.ts"
     assert main(["export", str(ck), str(out)]) == 0
     assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
@@ -168,7 +153,7 @@ def test_export_makes_a_missing_folder(tmp_path, capsys):
 def test_export_without_the_onnx_extra_says_so_before_any_work(tmp_path, capsys, monkeypatch):
     import cnn3d.models
 
-    ck = checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
 
     def no_work(*args, **kwargs):
         raise AssertionError("the checkpoint was loaded before the check")
@@ -204,7 +189,7 @@ def test_an_engine_not_installed_is_named_with_its_extra(
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
-    ck = checkpoint(root, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(root, "resnet", 10, {"widen_factor": 0.25})
     assert main(["export", str(ck), str(root / "model.onnx")]) == 0
     video = root / "clip.mp4"
     write_mp4(video, frames_with_index(30, 48, 64))

@@ -13,8 +13,7 @@ import torch
 
 from cnn3d.cli import main
 from cnn3d.models import load_model
-from helpers import frames_with_index, write_mp4
-from test_export import checkpoint
+from helpers import family_checkpoint, frames_with_index, write_mp4
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -27,7 +26,7 @@ SUFFIXES = (".onnx", ".pt2", ".ts")
 def made(tmp_path_factory):
     """A checkpoint, a short video, and the checkpoint exported in each format."""
     root = tmp_path_factory.mktemp("exported")
-    ck = checkpoint(root, "resnet", 10, {"widen_factor": 0.25})
+    ck = family_checkpoint(root, "resnet", 10, {"widen_factor": 0.25})
     for suffix in SUFFIXES:
         assert main(["export", str(ck), str(root / f"model{suffix}")]) == 0
     video = root / "clip.mp4"

@@ -17,12 +17,12 @@ from cnn3d.cli import build_parser, main
 from cnn3d.cli.common import HelpFormatter
 from cnn3d.models import with_spec
 from cnn3d.models.checkpoint import read_file
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import train_args
 
 pytestmark = pytest.mark.slow
 
 
-def start_training(tiny, result, *extra):  # noqa: F811
+def start_training(tiny, result, *extra):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     argv = train_args(tiny, result, "--workers", "2", *extra)
     return subprocess.Popen(
@@ -44,7 +44,7 @@ def wait_for_rows(path, rows, process, timeout=120):
     raise AssertionError(f"{path} never reached {rows} rows")
 
 
-def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  # noqa: F811
+def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):
     result = tmp_path / "run"
     process = start_training(tiny, result, "--n_epochs", "3", "--batch_size", "2")
     wait_for_rows(result / "train_batch.log", 1, process)
@@ -82,7 +82,7 @@ def test_ctrl_c_stops_cleanly_says_what_was_saved_and_resumes(tiny, tmp_path):  
     ]
 
 
-def test_a_last_batch_of_one_clip_is_left_out(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_last_batch_of_one_clip_is_left_out(tiny, tmp_path, capsys):
     # 12 training videos at batch 11: the second batch would be a single clip
     result = tmp_path / "run"
     assert main(train_args(tiny, result, "--n_epochs", "1", "--batch_size", "11")) == 0
@@ -90,7 +90,7 @@ def test_a_last_batch_of_one_clip_is_left_out(tiny, tmp_path, capsys):  # noqa: 
     assert len((result / "train_batch.log").read_text().splitlines()) == 2  # header + 1 step
 
 
-def test_arguments_are_checked_before_anything_is_written(tiny, tmp_path, capsys):  # noqa: F811
+def test_arguments_are_checked_before_anything_is_written(tiny, tmp_path, capsys):
     for bad in (["--n_epochs", "0"], ["--batch_size", "-2"], ["--sample_size", "0"]):
         with pytest.raises(SystemExit) as stop:
             main(train_args(tiny, tmp_path / "a", *bad))
@@ -136,7 +136,7 @@ def test_every_option_has_help_and_shows_its_default(capsys):
     assert capsys.readouterr().out.startswith("cnn3d 0.")
 
 
-def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, capsys):  # noqa: F811
+def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     assert main(train_args(tiny, result, "--n_epochs", "1", "--no-amp")) == 0
     out = capsys.readouterr().out
@@ -150,7 +150,7 @@ def test_train_says_what_it_does_and_stores_the_values_used(tiny, tmp_path, caps
     assert torch.equal(best["state_dict"]["fc.weight"], last["state_dict"]["fc.weight"])
 
 
-def test_small_things(tiny, tmp_path, capsys):  # noqa: F811
+def test_small_things(tiny, tmp_path, capsys):
     from cnn3d.models import build_model, save_model
 
     model = build_model("resnet", 10, 2, widen_factor=0.25)

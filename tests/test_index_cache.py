@@ -16,7 +16,7 @@ from cnn3d.cli import main
 from cnn3d.data import index_cache
 from cnn3d.data.index_cache import build_index, open_index, write_index
 from cnn3d.runtime import Torchrun
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import train_args
 
 LONG_AGO = time.time() - 3600  # a dataset unpacked an hour ago
 
@@ -209,7 +209,7 @@ def test_local_rank_0_indexes_and_the_other_ranks_map_what_it_wrote(tmp_path, mo
     assert columns(published.videos["training"]) == columns(data.videos["training"])
 
 
-def test_a_restarted_run_maps_the_index_and_trains_as_the_first_did(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_restarted_run_maps_the_index_and_trains_as_the_first_did(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     args = train_args(tiny, result, "--n_epochs", "1", "--no-val")
     assert main(args) == 0
@@ -227,7 +227,7 @@ def test_a_restarted_run_maps_the_index_and_trains_as_the_first_did(tiny, tmp_pa
     assert "the annotation file changed since it was built (its mtime); indexing again" in third
 
 
-def test_index_cache_none_writes_nothing_and_a_folder_is_refused(tiny, tmp_path, capsys):  # noqa: F811
+def test_index_cache_none_writes_nothing_and_a_folder_is_refused(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     args = train_args(tiny, result, "--n_epochs", "1", "--no-val")
     assert main([*args, "--index-cache", "none"]) == 0

@@ -8,7 +8,6 @@ import os
 import socket
 import threading
 import time
-from dataclasses import replace
 
 import av
 import numpy as np
@@ -16,37 +15,9 @@ import pytest
 import torch
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, save_model
-from helpers import frames_with_code
-from test_train import free_port
+from helpers import FPS, N_FRAMES, frames_with_code, free_port
 
 pytestmark = pytest.mark.slow
-FPS = 25
-N_FRAMES = 100
-
-
-@pytest.fixture(scope="module")
-def stream(tmp_path_factory):
-    """(an MPEG-TS file of frames with a known pattern, a small RGB checkpoint)."""
-    root = tmp_path_factory.mktemp("live")
-    ts = root / "stream.ts"
-    container = av.open(str(ts), "w", format="mpegts")
-    video = container.add_stream("libx264", rate=FPS)
-    video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-    video.options = {"g": "10", "bf": "0"}
-    for frame in frames_with_code(N_FRAMES, 48, 64):
-        for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            container.mux(packet)
-    for packet in video.encode():
-        container.mux(packet)
-    container.close()
-    torch.manual_seed(0)
-    model = build_model("resnet", 10, 4, widen_factor=0.25)
-    names = ["a", "b", "c", "d"]
-    model.spec = replace(model.spec, clip_length=8, sample_size=32, class_names=names)
-    checkpoint = root / "model.pth"
-    save_model(checkpoint, model)
-    return ts, checkpoint
 
 
 def chunks(ts):

@@ -21,8 +21,7 @@ import torch
 import cnn3d.live as live
 from cnn3d.cli import main
 from cnn3d.data.transforms import EvalTransform
-from test_live import stream  # noqa: F401  (a fixture)
-from test_train import free_port
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -34,7 +33,7 @@ def argv_for(source, checkpoint, *extra):
 
 
 def test_a_udp_port_nobody_sends_to_exits_1_within_the_stall_timeout(
-    stream,  # noqa: F811
+    stream,
     tmp_path,
     capsys,
 ):
@@ -56,7 +55,7 @@ def test_a_udp_port_nobody_sends_to_exits_1_within_the_stall_timeout(
     assert "nan" not in err and out.read_text() == ""
 
 
-def test_a_fifo_of_garbage_exits_1_in_one_line(stream, tmp_path, capsys):  # noqa: F811
+def test_a_fifo_of_garbage_exits_1_in_one_line(stream, tmp_path, capsys):
     _, checkpoint = stream
     fifo = tmp_path / "garbage.ts"
     os.mkfifo(fifo)
@@ -78,7 +77,7 @@ def test_a_fifo_of_garbage_exits_1_in_one_line(stream, tmp_path, capsys):  # noq
 
 @pytest.mark.parametrize("name,status", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_stops_without_reconnecting_and_exits_128_plus_its_number(
-    stream,  # noqa: F811
+    stream,
     tmp_path,
     name,
     status,
@@ -108,7 +107,7 @@ def test_a_signal_stops_without_reconnecting_and_exits_128_plus_its_number(
 
 
 def test_o_refuses_another_runs_file_and_a_name_that_is_not_json_lines(
-    stream,  # noqa: F811
+    stream,
     tmp_path,
     capsys,
 ):

@@ -24,14 +24,10 @@ from cnn3d.files import atomic_write
 from cnn3d.models import build_model, save_model
 from cnn3d.models.checkpoint import read_file
 from cnn3d.runlock import LOCK_NAME
-from test_train import tiny, train_args  # noqa: F401
+from helpers import rows, train_args
 
 pytestmark = pytest.mark.slow
 QUICK = ("--n_epochs", "2", "--no-amp", "--workers", "0", "--no-val")
-
-
-def rows(path: Path) -> list[list[str]]:
-    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -40,7 +36,7 @@ def same_weights(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def straight(tiny, tmp_path_factory):  # noqa: F811
+def straight_validated(tiny, tmp_path_factory):
     """An uninterrupted two-epoch run (validation on: best.pth follows the video top-1)."""
     result = tmp_path_factory.mktemp("straight") / "run"
     args = train_args(tiny, result, "--n_epochs", "2", "--no-amp", "--workers", "0")
@@ -51,7 +47,7 @@ def straight(tiny, tmp_path_factory):  # noqa: F811
 # ---------------------------------------------------------------------------- the index cache
 
 
-def test_index_cache_never_replaces_a_file_that_is_not_an_index(tiny, tmp_path, capsys):  # noqa: F811
+def test_index_cache_never_replaces_a_file_that_is_not_an_index(tiny, tmp_path, capsys):
     videos, ann = tiny
     checkpoint = tmp_path / "model.pth"
     save_model(checkpoint, build_model("resnet", 10, 2, widen_factor=0.25))
@@ -72,7 +68,7 @@ def flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_damaged_index_is_rebuilt_never_trusted(tiny, tmp_path):  # noqa: F811
+def test_a_damaged_index_is_rebuilt_never_trusted(tiny, tmp_path):
     videos, ann = tiny
     good = tmp_path / "good.cache"
     write_index(good, build_index(ann, videos), videos)
@@ -127,9 +123,9 @@ class Killed(BaseException):
 def test_a_kill_between_an_epochs_writes_leaves_them_consistent(
     tiny,
     tmp_path,
-    straight,
+    straight_validated,
     monkeypatch,
-    cut_before,  # noqa: F811
+    cut_before,
 ):
     """Killed when `last.pth` is written and the next file is not (a half-written temporary
     left behind), the resumed run writes what the epoch should have left: in the end every
@@ -151,8 +147,10 @@ def test_a_kill_between_an_epochs_writes_leaves_them_consistent(
     assert not (result / cut_before).exists()
     assert main([*args, "--resume", "auto"]) == 0
     for name in ("last.pth", "best.pth", "save_2.pth"):
-        assert same_weights(result / name, straight / name), name
-        assert read_file(result / name)["epoch"] == read_file(straight / name)["epoch"], name
+        assert same_weights(result / name, straight_validated / name), name
+        assert read_file(result / name)["epoch"] == read_file(straight_validated / name)["epoch"], (
+            name
+        )
     assert not list(result.glob(".*.tmp"))
 
 
@@ -170,7 +168,7 @@ def hold_folder(folder: Path) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_live_run_into_one_folder_is_refused(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_second_live_run_into_one_folder_is_refused(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     holder = hold_folder(result)
     try:
@@ -190,7 +188,7 @@ def test_a_second_live_run_into_one_folder_is_refused(tiny, tmp_path, capsys):  
     assert not (result / LOCK_NAME).exists()  # given back at the end
 
 
-def test_a_dead_processs_lock_on_this_host_is_taken_over(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_dead_processs_lock_on_this_host_is_taken_over(tiny, tmp_path, capsys):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
                           capture_output=True).stdout.strip()  # fmt: skip
     result = tmp_path / "run"
@@ -201,7 +199,7 @@ def test_a_dead_processs_lock_on_this_host_is_taken_over(tiny, tmp_path, capsys)
     assert "not running" in capsys.readouterr().out
 
 
-def test_two_runs_started_together_one_is_refused(tiny, tmp_path):  # noqa: F811
+def test_two_runs_started_together_one_is_refused(tiny, tmp_path):
     result = tmp_path / "run"
     cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *QUICK)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -258,7 +256,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(small_disk):
     assert [p.name for p in small_disk.iterdir()] == ["last.pth"]
 
 
-def test_training_into_a_full_disk_is_one_line(tiny, small_disk, capsys):  # noqa: F811
+def test_training_into_a_full_disk_is_one_line(tiny, small_disk, capsys):
     (small_disk / "filler").write_bytes(b"\0" * (7 * 2**20))
     args = train_args(tiny, small_disk / "run", *QUICK)
     assert main(args) == 2
@@ -269,7 +267,7 @@ def test_training_into_a_full_disk_is_one_line(tiny, small_disk, capsys):  # noq
 # ------------------------------------------------------------- a resumed epoch counts every step
 
 
-def test_a_mid_epoch_resume_counts_the_whole_epoch(tiny, tmp_path, monkeypatch):  # noqa: F811
+def test_a_mid_epoch_resume_counts_the_whole_epoch(tiny, tmp_path, monkeypatch):
     """Stopped by a signal after step 2 of epoch 1 and resumed, the epoch's loss and accuracy
     in train.log are those of all its steps: the clip-weighted mean of its rows in the batch
     log (computed here), as in an uninterrupted run."""
@@ -302,7 +300,7 @@ def test_a_mid_epoch_resume_counts_the_whole_epoch(tiny, tmp_path, monkeypatch):
 # ------------------------------------------------------------------ a new clip order each epoch
 
 
-def test_each_epoch_draws_a_new_order_of_every_clip_once(tiny, tmp_path, monkeypatch):  # noqa: F811
+def test_each_epoch_draws_a_new_order_of_every_clip_once(tiny, tmp_path, monkeypatch):
     drawn: list[tuple[int, int]] = []
     real = dataset_module.VideoDataset.__getitem__
 
@@ -327,7 +325,7 @@ def test_each_epoch_draws_a_new_order_of_every_clip_once(tiny, tmp_path, monkeyp
     assert drawn == again
 
 
-def test_stale_temporaries_of_the_folder_are_swept_at_start(tiny, tmp_path, capsys):  # noqa: F811
+def test_stale_temporaries_of_the_folder_are_swept_at_start(tiny, tmp_path, capsys):
     result = tmp_path / "run"
     result.mkdir()
     (result / ".last.pth.ab12cd34.tmp").write_bytes(b"\0" * 5000)

@@ -13,7 +13,6 @@ from cnn3d.cli import build_parser, main
 from cnn3d.cli.train import train_config_from_args
 from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
-from test_train import tiny  # noqa: F401  (a fixture)
 
 # (option, a value it takes or None for a switch), as the originals spell them
 NEW = [
@@ -137,10 +136,10 @@ def r10(tmp_path):
 
 
 def test_flags_that_disagree_with_the_checkpoint_or_annotations_are_errors(
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
     r10,
-    capsys,  # noqa: F811
+    capsys,
 ):
     videos, ann = tiny
     base = ["train", "--video-path", str(videos), "--annotation-path", str(ann)]
@@ -183,7 +182,7 @@ def test_the_sister_tools_command_line_runs(tmp_path, r10, capsys):
     assert [p for p in printed if p.endswith(".mp4")] == ["a.mp4", "./sub/b.mp4"]
 
 
-def test_paths_are_checked_before_any_work(tiny, tmp_path, r10, capsys, monkeypatch):  # noqa: F811
+def test_paths_are_checked_before_any_work(tiny, tmp_path, r10, capsys, monkeypatch):
     videos, ann = tiny
     in_the_way = tmp_path / "a_file"
     in_the_way.write_text("x")

@@ -15,39 +15,13 @@ import pytest
 import torch
 
 from cnn3d.models.checkpoint import read_file
-from test_train import tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import COMMON, ENV, ended_as, free_port, rows, run_training, train_args, weights
 
 pytestmark = pytest.mark.slow
-COMMON = ("--n_epochs", "3", "--no-amp", "--workers", "2")
 STEPS = 3 * 3  # 12 training videos in batches of 4, three epochs
-ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
-def rows(path):
-    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
-
-
-def weights(path):
-    return read_file(path)["state_dict"]
-
-
-def run_training(tiny, result, *extra):  # noqa: F811
-    """A whole run in a process of its own, one thread (every run of a comparison alike: the
-    thread count changes the order of a convolution's sums)."""
-    cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-@pytest.fixture(scope="module")
-def straight(tiny, tmp_path_factory):  # noqa: F811
-    result = tmp_path_factory.mktemp("straight") / "run"
-    run_training(tiny, result)
-    return result
-
-
-def stop_at(tiny, result, step: int, sig, *extra, env=ENV, times: int = 1):  # noqa: F811
+def stop_at(tiny, result, step: int, sig, *extra, env=ENV, times: int = 1):
     """Start training, send `sig` (`times` times) once `step` steps are in the batch log;
     (exit code, stdout, stderr)."""
     cmd = [sys.executable, "-m", "cnn3d", *train_args(tiny, result, *COMMON, *extra)]
@@ -66,7 +40,7 @@ def stop_at(tiny, result, step: int, sig, *extra, env=ENV, times: int = 1):  # n
     return process.returncode, out, err
 
 
-def resumed_equals_straight(tiny, result, straight):  # noqa: F811
+def resumed_equals_straight(tiny, result, straight):
     run_training(tiny, result, "--resume", "auto")
     a, b = weights(straight / "last.pth"), weights(result / "last.pth")
     for key in a:
@@ -78,7 +52,7 @@ def resumed_equals_straight(tiny, result, straight):  # noqa: F811
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
-def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight, sig):  # noqa: F811
+def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight, sig):
     step = int(np.random.default_rng(int(sig)).integers(1, STEPS - 1))
     result = tmp_path / "run"
     code, _, err = stop_at(tiny, result, step, sig)
@@ -90,7 +64,7 @@ def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path,
     resumed_equals_straight(tiny, result, straight)
 
 
-def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, tmp_path, straight):  # noqa: F811
+def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, tmp_path, straight):
     # a step whose previous one is within the same epoch: the checkpoint is a mid-epoch one
     step = int(np.random.default_rng().choice([2, 5, 8]))
     result = tmp_path / "run"
@@ -106,7 +80,7 @@ def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(tiny, t
     resumed_equals_straight(tiny, result, straight)
 
 
-def test_a_second_signal_before_the_checkpoint_stops_at_once(tiny, tmp_path):  # noqa: F811
+def test_a_second_signal_before_the_checkpoint_stops_at_once(tiny, tmp_path):
     """The second SIGTERM is sent once the first is acknowledged (so the two cannot merge into
     one pending signal). Before the checkpoint it kills at once (SIGTERM's default action: -15
     here, no message); after it, it is ignored and the stop stays clean (143, the message). A
@@ -144,14 +118,14 @@ def test_a_second_signal_before_the_checkpoint_stops_at_once(tiny, tmp_path):  #
     )
 
 
-def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):  # noqa: F811
+def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):
     env = {k: v for k, v in ENV.items() if not k.startswith("SLURM")}
     code, out, err = stop_at(tiny, tmp_path / "run", 1, signal.SIGUSR1, "--requeue", env=env)
     assert code == 128 + signal.SIGUSR1, err
     assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
 
 
-def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):  # noqa: F811
+def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):
     from cnn3d.cli import main
 
     result = tmp_path / "run"
@@ -162,14 +136,6 @@ def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):  # noq
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "holds another run (--batch-size 4 there, 2 here)" in err and str(result) in err
-
-
-def ended_as(straight, result) -> None:
-    """`result` holds exactly the weights and batch log of the uninterrupted run `straight`."""
-    a, b = weights(straight / "last.pth"), weights(result / "last.pth")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert rows(result / "train_batch.log") == rows(straight / "train_batch.log")
 
 
 def descendants(pid: int) -> list[int]:
@@ -198,10 +164,9 @@ def ranks_of(pid: int) -> list[int]:
     return [c for c in children if b"cnn3d" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def torchrun_training(tiny, result, *extra, restarts=0, nodes=1, port=None):  # noqa: F811
+def torchrun_training(tiny, result, *extra, restarts=0, nodes=1, port=None):
     """A 2-rank job: 2 ranks on one node, or (`nodes` 2) one launcher per "node", each with one
     rank, meeting at `port` on localhost (start one per node)."""
-    from test_train import free_port
 
     per_node = 2 // nodes
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(per_node)]
@@ -220,7 +185,7 @@ def torchrun_training(tiny, result, *extra, restarts=0, nodes=1, port=None):  # 
 
 
 @pytest.fixture(scope="module")
-def straight_ddp(tiny, tmp_path_factory):  # noqa: F811
+def straight_ddp(tiny, tmp_path_factory):
     straight = tmp_path_factory.mktemp("straight_ddp") / "run"
     process = torchrun_training(tiny, straight)
     _, err = process.communicate(timeout=300)
@@ -230,9 +195,9 @@ def straight_ddp(tiny, tmp_path_factory):  # noqa: F811
 
 @pytest.mark.timeout(480)  # up to 3 scenarios (a hung one is cut at 120 s)
 def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
-    straight_ddp,  # noqa: F811
+    straight_ddp,
 ):
     """torchrun --max-restarts: one of 2 ranks is killed mid-epoch; torchrun restarts both,
     which resume from last.pth on their own and end with the weights of an uninterrupted run.
@@ -250,7 +215,7 @@ def test_a_killed_rank_restarts_the_job_from_the_checkpoint_with_no_one_asking(
     ended_as(straight_ddp, result)
 
 
-def kill_a_rank(tiny, result):  # noqa: F811
+def kill_a_rank(tiny, result):
     """(stdout, stderr, exit code) of a 2-rank job whose last rank is SIGKILLed at epoch 2's
     second step."""
     process = torchrun_training(tiny, result, "--save-every-steps", "1", restarts=3)
@@ -282,9 +247,9 @@ HUNG = "\n(the restarted job hung, and was killed after 120 s)"
 
 
 def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
-    straight_ddp,  # noqa: F811
+    straight_ddp,
 ):
     """SIGTERM to the launcher (what SLURM and Kubernetes send): torchrun passes it to the
     ranks, which agree on a step, checkpoint it and stop; the resumed job ends as an
@@ -310,15 +275,14 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
 
 
 def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_as_one_node_does(
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
-    straight_ddp,  # noqa: F811
+    straight_ddp,
 ):
     """The multi-node path: two launchers (`torchrun --nnodes 2`, one rank each, as `srun`
     starts one per node) meet at a c10d rendezvous on localhost; the job is the one 2-rank
     job of one node, step for step, and both "nodes" found the same index (each node's local
     rank 0 indexes, here into the one shared result folder)."""
-    from test_train import free_port
 
     result, port = tmp_path / "run", free_port()
     launchers = [torchrun_training(tiny, result, nodes=2, port=port) for _ in range(2)]

@@ -16,7 +16,6 @@ from cnn3d.errors import UsageError
 from cnn3d.models import build_model
 from cnn3d.recipes import load_recipe, recipe_names
 from paper_numbers import CLASSES, README_AVERAGE, expected_numbers
-from test_train import tiny  # noqa: F401  (a fixture)
 
 DATA = ["--video-path", "v", "--annotation-path", "a.json", "--result-path", "r"]
 
@@ -172,7 +171,7 @@ def test_a_recipe_card_gives_the_class_count_and_the_tested_checkpoint(tmp_path)
     assert recipe.reported[0].scope == "test set"
 
 
-def test_a_fine_tuning_recipe_names_the_checkpoint_it_needs(tmp_path, capsys, tiny):  # noqa: F811
+def test_a_fine_tuning_recipe_names_the_checkpoint_it_needs(tmp_path, capsys, tiny):
     videos, ann = tiny
     argv = ["train", "--recipe", "ucf101-resnext-101-64f-split1", "--video-path", str(videos)]
     argv += ["--annotation-path", str(ann), "--result-path", str(tmp_path / "r")]

@@ -16,7 +16,6 @@ from cnn3d.cli import build_parser, configured, main
 from cnn3d.cli.reproduce import comparison, not_comparable_because, overridden_options, table
 from cnn3d.recipes import load_recipe, recipe_names
 from paper_numbers import expected_numbers
-from test_train import tiny  # noqa: F401  (a fixture)
 
 DATA = ["--video-path", "v", "--annotation-path", "a.json", "--result-path", "r"]
 
@@ -122,7 +121,7 @@ def test_reproduce_help_needs_no_recipe(capsys):
         assert "usage: cnn3d reproduce" in out and "NAME" in out and "docs/training.md" in out
 
 
-def test_a_recipe_that_tests_best_pth_refuses_a_run_without_validation(tiny, tmp_path, capsys):  # noqa: F811
+def test_a_recipe_that_tests_best_pth_refuses_a_run_without_validation(tiny, tmp_path, capsys):
     videos, ann = tiny
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(card='test_checkpoint = "best.pth"'))
@@ -177,7 +176,7 @@ note = "a note"
 """
 
 
-def reproduce(tiny, tmp_path, card: str, *flags: str) -> tuple[dict, Path]:  # noqa: F811
+def reproduce(tiny, tmp_path, card: str, *flags: str) -> tuple[dict, Path]:
     videos, ann = tiny
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(card=card))
@@ -188,7 +187,7 @@ def reproduce(tiny, tmp_path, card: str, *flags: str) -> tuple[dict, Path]:  # n
 
 
 @pytest.mark.slow
-def test_reproduce_of_the_recipe_itself_is_compared_and_tests_last_pth(tiny, tmp_path, capsys):  # noqa: F811
+def test_reproduce_of_the_recipe_itself_is_compared_and_tests_last_pth(tiny, tmp_path, capsys):
     report, result = reproduce(tiny, tmp_path, "n_classes = 2")
     out = capsys.readouterr().out
     # the obtained figure, recomputed from the test's own per-video scores and labels
@@ -212,7 +211,7 @@ def test_reproduce_of_the_recipe_itself_is_compared_and_tests_last_pth(tiny, tmp
 
 
 @pytest.mark.slow
-def test_reproduce_on_other_data_or_options_says_it_is_not_comparable(tiny, tmp_path, capsys):  # noqa: F811
+def test_reproduce_on_other_data_or_options_says_it_is_not_comparable(tiny, tmp_path, capsys):
     card = 'n_classes = 400\ntest_checkpoint = "best.pth"'
     report, result = reproduce(tiny, tmp_path, card, "--n-epochs", "1", "--clip-length", "4")
     out = capsys.readouterr().out

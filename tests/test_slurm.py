@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_preemption import COMMON, ENV, ended_as, straight  # noqa: F401  (fixtures)
-from test_train import free_port, tiny, train_args  # noqa: F401  (tiny is a fixture)
+from helpers import COMMON, ENV, ended_as, free_port, train_args
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "srun")
 MISSING = [name for name in DAEMONS if shutil.which(name) is None]
@@ -174,7 +173,7 @@ echo "$? ${{SLURM_RESTART_COUNT:-0}}" >> {exits}
 """
 
 
-def submit(cluster, tiny, folder: Path) -> str:  # noqa: F811
+def submit(cluster, tiny, folder: Path) -> str:
     """A `--requeue` job that trains with `--resume auto --requeue` into `folder`/run; its id."""
     argv = train_args(tiny, folder / "run", *COMMON, "--resume", "auto", "--requeue")
     command = shlex.join([sys.executable, "-m", "cnn3d", *argv])
@@ -195,9 +194,9 @@ def signal_mid_epoch(cluster, folder: Path, job: str, *scancel: str) -> None:
 @pytest.mark.timeout(300)
 def test_a_preempted_job_requeues_itself_and_ends_as_an_uninterrupted_run(
     cluster,
-    tiny,  # noqa: F811
+    tiny,
     tmp_path,
-    straight,  # noqa: F811
+    straight,
 ):
     job = submit(cluster, tiny, tmp_path)
     signal_mid_epoch(cluster, tmp_path, job, "--signal=TERM")
@@ -213,7 +212,7 @@ def test_a_preempted_job_requeues_itself_and_ends_as_an_uninterrupted_run(
 
 
 @pytest.mark.timeout(300)
-def test_a_plain_scancel_cancels_a_requeue_job(cluster, tiny, tmp_path):  # noqa: F811
+def test_a_plain_scancel_cancels_a_requeue_job(cluster, tiny, tmp_path):
     job = submit(cluster, tiny, tmp_path)
     signal_mid_epoch(cluster, tmp_path, job)
     wait_for(lambda: cluster.field(job, "JobState") == "CANCELLED", "cancel", cluster.root, 60)

@@ -10,78 +10,12 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, main
-from cnn3d.data.annotations import build_ucf101, write_annotations
-from cnn3d.data.prepare import attach_videos
-from cnn3d.data.synthetic import write_synthetic_dataset
 from cnn3d.metrics import Accumulator, compute_metrics
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.checkpoint import read_file
-from helpers import frames_with_index, update_drift, write_mp4
+from helpers import frames_with_index, free_port, train_args, update_drift, weights, write_mp4
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    layout = write_synthetic_dataset(
-        root,
-        classes=("MoveRight", "Grow"),
-        groups=4,
-        clips_per_group=2,
-        test_groups=1,
-        n_frames=16,
-        height=48,
-        width=64,
-    )
-    ann = attach_videos(build_ucf101(layout.split_dir, 1), layout.video_dir)
-    write_annotations(root / "ann.json", ann)
-    return layout.video_dir, root / "ann.json"
-
-
-def train_args(tiny, result, *extra):
-    videos, ann = tiny
-    return [
-        "train",
-        "--video_path",
-        str(videos),
-        "--annotation_path",
-        str(ann),
-        "--result_path",
-        str(result),
-        "--model",
-        "resnet",
-        "--model_depth",
-        "10",
-        "--widen-factor",
-        "0.25",
-        "--sample_size",
-        "32",
-        "--sample_duration",
-        "8",
-        "--batch_size",
-        "4",
-        "--n_val_samples",
-        "2",
-        "--workers",
-        "0",
-        "--lr",
-        "0.01",
-        "--lr-scheduler",
-        "cosine",
-        "--no-flip",
-        "--train-crop",
-        "center",
-        "--no-tensorboard",
-        "--no-progress",
-        "--checkpoint",
-        "2",
-        *extra,
-    ]
-
-
-def weights(path):
-    return read_file(path)["state_dict"]
 
 
 def test_training_lowers_loss_and_beats_chance(tiny, tmp_path):
@@ -177,14 +111,6 @@ def test_non_finite_loss_stops_with_epoch_and_batch(tiny, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "epoch" in err and "batch" in err
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path):

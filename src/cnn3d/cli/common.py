@@ -82,13 +82,6 @@ def seed(text: str) -> int:
     return value
 
 
-def momentum(text: str) -> float:
-    value = finite(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
-    return value
-
-
 def unit_interval(text: str) -> float:
     value = finite(text)
     if not 0 <= value <= 1:

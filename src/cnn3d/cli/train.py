@@ -11,7 +11,7 @@ from .common import (
     add_config_options,
     add_parser,
     device,
-    momentum,
+    fraction,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -219,7 +219,7 @@ def add_options(p) -> None:
     g.add_argument(
         "--lr", "--learning_rate", type=positive_float, default=0.1, help="initial learning rate"
     )
-    g.add_argument("--momentum", type=momentum, default=0.9, help="SGD momentum, in [0, 1)")
+    g.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum, in [0, 1)")
     g.add_argument(
         "--dampening",
         type=unit_interval,
