@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from cnn3d.models import build_model
-from cnn3d.trainstate import Position, save_training_state
+from cnn3d.training.state import Position, save_training_state
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from PIL import Image
 
 from cnn3d.data.prepare import write_video
 from cnn3d.data.synthetic import synthesize_video
-from cnn3d.inference import InferenceConfig, run_model
+from cnn3d.inference.runner import InferenceConfig, run_model
 from cnn3d.models import build_model, with_spec
 from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS

@@ -30,8 +30,8 @@ import torch
 from classify import baseline
 from cnn3d.data.prepare import write_video
 from cnn3d.data.synthetic import CLASSES, synthesize_video
-from cnn3d.features import extract_features
-from cnn3d.inference import InferenceConfig
+from cnn3d.inference.features import extract_features
+from cnn3d.inference.runner import InferenceConfig
 from cnn3d.models import build_model, with_spec
 from cnn3d.models.fold import fold_batchnorm
 from cnn3d.normalization import PRESETS

@@ -248,7 +248,7 @@ def probe(role: str, annotation: str, video_root: str, cache: str, meet: str) ->
     cache, `wait` waits for the cache and maps it, `warm` maps it. Memory is measured once
     every rank of the scenario is done (ranks live on, mapping the index together): each
     leaves a file in `meet` and waits for the others'."""
-    import cnn3d.train  # noqa: F401  (what a rank has imported by then: torch and cnn3d)
+    import cnn3d.training.loop  # noqa: F401  (what a rank has imported by then: torch and cnn3d)
 
     rss0, uss0, pss0 = status_mb("VmRSS"), uss_mb(os.getpid()), pss_mb(os.getpid())
     start = time.perf_counter()

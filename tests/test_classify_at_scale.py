@@ -7,11 +7,11 @@ import av
 import numpy as np
 import pytest
 
-import cnn3d.classification
+import cnn3d.inference.classify
 from cnn3d.cli import main
 from cnn3d.data.prepare import write_video
+from cnn3d.evaluation.plots import timeline_figure
 from cnn3d.models import build_model, save_model, with_spec
-from cnn3d.plots import timeline_figure
 from helpers import frames_with_index, write_mp4
 
 
@@ -44,7 +44,7 @@ def test_killed_classify_resumes_and_shards_give_one_runs_json(job, tmp_path, mo
     c = want[str(job / "in" / "c.mp4")]
     assert c["fps"] == pytest.approx(30) and c["duration_s"] == pytest.approx(1.0)
     assert [clip["time"] for clip in c["clips"]] == [[0.0, 16 / 30], [16 / 30, 1.0]]
-    real = cnn3d.classification.write_json
+    real = cnn3d.inference.classify.write_json
     calls = []
 
     def killed(path, obj):
@@ -53,10 +53,10 @@ def test_killed_classify_resumes_and_shards_give_one_runs_json(job, tmp_path, mo
             raise KeyboardInterrupt
         real(path, obj)
 
-    monkeypatch.setattr(cnn3d.classification, "write_json", killed)
+    monkeypatch.setattr(cnn3d.inference.classify, "write_json", killed)
     out = tmp_path / "out.json"
     assert classify(job, out) == 130 and not out.exists()
-    monkeypatch.setattr(cnn3d.classification, "write_json", real)
+    monkeypatch.setattr(cnn3d.inference.classify, "write_json", real)
     assert classify(job, out) == 0
     for got in (entries(out), _shards(job, tmp_path)):
         assert sorted(got) == sorted(want)
@@ -138,7 +138,7 @@ def test_sigterm_stops_classify_cleanly_and_a_rerun_resumes(job, tmp_path, monke
     plain = tmp_path / "plain.json"
     assert classify(job, plain) == 0
     want = entries(plain)
-    real = cnn3d.classification.write_json
+    real = cnn3d.inference.classify.write_json
     calls = []
 
     def signalled(path, obj):
@@ -147,14 +147,14 @@ def test_sigterm_stops_classify_cleanly_and_a_rerun_resumes(job, tmp_path, monke
             os.kill(os.getpid(), signal.SIGTERM)  # arrives while the second video is written
         real(path, obj)
 
-    monkeypatch.setattr(cnn3d.classification, "write_json", signalled)
+    monkeypatch.setattr(cnn3d.inference.classify, "write_json", signalled)
     out = tmp_path / "out.json"
     capsys.readouterr()
     assert classify(job, out) == 128 + signal.SIGTERM and not out.exists()
     err = capsys.readouterr().err
     assert "interrupted (SIGTERM)" in err and "re-run the same command to resume" in err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # its usual meaning is back
-    monkeypatch.setattr(cnn3d.classification, "write_json", real)
+    monkeypatch.setattr(cnn3d.inference.classify, "write_json", real)
     assert classify(job, out) == 0
     assert "1 done before" in capsys.readouterr().out  # the video finished before the signal
     assert sorted(entries(out)) == sorted(want)

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-import cnn3d.features
-from cnn3d.bulk import Shard, share
+import cnn3d.inference.features
 from cnn3d.cli import main
 from cnn3d.data.network_input import normalize
+from cnn3d.inference.bulk import Shard, share
 from cnn3d.models import build_model, save_model, with_spec
 from helpers import frames_with_index, write_mp4
 
@@ -63,7 +63,7 @@ def plain(dataset, tmp_path_factory):
 def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
     dataset, plain, tmp_path, monkeypatch, capsys
 ):
-    real = cnn3d.features.write_video_features
+    real = cnn3d.inference.features.write_video_features
     calls = []
 
     def killed_on_the_third(folder, result):
@@ -72,14 +72,14 @@ def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
             raise KeyboardInterrupt
         real(folder, result)
 
-    monkeypatch.setattr(cnn3d.features, "write_video_features", killed_on_the_third)
+    monkeypatch.setattr(cnn3d.inference.features, "write_video_features", killed_on_the_third)
     out = tmp_path / "feats"
     assert run(dataset, out) == 130
     assert len(read_folder(out)) == 2  # the two finished before the kill are on disk
     err = capsys.readouterr().err
     assert "interrupted: 2 videos done in this run, 0 done before, 0 failed, 2 not done" in err
     assert "re-run the same command to resume" in err
-    monkeypatch.setattr(cnn3d.features, "write_video_features", real)
+    monkeypatch.setattr(cnn3d.inference.features, "write_video_features", real)
     assert run(dataset, out) == 0
     printed = capsys.readouterr().out
     assert "4 videos in this share: 2 done before, 2 to do" in printed
@@ -101,7 +101,7 @@ def test_a_killed_run_resumes_to_an_uninterrupted_runs_result(
 def test_h5_output_survives_a_kill_and_holds_every_video_with_times(
     dataset, plain, tmp_path, monkeypatch
 ):
-    real = cnn3d.features.write_video_features
+    real = cnn3d.inference.features.write_video_features
     calls = []
 
     def killed_on_the_second(folder, result):
@@ -110,11 +110,11 @@ def test_h5_output_survives_a_kill_and_holds_every_video_with_times(
             raise KeyboardInterrupt
         real(folder, result)
 
-    monkeypatch.setattr(cnn3d.features, "write_video_features", killed_on_the_second)
+    monkeypatch.setattr(cnn3d.inference.features, "write_video_features", killed_on_the_second)
     out = tmp_path / "f.h5"
     assert run(dataset, out) == 130
     assert not out.exists()  # the .h5 is built once the share is done; the parts are kept
-    monkeypatch.setattr(cnn3d.features, "write_video_features", real)
+    monkeypatch.setattr(cnn3d.inference.features, "write_video_features", real)
     assert run(dataset, out) == 0
     with h5py.File(out) as f:
         assert sorted(f["a"]) == ["clip"] and sorted(f["b"]) == ["clip", "long"]

@@ -182,12 +182,12 @@ def test_small_things(tiny, tmp_path, capsys):
 
 
 def test_a_killed_data_worker_is_an_error_message_not_a_traceback(monkeypatch, capsys, tmp_path):
-    import cnn3d.train
+    import cnn3d.training.loop
 
     def killed(cfg):
         raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
 
-    monkeypatch.setattr(cnn3d.train, "train", killed)
+    monkeypatch.setattr(cnn3d.training.loop, "train", killed)
     (tmp_path / "a.json").write_text("{}")  # the paths are checked before train() is called
     argv = ["train", "--video-path", str(tmp_path), "--annotation-path", str(tmp_path / "a.json")]
     assert main([*argv, "--result-path", str(tmp_path / "r")]) == 2

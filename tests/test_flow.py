@@ -186,7 +186,7 @@ def test_prepare_flow_measures_the_motion_and_reads_back(tmp_path, fmt, source, 
 
 
 def test_fuse_averages_the_streams_scores(tmp_path):
-    from cnn3d.evaluate import write_scores
+    from cnn3d.evaluation.evaluate import write_scores
 
     names = ["a", "b", "c"]
     # video 0 (a): RGB wrong (b), flow right by more; video 1 (b): both lean b; video 2 (c):

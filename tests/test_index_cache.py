@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from cnn3d import train as train_module
 from cnn3d.cli import main
 from cnn3d.data import index_cache
 from cnn3d.data.index_cache import build_index, open_index, write_index
 from cnn3d.runtime import Torchrun
+from cnn3d.training import data as train_module
+from cnn3d.training.config import TrainConfig
 from helpers import train_args
 
 LONG_AGO = time.time() - 3600  # a dataset unpacked an hour ago
@@ -176,7 +177,7 @@ def test_local_rank_0_indexes_and_the_other_ranks_map_what_it_wrote(tmp_path, mo
     """Under torchrun, one parse per node: a rank other than local rank 0 waits at a barrier
     (which local rank 0 passes once the cache is written) and maps the cache."""
     annotation, videos = make_tree(tmp_path)
-    cfg = train_module.TrainConfig(
+    cfg = TrainConfig(
         video_path=str(videos), annotation_path=str(annotation), result_path=str(tmp_path / "r")
     )
     builds, barriers = [], []

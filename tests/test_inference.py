@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cnn3d.errors import UsageError
-from cnn3d.inference import COMPILE_FROM, Compiled, InferenceConfig, maybe_compile, run_model
+from cnn3d.inference.runner import COMPILE_FROM, Compiled, InferenceConfig, maybe_compile, run_model
 from cnn3d.models import build_model, load_model, with_spec
 from helpers import frames_with_index, write_mp4
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-import cnn3d.live as live
+import cnn3d.inference.live as live
 from cnn3d.cli import main
 from cnn3d.data.transforms import EvalTransform
 from helpers import free_port

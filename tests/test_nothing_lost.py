@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import cnn3d.train as training
+import cnn3d.training.epoch_files as epoch_files
+import cnn3d.training.loop as training
 from cnn3d.cli import main
 from cnn3d.data import dataset as dataset_module
 from cnn3d.data.index_cache import build_index, open_index, read_header, write_index
@@ -23,7 +24,7 @@ from cnn3d.errors import DiskFull
 from cnn3d.files import atomic_write
 from cnn3d.models import build_model, save_model
 from cnn3d.models.checkpoint import read_file
-from cnn3d.runlock import LOCK_NAME
+from cnn3d.training.lock import LOCK_NAME
 from helpers import rows, train_args
 
 pytestmark = pytest.mark.slow
@@ -130,7 +131,7 @@ def test_a_kill_between_an_epochs_writes_leaves_them_consistent(
     """Killed when `last.pth` is written and the next file is not (a half-written temporary
     left behind), the resumed run writes what the epoch should have left: in the end every
     file is the uninterrupted run's, and no temporary file remains."""
-    real = training.save_training_state
+    real = epoch_files.save_training_state
 
     def cut(path, *args, **kwargs):
         if Path(path).name == cut_before:
@@ -140,10 +141,10 @@ def test_a_kill_between_an_epochs_writes_leaves_them_consistent(
 
     result = tmp_path / "run"
     args = train_args(tiny, result, "--n_epochs", "2", "--no-amp", "--workers", "0")
-    monkeypatch.setattr(training, "save_training_state", cut)
+    monkeypatch.setattr(epoch_files, "save_training_state", cut)
     with pytest.raises(Killed):
         main(args)
-    monkeypatch.setattr(training, "save_training_state", real)
+    monkeypatch.setattr(epoch_files, "save_training_state", real)
     assert not (result / cut_before).exists()
     assert main([*args, "--resume", "auto"]) == 0
     for name in ("last.pth", "best.pth", "save_2.pth"):
@@ -160,7 +161,7 @@ def test_a_kill_between_an_epochs_writes_leaves_them_consistent(
 def hold_folder(folder: Path) -> subprocess.Popen:
     """Another live process holding `folder`'s lock, as a second run would see it."""
     code = (
-        "import sys, time; from cnn3d.runlock import RunLock; "
+        "import sys, time; from cnn3d.training.lock import RunLock; "
         f"RunLock({str(folder)!r}).acquire(); print('held', flush=True); time.sleep(120)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

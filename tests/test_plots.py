@@ -3,7 +3,7 @@ where they fit, the most-confused classes where they do not, curves one can read
 
 import numpy as np
 
-from cnn3d import plots
+from cnn3d.evaluation import plots
 
 
 def confusion_of(n, seed=0):
@@ -69,7 +69,7 @@ def test_curves_read_at_one_epoch_with_markers_integer_epochs_and_a_log_loss(tmp
 def test_class_names_no_font_has_are_said_once_not_warned_per_glyph(tmp_path, capsys):
     import warnings
 
-    import cnn3d.plots as plots
+    import cnn3d.evaluation.plots as plots
 
     plots._said_missing = False  # noqa: SLF001 - a fresh process's state
     names = ["跑步", "游泳"]

@@ -14,11 +14,12 @@ from cnn3d.cli import main
 from cnn3d.data import transforms as T
 from cnn3d.data.annotations import Annotations, Entry, write_annotations
 from cnn3d.data.network_input import normalize
-from cnn3d.metrics import Accumulator, compute_metrics
+from cnn3d.evaluation.metrics import Accumulator, compute_metrics
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.blocks import BasicBlock, ShortcutA
 from cnn3d.normalization import PRESETS, Normalization
-from cnn3d.train import TrainConfig, make_scheduler
+from cnn3d.training.config import TrainConfig
+from cnn3d.training.setup import make_scheduler
 from helpers import write_mp4
 
 # ../shared/reference/original-system.md §3.5 (OLD ActivityNet mean; NEW kinetics, activitynet,
@@ -392,7 +393,7 @@ def test_classify_and_features_report_the_models_own_values(tmp_path):
 
 
 def test_top_k_and_clip_accuracy_of_a_mixed_batch():
-    from cnn3d.metrics import top_k
+    from cnn3d.evaluation.metrics import top_k
 
     scores = torch.tensor([0.1, 0.5, 0.3, 0.1])
     names = ["a", "b", "c", "d"]

@@ -105,7 +105,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "cnn3d.data.annotations" in graph and graph["cnn3d.train"]  # the walk sees modules
+    assert (
+        "cnn3d.data.annotations" in graph and graph["cnn3d.training.loop"]
+    )  # the walk sees modules
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -114,7 +116,7 @@ def test_the_cycle_finder_finds_a_planted_cycle():
     graph["cnn3d.data.annotations"] = graph["cnn3d.data.annotations"] | {"cnn3d.data.index"}
     assert find_cycle(graph) is not None
     # a function-local import counts: the graph holds the one in cli's handlers
-    assert "cnn3d.train" in graph["cnn3d.cli.train"]
+    assert "cnn3d.training.loop" in graph["cnn3d.cli.train"]
 
 
 def test_no_module_reads_another_modules_private_names():
@@ -145,9 +147,31 @@ def test_functions_fit_on_a_screen():
                 declares_arguments = name.startswith("cnn3d.cli.") and node.name.startswith("add")
                 if lines > 120 and not declares_arguments:
                     long.append(f"{name}.{node.name}: {lines} lines")
-                if name == "cnn3d.train" and node.name == "train":
+                if name == "cnn3d.training.loop" and node.name == "train":
                     assert lines <= 60, f"train() has {lines} lines"
     assert not long, long
+
+
+MODULE_LINES = 600  # a module past this is doing more than one job: split it along them
+
+
+def test_every_module_reads_in_one_sitting():
+    long = {name: n for name, path in modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}  # fmt: skip
+    assert not long, f"modules over {MODULE_LINES} lines: {long}"
+
+
+def test_no_test_file_imports_another():
+    """Fixtures live in conftest.py, shared functions in helpers.py: a test file is read alone."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not found, found
 
 
 PROBE = """

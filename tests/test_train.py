@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, main
-from cnn3d.metrics import Accumulator, compute_metrics
+from cnn3d.evaluation.metrics import Accumulator, compute_metrics
 from cnn3d.models import build_model, save_model, with_spec
 from cnn3d.models.checkpoint import read_file
 from helpers import frames_with_index, free_port, train_args, update_drift, weights, write_mp4

@@ -35,12 +35,13 @@ def run_demo(out: Path, epochs: int = 12) -> int:
             shutil.rmtree(run)
         else:
             print(f"continuing the earlier demo run in {run} (--resume auto)")
-    from .classification import classification_json
-    from .evaluate import run_test
-    from .features import extract_features
-    from .inference import InferenceConfig, run_model
+    from .evaluation.evaluate import run_test
+    from .inference.classify import classification_json
+    from .inference.features import extract_features
+    from .inference.runner import InferenceConfig, run_model
     from .models import load_model
-    from .train import TrainConfig, train
+    from .training.config import TrainConfig
+    from .training.loop import train
 
     config = TrainConfig(
         video_path=str(layout.video_dir),

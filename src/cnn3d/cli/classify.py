@@ -101,7 +101,7 @@ def add_live_options(p) -> None:
 def run_live(args) -> int:
     """`classify --live`: JSON lines to -o (or standard output), a status line on stderr; the
     exit status of EXIT_STATUSES."""
-    from ..live import LiveConfig, LiveStats, model_scorer
+    from ..inference.live import LiveConfig, LiveStats, model_scorer
 
     check_live(args)
     config = inference_config(args)
@@ -135,7 +135,7 @@ def run_live(args) -> int:
 
 def check_live(args) -> None:
     """Everything `--live` can check before the model is loaded."""
-    from ..live import is_camera, is_url, parse_smoothing
+    from ..inference.live import is_camera, is_url, parse_smoothing
 
     if not args.checkpoint:
         raise UsageError("--checkpoint is required: the model to run")
@@ -185,7 +185,7 @@ def run_stream(args, model, runtime, score, live, stats, out):
     A signal stops at once; the lines written are whole (each is one write, flushed)."""
     import json
 
-    from ..live import classify_live
+    from ..inference.live import classify_live
     from ..signals import StopSignals
 
     stride = live.window_stride or model.spec.clip_length
@@ -228,15 +228,15 @@ def precision_line(model, runtime) -> str:
 
 
 def run(args) -> int:
-    from ..bulk import run_bulk
-    from ..classification import (
+    from ..files import output_name
+    from ..inference.bulk import run_bulk
+    from ..inference.classify import (
         classification_entry,
         classify_job,
         names_as_listed,
         print_table,
     )
-    from ..files import output_name
-    from ..inference import iter_model
+    from ..inference.runner import iter_model
 
     if args.live:
         return run_live(args)
@@ -270,11 +270,11 @@ def run(args) -> int:
         print_table([entry], args.topk)
         key = output_name(result.name)
         if args.timeline and len(entry["clips"]) >= 3:
-            from ..plots import save, timeline_figure
+            from ..evaluation.plots import save, timeline_figure
 
             save(timeline_figure(entry, names, args.topk), Path(args.timeline) / f"{key}.png")
         if args.render:
-            from ..render import render_video
+            from ..inference.render import render_video
 
             render_video(Path(result.video), entry, Path(args.render) / f"{key}.mp4")
         return entry

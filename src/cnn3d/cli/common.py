@@ -225,7 +225,7 @@ def runtime_config(args):
 
 def inference_config(args, **extra):
     """The frozen inference settings of the parsed runtime and window options."""
-    from ..inference import InferenceConfig
+    from ..inference.runner import InferenceConfig
 
     return InferenceConfig(
         runtime=runtime_config(args),

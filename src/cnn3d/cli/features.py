@@ -41,7 +41,7 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..features import extract_features
+    from ..inference.features import extract_features
 
     videojob.check(args, "feature")
     if Path(args.output).suffix.lower() in (".h5", ".hdf5"):

@@ -25,7 +25,7 @@ def run(args) -> int:
         from ..errors import UsageError
 
         raise UsageError("fuse needs two results or more")
-    from ..evaluate import fuse_results
+    from ..evaluation.evaluate import fuse_results
     from . import checks
 
     checks.output_folder(args.output, "--output")

@@ -56,7 +56,7 @@ def run(args) -> int:
     from ..files import atomic_write
     from ..recipes import load_recipe
     from ..runtime import Torchrun
-    from ..train import train
+    from ..training.loop import train
 
     recipe = load_recipe(args.recipe)
     train_command.check_requirements(args.recipe, args)

@@ -66,7 +66,7 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import run_test
+    from ..evaluation.evaluate import run_test
 
     checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
     checks.input_folder(args.video_path, "--video-path: the videos")

@@ -370,7 +370,7 @@ def add_options(p) -> None:
 def train_config_from_args(args):
     """The frozen training settings of the parsed options, the original's included."""
     from ..normalization import original_normalization
-    from ..train import TrainConfig
+    from ..training.config import TrainConfig
 
     options = {}
     for name in (
@@ -482,7 +482,7 @@ def rooted(root: str | None, path: str | None) -> str | None:
 
 
 def run(args) -> int:
-    from ..train import train
+    from ..training.loop import train
 
     cfg = train_config_from_args(args)
     if args.recipe:

@@ -95,7 +95,7 @@ def check(args, mode: str) -> None:
 
 
 def shard_of(args):
-    from ..bulk import Shard
+    from ..inference.bulk import Shard
 
     return Shard.parse(args.shard) if args.shard else Shard.from_environment()
 

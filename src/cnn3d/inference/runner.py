@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from .data.dataset import Video, VideoDataset, clip_loader
-from .data.network_input import NetworkInput
-from .data.sources import open_source
-from .data.transforms import EvalTransform
-from .errors import UsageError, VideoReadError
-from .models import check_input_channels
-from .models.features import FeatureExtractor
-from .runtime import RuntimeConfig, prepare_device
+from ..data.dataset import Video, VideoDataset, clip_loader
+from ..data.network_input import NetworkInput
+from ..data.sources import open_source
+from ..data.transforms import EvalTransform
+from ..errors import UsageError, VideoReadError
+from ..models import check_input_channels
+from ..models.features import FeatureExtractor
+from ..runtime import RuntimeConfig, prepare_device
 
 
 @dataclass(frozen=True)

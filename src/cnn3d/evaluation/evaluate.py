@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.network_input import NetworkInput
-from .errors import MissingInput, UsageError
-from .files import atomic_write, write_json
-from .inference import InferenceConfig
+from ..data.network_input import NetworkInput
+from ..errors import MissingInput, UsageError
+from ..files import atomic_write, write_json
+from ..inference.runner import InferenceConfig
+from ..runtime import RuntimeConfig
 from .metrics import Accumulator, Metrics, compute_metrics, top_k
-from .runtime import RuntimeConfig
 
 
 def evaluate_loader(
@@ -76,14 +76,14 @@ def run_test(
     gives the windows (`window_stride`, `tail`), batch, workers and runtime (default: batches of
     16, 2 workers, on the GPU if there is one); `n_clips` > 0 takes that many evenly spaced clips per video
     instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
-    from .data.annotations import read_annotations
-    from .data.dataset import VideoDataset, clip_loader, videos_from_annotations
-    from .data.sources import open_source
-    from .data.transforms import EvalTransform
-    from .inference import maybe_compile
-    from .models import check_input_channels, load_model
+    from ..data.annotations import read_annotations
+    from ..data.dataset import VideoDataset, clip_loader, videos_from_annotations
+    from ..data.sources import open_source
+    from ..data.transforms import EvalTransform
+    from ..inference.runner import maybe_compile
+    from ..models import check_input_channels, load_model
+    from ..runtime import prepare_device
     from .plots import write_test_figures
-    from .runtime import prepare_device
 
     config = config or InferenceConfig(batch_size=16, workers=2)
     runtime = config.runtime

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write, output_name, write_json
 from .bulk import BulkJob, BulkSummary, Shard, run_bulk
-from .files import atomic_write, output_name, write_json
-from .inference import InferenceConfig, VideoResult
+from .runner import InferenceConfig, VideoResult
 
 
 def write_video_features(folder: Path, result: VideoResult) -> None:

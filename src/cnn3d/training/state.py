@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .models.checkpoint import read_file, save_model, unwrap_state_dict
+from ..errors import CheckpointError
+from ..models.checkpoint import read_file, save_model, unwrap_state_dict
 
 __all__ = ["Position", "Resumed", "read_epoch", "resume_from", "save_training_state"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from ..files import atomic_write
 
 VALUES_UP_TO = 30
 LABELS_UP_TO = 120

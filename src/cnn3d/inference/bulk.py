@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Interrupted, UsageError
-from .files import SourceStamp, StampLog, atomic_write, output_name
-from .inference import InferenceConfig, VideoResult, iter_model
-from .runtime import Torchrun
-from .signals import StopSignals
+from ..errors import Interrupted, UsageError
+from ..files import SourceStamp, StampLog, atomic_write, output_name
+from ..runtime import Torchrun
+from ..signals import StopSignals
+from .runner import InferenceConfig, VideoResult, iter_model
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.sources import upright
-from .files import atomic_write
+from ..data.sources import upright
+from ..files import atomic_write
 
 
 def _font(size: int):

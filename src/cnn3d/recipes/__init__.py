@@ -22,9 +22,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
-RECIPE_DIR = Path(__file__).with_name("recipes")
+RECIPE_DIR = Path(__file__).parent  # the TOML files beside this module
 STATUSES = ("verified", "recalled, unverified")
 # what a reported number was measured on, when not one run of the recipe's own protocol
 SCOPES = ("", "mean of 3 splits", "test set")

@@ -22,7 +22,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["LOCK_NAME", "RunLock", "RunLocked"]
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data.sampling import loop_pad
-from .errors import UsageError
+from ..data.sampling import loop_pad
+from ..errors import UsageError
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://",
                "rtp://", "srt://", "tcp://")  # fmt: skip
@@ -153,7 +153,7 @@ def frames_of(
         return
     import av
 
-    from .data.sources.video import frame_array
+    from ..data.sources.video import frame_array
 
     target = sys.stdin.buffer if source == "-" else source
     options = {"timeout": (config.stall_s, config.stall_s)} if is_url(source) else {}
@@ -382,8 +382,8 @@ def classify_live(
     class probabilities; `emit` gets each window's dict; `render` (a path) also writes the
     stream with each frame's latest label; `stats` (filled as it goes) says how far it got,
     also when a KeyboardInterrupt ends it; `log` gets the lines meant for standard error."""
-    from .data.transforms import EvalTransform
-    from .metrics import top_k
+    from ..data.transforms import EvalTransform
+    from ..evaluation.metrics import top_k
 
     stride = config.window_stride or spec.clip_length
     stats = stats if stats is not None else LiveStats()
@@ -449,7 +449,7 @@ def classify_live(
 def model_scorer(model, runtime) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 clip [C, T, H, W] -> class probabilities, through a PyTorch model (on the
     runtime's device and precision) or an exported one (`export.Exported`)."""
-    from .inference import place
+    from .runner import place
 
     model, _, inputs, precision = place(model, runtime)
     exported = not isinstance(model, torch.nn.Module)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
+from ..evaluation.metrics import top_k
+from ..files import write_json
 from .bulk import BulkJob, Shard
-from .files import write_json
-from .inference import VideoResult
-from .metrics import top_k
+from .runner import VideoResult
 
 
 def classification_entry(r: VideoResult, class_names: list[str], k: int) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import atomic_write
+from ..files import atomic_write
 
 
 class TSVLog:
