@@ -107,7 +107,7 @@ def test_the_original_meanings(capsys):
     assert config(["--ft_begin_index", "5"], capsys).ft_begin_module == "fc"
     assert config(["--no_cuda"], capsys).device == "cpu"
     assert config(["--batchnorm_sync"], capsys).sync_bn is True
-    assert config(["--no_val"], capsys).validate is False
+    assert config(["--no_val"], capsys).val is False
     assert config(["--train_t_crop", "center"], capsys).temporal_crop == "center"
     old = config(["--n_classes", "400", "--n_finetune_classes", "101"], capsys)
     assert (old.n_classes, old.n_pretrain_classes) == (101, 400)

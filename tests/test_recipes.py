@@ -69,7 +69,7 @@ def test_every_recipe_parses_and_builds_its_model_and_transforms(name):
     cfg = train_config_from_args(parser.parse_args(argv))
     n_classes = cfg.n_classes or CLASSES[name.split("-")[0]]
     with torch.device("meta"):
-        model = build_model(cfg.family, cfg.depth, n_classes, **cfg.model_options)
+        model = build_model(cfg.model, cfg.model_depth, n_classes, **cfg.model_options)
         out = model(torch.empty(2, 3, cfg.clip_length, cfg.sample_size, cfg.sample_size))
     assert out.shape == (2, n_classes)
     clip = torch.zeros(3, 2 * cfg.sample_size, 2 * cfg.sample_size, dtype=torch.uint8)

@@ -215,11 +215,11 @@ def test_shortcut_a_passes_gradient_to_its_input():
 
 def lrs(schedule: str, losses=None, **options) -> list[float]:
     """The learning rate each epoch starts with, stepping as the training loop does."""
-    cfg = TrainConfig("", "", "", lr=0.1, schedule=schedule, **options)
+    cfg = TrainConfig("", "", "", lr=0.1, lr_scheduler=schedule, **options)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     scheduler = make_scheduler(cfg, optimizer)
     out = []
-    for epoch in range(cfg.epochs):
+    for epoch in range(cfg.n_epochs):
         out.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step(losses[epoch]) if losses else scheduler.step()
@@ -227,15 +227,15 @@ def lrs(schedule: str, losses=None, **options) -> list[float]:
 
 
 def test_lr_schedules_epoch_by_epoch():
-    assert lrs("multistep", milestones=(2, 4), epochs=6) == pytest.approx(
+    assert lrs("multistep", milestones=(2, 4), n_epochs=6) == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     )
     cosine = [0.1 / 3, 0.2 / 3, 0.1, 0.05 * (1 + math.cos(math.pi / 4)), 0.05]
     cosine.append(0.05 * (1 + math.cos(3 * math.pi / 4)))
-    assert lrs("cosine", warmup_epochs=2, epochs=6) == pytest.approx(cosine)
+    assert lrs("cosine", warmup_epochs=2, n_epochs=6) == pytest.approx(cosine)
     # plateau, patience 1: the 2nd epoch in a row without improvement cuts the rate
     losses = [1.0, 0.9, 0.95, 0.96, 0.5, 0.6]
-    assert lrs("plateau", losses, plateau_patience=1, epochs=6) == pytest.approx(
+    assert lrs("plateau", losses, plateau_patience=1, n_epochs=6) == pytest.approx(
         [0.1, 0.1, 0.1, 0.1, 0.01, 0.01]
     )
 

@@ -3,8 +3,9 @@ model is the limit (one table, a verdict in words, and `--output` JSON)."""
 
 from __future__ import annotations
 
+from ..values import non_negative_int, positive_float, positive_int
 from . import checks
-from .common import add_clip_shape, add_parser, non_negative_int, positive_float, positive_int
+from .common import add_clip_shape, add_parser
 
 MEMORY_FORMATS = ("channels_last", "contiguous")
 
@@ -41,7 +42,14 @@ def add_model_options(p, many: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="resnet", help="family (see `cnn3d models`)")
     g.add_argument("--model-depth", "--model_depth", type=positive_int, default=18, help="depth")
-    g.add_argument("--input", choices=("rgb", "flow"), default="rgb", help="3 or 2 channels")
+    g.add_argument(
+        "--input-type",
+        "--input",
+        dest="input_type",
+        choices=("rgb", "flow"),
+        default="rgb",
+        help="3 or 2 channels (as train's --input-type)",
+    )
     g.add_argument(
         "--n-classes", "--n_classes", type=positive_int, default=400, help="classes of the head"
     )
@@ -83,10 +91,13 @@ def add_loader_options(p, many_workers: bool) -> None:
     )
     g.add_argument("--subset", default="training", help="which subset's videos")
     g.add_argument(
+        "--loader",
         "--mode",
+        dest="loader",
         choices=("train", "val"),
         default="train",
-        help="train: a random multi-scale crop per video; val: 3 centre clips per video",
+        help="which loader: train (a random multi-scale crop per video) or val (3 centre clips "
+        "per video); --mode is the older spelling",
     )
     g.add_argument(
         "--workers",
@@ -139,7 +150,7 @@ def model_settings(args, device):
     families = [(args.model, args.model_depth)] + [(n, 18) for n in getattr(args, "compare", [])]
     settings = []
     for family, depth in families:
-        if family in TORCHVISION and args.input == "flow":
+        if family in TORCHVISION and args.input_type == "flow":
             continue  # torchvision's models take RGB only
         for precision in precisions:
             for fmt in formats:
@@ -153,7 +164,7 @@ def model_settings(args, device):
                         precision,
                         fmt == "channels_last",
                         args.n_classes,
-                        2 if args.input == "flow" else 3,
+                        2 if args.input_type == "flow" else 3,
                     )  # fmt: skip
                 )
     return settings
@@ -163,7 +174,7 @@ def loader_setting(args, workers: int):
     from ..benchmark import LoaderSetting
 
     return LoaderSetting(
-        args.video_path, args.annotation_path, args.subset, args.mode, workers, args.batch_size,
+        args.video_path, args.annotation_path, args.subset, args.loader, workers, args.batch_size,
         args.clip_length, args.sample_size, args.prefetch, args.batches,
     )  # fmt: skip
 

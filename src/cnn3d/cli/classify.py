@@ -7,15 +7,9 @@ import time
 from pathlib import Path
 
 from ..errors import Interrupted, UsageError
+from ..values import non_negative_int, positive_float, positive_int
 from . import checks, videojob
-from .common import (
-    add_parser,
-    inference_config,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    switch,
-)
+from .common import add_parser, inference_config, switch
 
 
 def add(sub) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
-import re
+
+from ..values import device, non_negative_int, positive_int
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -66,72 +66,6 @@ def unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
         near = difflib.get_close_matches(name, known, n=1) if name.startswith("-") else []
         parts.append(f"{extra} (did you mean {near[0]}?)" if near else extra)
     return "unrecognized arguments: " + " ".join(parts)
-
-
-def finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
-    return value
-
-
-def seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be in 0..{2**32 - 1}, not {value}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    value = finite(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {text}")
-    return value
-
-
-DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
-
-
-def device(text: str) -> str:
-    """cpu, cuda, cuda:N (mps, xpu): checked before torch is imported."""
-    if not DEVICE.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda or cuda:N")
-    return text
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = finite(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = finite(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = finite(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {text}")
-    return value
 
 
 def switch(p, name: str, default: bool | None, help: str) -> None:

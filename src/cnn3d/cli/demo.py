@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_parser, positive_int
+from ..values import positive_int
+from .common import add_parser
 
 
 def add(sub) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..values import positive_float
 from . import checks
-from .common import add_parser, positive_float
+from .common import add_parser
 
 
 def add(sub) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..values import positive_int
 from . import checks, videojob
-from .common import add_parser, inference_config, positive_int
+from .common import add_parser, inference_config
 
 
 def add(sub) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import add_parser, positive_int
+from ..values import positive_int
+from .common import add_parser
 
 
 def add(sub) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import positive_float, positive_int
+from ..values import positive_float, positive_int
 
 
 class Refused(argparse.Action):

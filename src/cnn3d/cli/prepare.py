@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..values import fraction, non_negative_int, positive_int
 from . import checks
-from .common import add_parser, add_progress, fraction, non_negative_int, positive_int
+from .common import add_parser, add_progress
 
 ANNOTATION_SOURCES = {
     "ucf101": "folder with classInd.txt, trainlist0N.txt, testlist0N.txt",

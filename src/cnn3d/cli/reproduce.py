@@ -25,7 +25,7 @@ NOT_PROTOCOL = frozenset(
     {
         "recipe", "config", "video_path", "annotation_path", "result_path", "root_path",
         "pretrain_path", "workers", "prefetch", "skip_bad_videos", "device", "resume",
-        "checkpoint", "save_every", "save_every_steps", "stop_signals", "index_cache", "requeue",
+        "checkpoint_every", "save_every", "save_every_steps", "stop_signals", "index_cache", "requeue",
         "amp", "channels_last", "compile", "log_every", "tensorboard", "progress",
     }
 )  # fmt: skip
@@ -62,7 +62,7 @@ def run(args) -> int:
     train_command.check_requirements(args.recipe, args)
     cfg = train_command.train_config_from_args(args)
     train_command.check_paths(cfg)
-    if recipe.test_checkpoint == "best.pth" and not cfg.validate:
+    if recipe.test_checkpoint == "best.pth" and not cfg.val:
         raise UsageError(
             f"recipe {recipe.name} tests best.pth, which a run without validation (--no-val) "
             "does not write"

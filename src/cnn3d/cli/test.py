@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
+from ..values import non_negative_int, positive_int
 from . import checks, original
 from .common import (
     add_config_options,
@@ -11,8 +12,6 @@ from .common import (
     add_runtime_options,
     add_window_options,
     inference_config,
-    non_negative_int,
-    positive_int,
 )
 
 

@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..values import positive_float
 from . import checks, original
-from .common import add_progress, add_runtime_options, add_window_options, positive_float
+from .common import add_progress, add_runtime_options, add_window_options
 
 
 class SisterToolModel(argparse.Action):

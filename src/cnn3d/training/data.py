@@ -99,7 +99,7 @@ def make_datasets(cfg: TrainConfig, train_videos, val_videos):
         train_videos, transform, "train", cfg.clip_length, cfg.t_stride,
         skip_bad=cfg.skip_bad_videos, seed=cfg.seed, temporal_crop=cfg.temporal_crop,
     )  # fmt: skip
-    if not (cfg.validate and val_videos):
+    if not (cfg.val and val_videos):
         return train_set, None
     val_set = VideoDataset(
         val_videos, EvalTransform(cfg.sample_size, "center"), "val",

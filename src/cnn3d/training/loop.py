@@ -70,7 +70,7 @@ def train_in(cfg: TrainConfig) -> dict:
         stop = StopSignals(graceful=True, names=cfg.stop_signals)
         # the logs close and the signals get their usual meaning back however the loop ends
         with logs, stop:
-            for epoch in range(run.begin_epoch, cfg.epochs + 1):
+            for epoch in range(run.begin_epoch, cfg.n_epochs + 1):
                 # one pass over this rank's share of the clips, in an order fixed by the epoch;
                 # last.pth every --save-every minutes, and at a stop signal (then StopForSignal)
                 metrics = train_one_epoch(run, epoch, stop, logs)
@@ -78,7 +78,7 @@ def train_in(cfg: TrainConfig) -> dict:
                 if run.val_loader is not None:
                     metrics |= validate(run, epoch, stop)
                 # plateau follows the validation loss (the training loss without validation)
-                if cfg.schedule == "plateau":
+                if cfg.lr_scheduler == "plateau":
                     run.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
                 else:
                     run.scheduler.step()
@@ -127,7 +127,7 @@ def train_one_epoch(run: Run, epoch: int, stop: StopSignals, logs: RunLogs) -> d
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
     steps = run.steps_per_epoch
-    bar = progress_bar(steps, f"epoch {epoch}/{cfg.epochs}", run.main_process and cfg.progress)
+    bar = progress_bar(steps, f"epoch {epoch}/{cfg.n_epochs}", run.main_process and cfg.progress)
     bar.update(done)
     reader = StepReader(run, epoch, lr, steps, logs, bar)
     if done and run.main_process:  # the resumed steps' sums are all ranks' together

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..runtime import Torchrun
-from .config import TrainConfig
+from .config import OLD_NAMES, TrainConfig, option_name
 from .state import Position, resume_from
 
 
@@ -35,7 +35,7 @@ def resume_if_asked(cfg, result, model, optimizer, scheduler, scaler, device, to
     begin = resumed.position
     if resume == "auto":
         check_same_run(cfg, result, torchrun, mid_epoch=begin.step > 0)
-    if cfg.overwrite_milestones and cfg.schedule == "multistep":
+    if cfg.overwrite_milestones and cfg.lr_scheduler == "multistep":
         scheduler.milestones = Counter(cfg.milestones)
     if torchrun.rank == 0:
         print(f"resumed from {path} at {begin.describe()}")
@@ -44,11 +44,10 @@ def resume_if_asked(cfg, result, model, optimizer, scheduler, scaler, device, to
 
 # what must not change for `--resume auto` to go on with the same run (the data order and the
 # position within an epoch depend on them)
-SAME_RUN = {
-    "annotation_path": "--annotation-path", "family": "--model", "depth": "--model-depth",
-    "batch_size": "--batch-size", "clip_length": "--clip-length", "sample_size": "--sample-size",
-    "t_stride": "--t-stride", "seed": "--seed", "world_size": "the process count",
-}  # fmt: skip
+SAME_RUN = (
+    "annotation_path", "model", "model_depth", "batch_size", "clip_length", "sample_size",
+    "t_stride", "seed", "world_size",
+)  # fmt: skip
 
 
 def check_same_run(
@@ -62,14 +61,15 @@ def check_same_run(
     except (OSError, ValueError):
         return  # a run of cnn3d before opts.json, or written by hand: nothing to compare
     before = before.get("used", before)  # (opts.json kept only these settings before 0.1)
+    before = {OLD_NAMES.get(key, key): value for key, value in before.items()}
     now = asdict(cfg) | {"world_size": torchrun.world_size}
-    for key, option in SAME_RUN.items():
+    for key in SAME_RUN:
         if key == "world_size" and not mid_epoch:
             continue
         if key in before and before[key] is not None and now[key] is not None:
             if before[key] != now[key]:
                 raise UsageError(
-                    f"--resume auto: {result} holds another run ({option} {before[key]!r} "
+                    f"--resume auto: {result} holds another run ({option_name(key)} {before[key]!r} "
                     f"there, {now[key]!r} here): give the same options, or another "
                     "--result-path"
                 )

@@ -66,22 +66,22 @@ def freeze_before(model: torch.nn.Module, module_name: str) -> list[str]:
 
 
 def make_scheduler(cfg: TrainConfig, optimizer):
-    if cfg.schedule == "multistep":
+    if cfg.lr_scheduler == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
-    if cfg.schedule == "plateau":
+    if cfg.lr_scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, "min", factor=cfg.gamma, patience=cfg.plateau_patience
         )
-    if cfg.schedule == "cosine":  # per-epoch cosine with linear warm-up
+    if cfg.lr_scheduler == "cosine":  # per-epoch cosine with linear warm-up
 
         def factor(epoch: int) -> float:
             if epoch < cfg.warmup_epochs:
                 return (epoch + 1) / (cfg.warmup_epochs + 1)
-            progress = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
+            progress = (epoch - cfg.warmup_epochs) / max(1, cfg.n_epochs - cfg.warmup_epochs)
             return 0.5 * (1 + math.cos(math.pi * progress))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    raise UsageError(f"schedule must be multistep, plateau or cosine, not {cfg.schedule!r}")
+    raise UsageError(f"schedule must be multistep, plateau or cosine, not {cfg.lr_scheduler!r}")
 
 
 def build_training_model(cfg: TrainConfig, labels: list[str]):
@@ -101,7 +101,7 @@ def build_training_model(cfg: TrainConfig, labels: list[str]):
     else:
         if cfg.n_pretrain_classes is not None:
             print("--n_pretrain_classes goes with --pretrain_path; without it, it is ignored")
-        family, depth = cfg.family or "resnet", cfg.depth or 18
+        family, depth = cfg.model or "resnet", cfg.model_depth or 18
         model = build_model(family, depth, len(labels), **cfg.model_options)
         normalization = get_normalization("kinetics")
     if isinstance(cfg.normalization, Normalization):
@@ -123,14 +123,14 @@ def build_training_model(cfg: TrainConfig, labels: list[str]):
 def check_pretrained(cfg: TrainConfig, spec) -> None:
     """--model, --model_depth and --n_pretrain_classes, where given, against the checkpoint."""
     path = cfg.pretrain_path
-    if cfg.family is not None and canonical_family(cfg.family) != spec.family:
+    if cfg.model is not None and canonical_family(cfg.model) != spec.family:
         raise UsageError(
-            f"--model {cfg.family}, but {path} holds a {spec.arch}: leave --model out (the "
+            f"--model {cfg.model}, but {path} holds a {spec.arch}: leave --model out (the "
             "checkpoint decides) or give a checkpoint of that family"
         )
-    if cfg.depth is not None and cfg.depth != spec.depth:
+    if cfg.model_depth is not None and cfg.model_depth != spec.depth:
         raise UsageError(
-            f"--model_depth {cfg.depth}, but {path} holds a {spec.arch}: leave --model_depth "
+            f"--model_depth {cfg.model_depth}, but {path} holds a {spec.arch}: leave --model_depth "
             "out (the checkpoint decides) or give a checkpoint of that depth"
         )
     if cfg.n_pretrain_classes is not None and cfg.n_pretrain_classes != spec.n_classes:
@@ -237,7 +237,7 @@ def training_card(cfg: TrainConfig, labels: list[str], n_train: int, n_val: int)
         "n_validation_videos": n_val,
         "n_classes": len(labels),
         "class_names_from": f"the annotation file {Path(cfg.annotation_path).name}",
-        "epochs_planned": cfg.epochs,
+        "epochs_planned": cfg.n_epochs,
         "recipe": cfg.recipe,
         "config": dict(cfg.options)
         or {k: v for k, v in asdict(cfg).items() if k not in ("options", "normalization")},
@@ -286,5 +286,5 @@ def summary(run: Run, n_train: int, n_val: int, drop_last: bool) -> str:
         + "\n"
         f"  batch {cfg.batch_size} per process, {len(run.train_loader)} steps per epoch"
         + (" (the last clip of each epoch left out: a batch of one)" if drop_last else "")
-        + f", epochs {run.begin_epoch}..{cfg.epochs}\n  results in {run.result}"
+        + f", epochs {run.begin_epoch}..{cfg.n_epochs}\n  results in {run.result}"
     )
