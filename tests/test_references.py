@@ -240,6 +240,25 @@ def test_lr_schedules_epoch_by_epoch():
     )
 
 
+def test_gamma_on_the_command_line_is_the_schedules_factor():
+    """`--gamma 0.5` (declared once, in TrainConfig) reaches the schedule: x0.5 per milestone."""
+    from cnn3d.cli import build_parser
+    from cnn3d.cli.train import train_config_from_args
+
+    argv = ["train", "--video-path", "v", "--annotation-path", "a", "--result-path", "r"]
+    args = build_parser().parse_args([*argv, "--gamma", "0.5", "--milestones", "1", "2"])
+    cfg = train_config_from_args(args)
+    assert cfg.gamma == 0.5
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = make_scheduler(cfg, optimizer)
+    seen = []
+    for _ in range(3):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([0.1, 0.05, 0.025])
+
+
 # ------------------------------------------------------------- what each command feeds the model
 
 COLOUR = (200, 100, 50)  # one flat colour: any crop or resize leaves it as it is

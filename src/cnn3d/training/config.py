@@ -238,7 +238,12 @@ class TrainConfig:
         nargs="+",
         help="epochs after which multistep cuts the rate",
     )
-    gamma: float = 0.1  # what multistep and plateau multiply the rate by
+    gamma: float = in_optimisation(
+        0.1,
+        "--gamma",
+        type=positive_float,
+        help="what multistep and plateau multiply the rate by at each cut",
+    )
     plateau_patience: int = in_optimisation(
         10,
         "--plateau-patience",
