@@ -177,7 +177,7 @@ def test_a_slow_model_skips_windows_and_counts_every_skip(stream, tmp_path, caps
     ts, checkpoint = stream
     slow = torch.nn.modules.module.register_module_forward_hook(
         lambda module, inputs, output: (
-            time.sleep(0.5) if module.__class__.__name__ == "ResNet" else None
+            time.sleep(0.5) if module.__class__.__name__ == "FeatureExtractor" else None
         )
     )
     out = tmp_path / "live.jsonl"

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .data.dataset import collate_clips
 from .errors import UsageError
+from .precision import PRECISIONS, amp_dtype, autocast_of
+from .training.step import optimisation_step
 
 __all__ = [
     "LoaderSetting",
@@ -37,7 +38,6 @@ __all__ = [
     "verdict",
 ]
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TORCHVISION = ("r3d_18", "r2plus1d_18", "mc3_18")  # torchvision's video models, beside ours
 # a limit is named when the other side is at least this much faster
 MARGIN = 1.1
@@ -108,7 +108,6 @@ class LoaderSetting:
 def default_precision(device: torch.device) -> str:
     """The precision `cnn3d train` runs in on `device` when not told (`precision.amp_dtype`
     with amp unset, as `RuntimeConfig(amp=None)` resolves it)."""
-    from .precision import amp_dtype
 
     names = {dtype: name for name, dtype in PRECISIONS.items()}
     return names[amp_dtype(device, None)]
@@ -149,22 +148,13 @@ def build_network(setting: ModelSetting) -> torch.nn.Module:
 
 
 def train_step_of(net, setting: ModelSetting, device: torch.device):
-    """A closure running one SGD step (forward, fp32 loss, backward, update) in the precision."""
+    """A closure running one SGD step in the setting's precision: the training loop's own
+    (`training.step.optimisation_step`)."""
     dtype = PRECISIONS[setting.precision]
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     labels = torch.randint(setting.n_classes, (setting.batch,), device=device)
-
-    def step(x):
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = net(x)
-        loss = F.cross_entropy(logits.float(), labels[: len(x)])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    return step
+    return lambda x: optimisation_step(net, optimizer, scaler, x, labels[: len(x)], dtype)
 
 
 def bench_model(setting: ModelSetting, device: torch.device, timing: Timing = Timing()) -> dict:
@@ -183,7 +173,7 @@ def bench_model(setting: ModelSetting, device: torch.device, timing: Timing = Ti
     with torch.inference_mode():
 
         def forward():
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with autocast_of(device, dtype):
                 return net(x)
 
         infer = time_steps(forward, device, timing)

@@ -42,13 +42,21 @@ def precision_name(device: torch.device, enabled: bool | None) -> str:
     return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
 
 
+# the precisions by name (`cnn3d benchmark --precision`): the autocast dtype, None for fp32
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(device: torch.device, enabled: bool | None):
     """The autocast context of `amp_dtype`, or nothing.
 
     bf16 CPU training is right and reproducible only with cnn3d's `Conv3d` (see models/conv.py);
     plain nn.Conv3d on this PyTorch build gets some weight gradients wrong.
     """
-    dtype = amp_dtype(device, enabled)
+    return autocast_of(device, amp_dtype(device, enabled))
+
+
+def autocast_of(device: torch.device, dtype: torch.dtype | None):
+    """The autocast context of `dtype` on `device`, or nothing for fp32 (None)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)

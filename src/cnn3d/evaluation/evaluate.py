@@ -16,32 +16,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.network_input import NetworkInput
 from ..errors import MissingInput, UsageError
 from ..files import atomic_write, write_json
 from ..inference.runner import InferenceConfig
-from ..runtime import RuntimeConfig
 from .metrics import Accumulator, Metrics, compute_metrics, top_k
 
 
 def evaluate_loader(
-    net,
+    logits_of,
     loader,
     dataset,
     n_classes: int,
-    inputs: NetworkInput,
-    runtime: RuntimeConfig,
     progress: bool = False,
     should_stop=None,
 ) -> Accumulator | None:
-    """Scores of every clip in `loader` (uint8 batches, made the network's input by `inputs`),
-    summed per video and over ranks; None, with nothing counted, as soon as `should_stop()`
-    says so (asked before each batch)."""
+    """Scores of every clip in `loader` (uint8 batches; `logits_of` makes each batch the
+    network's input and runs it: a `Runner`'s, or the training network's), summed per video and
+    over ranks; None, with nothing counted, as soon as `should_stop()` says so (asked before
+    each batch)."""
     from tqdm import tqdm
 
     acc = Accumulator(len(dataset.videos), n_classes)
-    device = inputs.device
-    net.eval()
     with torch.inference_mode():
         for batch in tqdm(loader, unit="batch", leave=False, disable=not progress):
             if should_stop is not None and should_stop():
@@ -50,10 +45,7 @@ def evaluate_loader(
             dataset.failed += batch["failed"]
             if batch["clip"] is None:
                 continue
-            clips = inputs(batch["clip"])
-            with runtime.autocast(device):
-                logits = net(clips)
-            acc.add(logits, batch["label"], batch["video"])
+            acc.add(logits_of(batch["clip"]), batch["label"], batch["video"])
     dataset.close()
     acc.all_reduce()
     return acc
@@ -80,15 +72,13 @@ def run_test(
     from ..data.dataset import VideoDataset, clip_loader, videos_from_annotations
     from ..data.sources import open_source
     from ..data.transforms import EvalTransform
-    from ..inference.runner import maybe_compile
+    from ..inference.runner import Runner
     from ..models import check_input_channels, load_model
-    from ..runtime import prepare_device
     from .plots import write_test_figures
 
     config = config or InferenceConfig(batch_size=16, workers=2)
     runtime = config.runtime
-    device = prepare_device(runtime.torch_device())
-    model = load_model(checkpoint, device=device, fold_bn=True)
+    model = load_model(checkpoint, fold_bn=True)
     spec = model.spec
     annotations = read_annotations(annotation_path)
     names = spec.class_names or annotations.labels
@@ -115,14 +105,15 @@ def run_test(
         n_views=views,
         skip_bad=True,
     )
+    runner = Runner(model, runtime, windows=len(dataset), batch_size=config.batch_size)
     loader = clip_loader(
-        dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
+        dataset, config.batch_size, config.workers, pin_memory=runner.device.type == "cuda",
         prefetch=config.prefetch,
     )  # fmt: skip
-    model.to(memory_format=runtime.memory_format)
-    net, _ = maybe_compile(model, len(dataset), runtime.compile, config.batch_size)
-    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
-    acc = evaluate_loader(net, loader, dataset, spec.n_classes, inputs, runtime, progress)
+    try:
+        acc = evaluate_loader(runner.logits, loader, dataset, spec.n_classes, progress)
+    finally:
+        runner.close()
     labels = torch.tensor(videos.labels, dtype=torch.long)
     metrics = compute_metrics(acc, labels, names)
     out = Path(result_path)

@@ -448,16 +448,12 @@ def classify_live(
 
 def model_scorer(model, runtime) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 clip [C, T, H, W] -> class probabilities, through a PyTorch model (on the
-    runtime's device and precision) or an exported one (`export.Exported`)."""
-    from .runner import place
+    runtime's device and precision) or an exported one (`runner.Runner`)."""
+    from .runner import Runner
 
-    model, _, inputs, precision = place(model, runtime)
-    exported = not isinstance(model, torch.nn.Module)
+    runner = Runner(model, runtime)
 
     def score(clip: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), precision():
-            out = model(inputs(clip[None]))
-        logits = out[1] if exported else out
-        return logits[0].float().softmax(0).cpu()
+        return runner.logits(clip[None])[0].float().softmax(0).cpu()
 
     return score

@@ -131,21 +131,55 @@ def _check_channels(model, paths: list[Path]) -> None:
         return
 
 
-def place(model, runtime: RuntimeConfig):
-    """(model, device, inputs, precision): the model ready to run, where it runs, the
-    conversion of uint8 batches into its input (`NetworkInput`), and the precision context to
-    run it in. A PyTorch model goes to the runtime's device, in eval mode and its memory
-    format, under its autocast; an exported one (`export.Exported`) runs on the CPU, in
-    contiguous fp32."""
-    spec = model.spec
-    if not isinstance(model, torch.nn.Module):
-        device = torch.device("cpu")
-        inputs = NetworkInput(spec.normalization, device, torch.contiguous_format)
-        return model, device, inputs, contextlib.nullcontext
-    device = prepare_device(runtime.torch_device())
-    model = model.to(device).eval().to(memory_format=runtime.memory_format)
-    inputs = NetworkInput(spec.normalization, device, runtime.memory_format)
-    return model, device, inputs, partial(runtime.autocast, device)
+class Runner:
+    """A network ready to run on uint8 batches, PyTorch or exported alike: `runner(batch)` is
+    (features, logits) for a batch of clips [N, C, T, H, W] (uint8, as the data workers give
+    them), computed without gradients.
+
+    A PyTorch model goes to the runtime's device, in eval mode and its memory format, runs
+    under the runtime's autocast, and gives the features of stage `layer` (default: the last,
+    pooled; `spatial`: before pooling); with `windows` given, it is compiled where that pays
+    (`maybe_compile`). An exported one (`export.Exported`) runs on the CPU, in contiguous fp32,
+    and gives the last stage's pooled features. `close()` removes the feature hooks."""
+
+    def __init__(
+        self, model, runtime: RuntimeConfig, layer: str | None = None, spatial: bool = False,
+        windows: int | None = None, batch_size: int = 1,
+    ):  # fmt: skip
+        self.spec = model.spec
+        self.heads = None
+        if not isinstance(model, torch.nn.Module):  # an engine's: (features, logits) itself
+            if layer or spatial:
+                raise UsageError(
+                    f"{model.path}: --layer and --spatial need the PyTorch checkpoint; an "
+                    "exported model gives the last stage's pooled features"
+                )
+            self.device = torch.device("cpu")
+            self.inputs = NetworkInput(
+                self.spec.normalization, self.device, torch.contiguous_format
+            )
+            self.precision = contextlib.nullcontext
+            self.net = model
+            return
+        self.device = prepare_device(runtime.torch_device())
+        model = model.to(self.device).eval().to(memory_format=runtime.memory_format)
+        self.inputs = NetworkInput(self.spec.normalization, self.device, runtime.memory_format)
+        self.precision = partial(runtime.autocast, self.device)
+        self.heads = FeatureExtractor(model, layer, spatial)
+        self.net = self.heads
+        if windows is not None:
+            self.net, _ = maybe_compile(self.heads, windows, runtime.compile, batch_size)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode(), self.precision():
+            return self.net(self.inputs(batch))
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self(batch)[1]
+
+    def close(self) -> None:
+        if self.heads is not None:
+            self.heads.remove_hooks()
 
 
 def iter_model(
@@ -177,23 +211,11 @@ def iter_model(
     with_items = dataset.videos_with_items()
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
-    exported = not isinstance(model, torch.nn.Module)  # an engine's (`export.Exported`)
-    if exported and (config.layer or config.spatial):
-        raise UsageError(
-            f"{model.path}: --layer and --spatial need the PyTorch checkpoint; an exported "
-            "model gives the last stage's pooled features"
-        )
-    model, device, inputs, precision = place(model, runtime)
+    runner = Runner(model, runtime, config.layer, config.spatial, len(dataset), config.batch_size)
     loader = clip_loader(
-        dataset, config.batch_size, config.workers, pin_memory=device.type == "cuda",
+        dataset, config.batch_size, config.workers, pin_memory=runner.device.type == "cuda",
         prefetch=config.prefetch,
     )  # fmt: skip
-    heads = None
-    if exported:
-        net = model
-    else:
-        heads = FeatureExtractor(model, config.layer, config.spatial)
-        net, _ = maybe_compile(heads, len(dataset), runtime.compile, config.batch_size)
     pending: dict[int, VideoResult] = {}
     next_video = 0  # videos before this one have been yielded
 
@@ -208,29 +230,25 @@ def iter_model(
         next_video = max(next_video, upto)
 
     try:
-        with torch.inference_mode():
-            for batch in loader:
-                for v, message in zip(batch["failed_video"], batch["failed"], strict=True):
-                    bad.setdefault(v, message)
-                if batch["clip"] is not None:
-                    clips = inputs(batch["clip"])
-                    with precision():
-                        features, logits = net(clips)
-                    for k, v in enumerate(batch["video"].tolist()):
-                        if v not in pending:
-                            pending[v] = _result(dataset, v, paths, names)
-                        result = pending[v]
-                        _add_window(result, dataset.plan(v), int(batch["window"][k]))
-                        result.logits.append(logits[k].float().cpu())
-                        if want_features:
-                            result.features.append(features[k].float().cpu())
-                seen = batch["video"].tolist() + list(batch["failed_video"])
-                # items come in video order: every video before the last one seen is complete
-                yield from finished(max(seen) if seen else next_video)
+        for batch in loader:
+            for v, message in zip(batch["failed_video"], batch["failed"], strict=True):
+                bad.setdefault(v, message)
+            if batch["clip"] is not None:
+                features, logits = runner(batch["clip"])
+                for k, v in enumerate(batch["video"].tolist()):
+                    if v not in pending:
+                        pending[v] = _result(dataset, v, paths, names)
+                    result = pending[v]
+                    _add_window(result, dataset.plan(v), int(batch["window"][k]))
+                    result.logits.append(logits[k].float().cpu())
+                    if want_features:
+                        result.features.append(features[k].float().cpu())
+            seen = batch["video"].tolist() + list(batch["failed_video"])
+            # items come in video order: every video before the last one seen is complete
+            yield from finished(max(seen) if seen else next_video)
         yield from finished(len(paths))
     finally:
-        if heads is not None:
-            heads.remove_hooks()
+        runner.close()
         dataset.close()
 
 

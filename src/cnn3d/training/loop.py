@@ -13,7 +13,6 @@ import time
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from ..data.dataset import stop_workers
 from ..errors import TrainingError, TrainingInterrupted
@@ -30,6 +29,7 @@ from .logs import RunLogs, format_epoch, progress_bar
 from .run import Run
 from .setup import setup_run
 from .state import Position
+from .step import optimisation_step
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -189,18 +189,10 @@ def all_ranks(run: Run, sums) -> torch.Tensor:
 
 def train_step(run: Run, batch: dict) -> torch.Tensor:
     """One optimisation step on a batch; its (loss, correct clips), still on the device."""
-    device, cfg = run.device, run.cfg
     clips = run.inputs(batch["clip"])
-    labels = batch["label"].to(device, non_blocking=True)
-    with cfg.runtime.autocast(device):
-        logits = run.net(clips)
-    loss = F.cross_entropy(logits.float(), labels)  # the loss in fp32, whatever the autocast
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    correct = (logits.argmax(1) == labels).sum()
-    return torch.stack([loss.detach(), correct.float()])
+    labels = batch["label"].to(run.device, non_blocking=True)
+    dtype = run.cfg.runtime.amp_dtype(run.device)
+    return optimisation_step(run.net, run.optimizer, run.scaler, clips, labels, dtype)
 
 
 class StepReader:
@@ -264,10 +256,15 @@ def validate(run: Run, epoch: int, stop: StopSignals) -> dict:
     during it (one process) saves the epoch's training and stops: a resumed run validates
     again from the start, never half-counted. Ranks finish it and stop after the epoch."""
     should_stop = None if run.torchrun.distributed else (lambda: bool(stop.requested))
+    run.net.eval()
+
+    def logits_of(clip):
+        with run.cfg.runtime.autocast(run.device):
+            return run.net(run.inputs(clip))
+
     val = evaluate_loader(
-        run.net, run.val_loader, run.val_set, len(run.labels), run.inputs, run.cfg.runtime,
-        should_stop=should_stop,
-    )  # fmt: skip
+        logits_of, run.val_loader, run.val_set, len(run.labels), should_stop=should_stop
+    )
     if val is None:
         save_position(run, Position(epoch, run.steps_per_epoch, run.epoch_sums))
         stop.commit()
