@@ -104,7 +104,8 @@ def model_inputs(tmp_path, root, preset, monkeypatch) -> torch.Tensor:
 
     def recording_load(*args, **kwargs):
         m = load(*args, **kwargs)
-        m.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach().double()))
+        first = next(c for c in m.modules() if isinstance(c, torch.nn.Conv3d))  # sees the input
+        first.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach().double()))
         return m
 
     monkeypatch.setattr(cnn3d.models, "load_model", recording_load)
