@@ -9,7 +9,7 @@ def test_a_closed_pipe_ends_a_command_quietly_with_141():
     # stdout's reading end is closed before the command prints (importing cnn3d takes far
     # longer than closing it), so its first write finds no reader
     process = subprocess.Popen(
-        [sys.executable, "-m", "cnn3d", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "cnn3d", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     process.stdout.close()
     _, err = process.communicate(timeout=120)
@@ -28,7 +28,7 @@ def test_main_returns_141_when_stdout_is_a_closed_pipe(monkeypatch, capsys):
     os.close(read_end)
     pipe = os.fdopen(write_end, "w")
     monkeypatch.setattr(sys, "stdout", pipe)
-    assert main(["models"]) == 141
+    assert main(["recipes"]) == 141
     print("after", file=pipe)
     pipe.flush()  # now devnull: no error
     monkeypatch.undo()
