@@ -113,24 +113,33 @@ def test_non_finite_loss_stops_with_epoch_and_batch(tiny, tmp_path, capsys):
     assert "non-finite loss" in err and "epoch" in err and "batch" in err
 
 
-def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path):
-    # 2 ranks x batch 2 against 1 process x batch 4, fp32. BatchNorm is the one part that
-    # differs by design (per-rank statistics; SyncBatchNorm needs a GPU), so it is frozen here:
-    # with --freeze-bn (or SyncBatchNorm on GPUs) DDP training is the single-process training.
-    common = ["--n_epochs", "2", "--no-amp", "--freeze-bn", "--no-val", "--lr", "0.05"]
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    args = train_args(tiny, single, *common)
-    args[args.index("--batch_size") + 1] = "4"
-    assert main(args) == 0
+# 2 ranks x batch 2 against 1 process x batch 4, fp32. BatchNorm is the one part that differs
+# by design (per-rank statistics; SyncBatchNorm needs a GPU), so it is frozen here: with
+# --freeze-bn (or SyncBatchNorm on GPUs) DDP training is the single-process training.
+DDP_COMMON = ("--n_epochs", "2", "--no-amp", "--freeze-bn", "--lr", "0.05")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny, tmp_path_factory):
+    """One torchrun job of 2 ranks (batches of 2 each, validated every epoch), which the DDP
+    tests share."""
+    ddp = tmp_path_factory.mktemp("ddp") / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     cmd += ["--master_port", str(free_port()), "-m", "cnn3d"]
-    ddp_args = train_args(tiny, ddp, *common)
+    ddp_args = train_args(tiny, ddp, *DDP_COMMON)
     ddp_args[ddp_args.index("--batch_size") + 1] = "2"  # per rank
-    cmd += ddp_args
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*cmd, *ddp_args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    a, b = weights(single / "last.pth"), weights(ddp / "last.pth")
+    return ddp
+
+
+def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path, ddp_run):
+    single = tmp_path / "single"
+    args = train_args(tiny, single, *DDP_COMMON)
+    args[args.index("--batch_size") + 1] = "4"
+    assert main(args) == 0
+    a, b = weights(single / "last.pth"), weights(ddp_run / "last.pth")
     torch.manual_seed(1)  # train's --manual_seed: the weights both started from
     initial = build_model("resnet", 10, 2, widen_factor=0.25).state_dict()
     changed = max((a[k].float() - initial[k].float()).abs().max().item() for k in a)
@@ -141,48 +150,16 @@ def test_ddp_training_equals_one_process_with_the_whole_batch(tiny, tmp_path):
     assert worst < 1e-2, (name, worst)
 
 
-def test_ddp_two_processes_agree_with_one(tiny, tmp_path):
-    run = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        "-m",
-        "cnn3d",
-        *train_args(tiny, run, "--n_epochs", "1"),
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    val = (run / "val.log").read_text().splitlines()[1].split("\t")
+def test_ddp_two_processes_validate_as_one(tiny, tmp_path, ddp_run):
+    """The 2-rank validation (summed over ranks) of the last epoch equals `cnn3d test` of its
+    last.pth in one process."""
+    val = (ddp_run / "val.log").read_text().splitlines()[-1].split("\t")
     videos, ann = tiny
-    assert (
-        main(
-            [
-                "test",
-                "--checkpoint",
-                str(run / "last.pth"),
-                "--video_path",
-                str(videos),
-                "--annotation_path",
-                str(ann),
-                "--result_path",
-                str(tmp_path / "t"),
-                "--n-clips",
-                "2",
-                "--no-amp",
-                "--workers",
-                "0",
-            ]
-        )
-        == 0
-    )
+    argv = ["test", "--checkpoint", str(ddp_run / "last.pth"), "--video_path", str(videos),
+            "--annotation_path", str(ann), "--result_path", str(tmp_path / "t"), "--n-clips",
+            "2", "--no-amp", "--workers", "0"]  # fmt: skip
+    assert main(argv) == 0
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
-    # the 2-rank validation (summed over ranks) equals one process on the same weights
     assert abs(float(val[1]) - metrics["loss"]) < 0.05
     assert abs(float(val[3]) - metrics["video_top1"]) < 1e-6
 
