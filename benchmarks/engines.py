@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from cnn3d.data.annotations import read_annotations
-from cnn3d.data.dataset import VideoDataset, videos_from_annotations
+from cnn3d.data.dataset import VideoDataset
+from cnn3d.data.index import index_subset
 from cnn3d.data.network_input import normalize
 from cnn3d.data.transforms import EvalTransform
 from cnn3d.export import export_model, load_exported
@@ -39,9 +40,7 @@ def windows(demo: Path, model):
     """(normalised windows, their video index, the videos' labels) of the validation videos."""
     spec = model.spec
     annotation = demo / "data" / "synthetic_01.json"
-    videos, _ = videos_from_annotations(
-        read_annotations(annotation), "validation", demo / "data" / "videos"
-    )
+    videos, _ = index_subset(read_annotations(annotation), "validation", demo / "data" / "videos")
     # the demo's own test protocol: two full windows per 40-frame video (frames 0-30 and
     # 9-39 at stride 2)
     dataset = VideoDataset(videos, EvalTransform(spec.sample_size, "center"), "test",

@@ -20,11 +20,10 @@ def test_random_clip_with_stride_and_short_video():
     assert list(s.random_clip(5, 4, 2, rng)) == [0, 2, 4, 0]
 
 
-def test_center_and_begin():
+def test_center_clips():
     assert list(s.center_clip(10, 4)) == [3, 4, 5, 6]
     assert list(s.center_clip(3, 5)) == [0, 1, 2, 0, 1]
     assert list(s.center_clip(20, 4, 2)) == [6, 8, 10, 12]
-    assert list(s.begin_clip(10, 3)) == [0, 1, 2]
 
 
 def test_even_clips_exact_tables():
@@ -52,12 +51,11 @@ def test_sliding_clips_cover_every_frame():
     assert [list(c) for c in strided] == [[0, 3, 6, 9], [10, 13, 16, 19]]
 
 
-def test_errors_and_subsample():
+def test_errors():
     with pytest.raises(ValueError, match="no frames"):
         s.center_clip(0, 16)
     with pytest.raises(ValueError):
         s.even_clips(10, 4, 0)
-    assert list(s.subsample(7, 3)) == [0, 3, 6]
 
 
 def test_a_one_frame_video_gives_loop_padded_clips():
@@ -122,7 +120,7 @@ def test_strides_reach_every_clip_and_rates_are_checked_by_hand():
     """A temporal stride of 2 in every way a clip is made (mutation survivors: the stride not
     passed on), defaults, frame-rate edges and `window_stride` in a plan."""
     assert s.clip_at(0, 40, 4).tolist() == [0, 1, 2, 3] and s.span(4) == 4
-    assert s.begin_clip(40, 4, 2).tolist() == [0, 2, 4, 6]
+    assert s.clip_at(0, 40, 4, 2).tolist() == [0, 2, 4, 6]
     assert s.even_clips(40, 4, 1, 2)[0].tolist() == [16, 18, 20, 22]  # (40 - 7) // 2 = 16
     assert [c.tolist() for c in s.sliding_clips(5, 4, None, 2, "drop")] == [[0, 2, 4, 0]]
     plan = s.plan_clips(40, 4, 2, window_stride=10)

@@ -30,7 +30,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -402,7 +402,3 @@ def _openvino(path: Path):
         return torch.from_numpy(result["features"]), torch.from_numpy(result["logits"])
 
     return run
-
-
-def parity_report(parity: Parity) -> dict:
-    return asdict(parity) | {"passed": parity.passed}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +21,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import VideoReadError
 from . import sampling
-from .annotations import Annotations
-from .index import Video, VideoIndex, index_subset
+from .index import Video, VideoIndex
 from .sources import FrameSource, open_source
 
 __all__ = [
@@ -33,20 +31,11 @@ __all__ = [
     "clip_loader",
     "collate_clips",
     "stop_workers",
-    "videos_from_annotations",
 ]
 
 # Sources kept open per process: enough for the windows of a few videos read in turn; a
 # training epoch touches each video once, so a larger cache would only grow.
 OPEN_SOURCES = 4
-
-
-def videos_from_annotations(
-    annotations: Annotations, subset: str, video_root: str | Path
-) -> tuple[VideoIndex, list[str]]:
-    """The subset's videos found under `video_root` (a `VideoIndex`), and the ids of those that
-    are not there. See `index.index_subset`."""
-    return index_subset(annotations, subset, video_root)
 
 
 class VideoDataset(Dataset):

@@ -55,11 +55,6 @@ def center_clip(n_frames: int, length: int, stride: int = 1) -> np.ndarray:
     return clip_at(max(0, (n_frames - span(length, stride)) // 2), n_frames, length, stride)
 
 
-def begin_clip(n_frames: int, length: int, stride: int = 1) -> np.ndarray:
-    _check(n_frames, length, stride)
-    return clip_at(0, n_frames, length, stride)
-
-
 def even_clips(n_frames: int, length: int, n_clips: int, stride: int = 1) -> list[np.ndarray]:
     """`n_clips` clips with evenly spaced starts, the first at frame 0 and the last ending on the
     last frame; `n_clips == 1` gives the centre clip. Always exactly `n_clips` clips (a short
@@ -108,11 +103,6 @@ def sliding_clips(
         if start + extent >= n_frames:
             break
     return clips
-
-
-def subsample(n_frames: int, stride: int) -> np.ndarray:
-    """Every `stride`-th frame position (temporal subsampling of a whole video)."""
-    return np.arange(0, n_frames, stride, dtype=np.int64)
 
 
 def resampled_length(n_frames: int, source_fps: float, target_fps: float) -> int:

@@ -69,7 +69,8 @@ def run_test(
     16, 2 workers, on the GPU if there is one); `n_clips` > 0 takes that many evenly spaced clips per video
     instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
     from ..data.annotations import read_annotations
-    from ..data.dataset import VideoDataset, clip_loader, videos_from_annotations
+    from ..data.dataset import VideoDataset, clip_loader
+    from ..data.index import index_subset
     from ..data.sources import open_source
     from ..data.transforms import EvalTransform
     from ..inference.runner import Runner
@@ -87,7 +88,7 @@ def run_test(
             f"{annotation_path}: {len(annotations.labels)} classes, but "
             f"{checkpoint} predicts {spec.n_classes}"
         )
-    videos, missing = videos_from_annotations(annotations, subset, video_path)
+    videos, missing = index_subset(annotations, subset, video_path)
     if not videos:
         raise UsageError(f"{annotation_path}: no {subset} videos under {video_path}")
     check_input_channels(model, open_source(videos.path(0)).channels, videos.path(0))
