@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from cnn3d.cli import build_parser, configured, main
-from cnn3d.cli.reproduce import comparison, not_comparable_because, overridden_options, table
+from cnn3d.cli.reproduce import overridden_options
 from cnn3d.recipes import load_recipe, recipe_names
+from cnn3d.recipes.comparison import comparison, not_comparable_because, table
 from paper_numbers import expected_numbers
 
 DATA = ["--video-path", "v", "--annotation-path", "a.json", "--result-path", "r"]
