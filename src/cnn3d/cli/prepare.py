@@ -204,12 +204,11 @@ def run_annotations(args) -> int:
         checks.output_file(out, "--out")
     if video_path:
         checks.input_folder(video_path, "--video-path: the videos")
-    if kind in ("ucf101", "hmdb51"):
-        build = A.build_ucf101 if kind == "ucf101" else A.build_hmdb51
+    if kind in A.SPLIT_KINDS:
         written = 0
         for split in args.splits:
             try:
-                built = build(args.src[0], split)
+                built = A.build_annotations(kind, args.src, split)
             except A.AnnotationError as error:
                 if len(args.splits) == 1:
                     raise
@@ -221,19 +220,13 @@ def run_annotations(args) -> int:
         if not written:
             raise A.AnnotationError(f"{args.src[0]}: none of the splits {args.splits} is there")
         return 0
-    if kind == "kinetics":
-        built = A.build_kinetics(args.src, args.class_order)
-    elif kind == "activitynet":
-        built = A.build_activitynet(args.src[0])
-    elif kind == "mit":
-        built = A.build_mit(args.src[0])
-    else:  # custom: a folder per class (its videos are where they are) or a CSV
-        src = Path(args.src[0])
-        if src.is_dir():
-            built = A.build_custom_folders(src, args.val_fraction)
-            video_path = video_path or str(src)
-        else:
-            built = A.build_custom_csv(src)
+    order, fraction = (
+        getattr(args, "class_order", "alphabetical"),
+        getattr(args, "val_fraction", 0.2),
+    )
+    built = A.build_annotations(kind, args.src, class_order=order, val_fraction=fraction)
+    if kind == "custom" and Path(args.src[0]).is_dir():
+        video_path = video_path or args.src[0]  # a folder per class: the videos are there
     report(built, out, video_path, args)
     return 0
 

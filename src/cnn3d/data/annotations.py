@@ -498,3 +498,31 @@ def build_custom_csv(csv_path: str | os.PathLike) -> Annotations:
             raise AnnotationError(f"{csv_path}: line {number}: unknown subset {row[2]!r}")
         entries.append(Entry(Path(path).stem, subset, label or None, video_path=path))
     return _built(sorted({e.label for e in entries if e.label}), entries)
+
+
+SPLIT_KINDS = ("ucf101", "hmdb51")  # the kinds whose release holds several splits
+
+
+def build_annotations(
+    kind: str,
+    sources: list[str],
+    split: int = 1,
+    class_order: str = "alphabetical",
+    val_fraction: float = 0.2,
+) -> Annotations:
+    """The annotations of a dataset `kind` (`cnn3d prepare KIND`) from its release files:
+    ucf101/hmdb51 (the split files' folder, one `split`), kinetics (CSV or JSON files),
+    activitynet (its JSON), mit (its release folder), custom (a folder per class, or a CSV)."""
+    if kind in SPLIT_KINDS:
+        build = build_ucf101 if kind == "ucf101" else build_hmdb51
+        return build(sources[0], split)
+    if kind == "kinetics":
+        return build_kinetics(sources, class_order)
+    if kind == "activitynet":
+        return build_activitynet(sources[0])
+    if kind == "mit":
+        return build_mit(sources[0])
+    source = Path(sources[0])
+    if source.is_dir():
+        return build_custom_folders(source, val_fraction)
+    return build_custom_csv(source)
