@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..values import non_negative_int, positive_float, positive_int
 from . import checks
-from .common import add_clip_shape, add_parser
+from .common import add_clip_shape, add_data_paths, add_device, add_parser, add_prefetch
 
 MEMORY_FORMATS = ("channels_last", "contiguous")
 
@@ -85,10 +85,7 @@ def add_clip_options(p) -> None:
 
 def add_loader_options(p, many_workers: bool) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--video-path", "--video_path", required=True, help="the videos' root")
-    g.add_argument(
-        "--annotation-path", "--annotation_path", required=True, help="the annotation file"
-    )
+    add_data_paths(g, "the videos' root", "the annotation file")
     g.add_argument("--subset", default="training", help="which subset's videos")
     g.add_argument(
         "--loader",
@@ -107,18 +104,13 @@ def add_loader_options(p, many_workers: bool) -> None:
         default=[4] if many_workers else 4,
         help="DataLoader workers" + (" (several: one row each)" if many_workers else ""),
     )
-    g.add_argument(
-        "--prefetch",
-        type=positive_int,
-        default=None,
-        help="batches each worker prepares ahead (default: PyTorch's 2)",
-    )
+    add_prefetch(g)
     g.add_argument("--batches", type=positive_int, default=50, help="batches timed")
 
 
 def add_common(p, steps: int | None) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    add_device(g)
     if steps is not None:
         g.add_argument("--steps", type=positive_int, default=steps, help="steps timed")
         g.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")

@@ -117,17 +117,33 @@ def add_runtime_options(p, batch_size: int, workers: int, workers_help: str) -> 
     g.add_argument(
         "--workers", "--n_threads", type=non_negative_int, default=workers, help=workers_help
     )
+    add_prefetch(g)
+    switch(g, "amp", None, AMP_HELP)
+    add_device(g)
+    switch(g, "compile", None, COMPILE_HELP)
+
+
+def add_prefetch(g) -> None:
     g.add_argument(
         "--prefetch",
         type=positive_int,
         default=None,
         help="batches each worker prepares ahead (default: PyTorch's 2)",
     )
-    switch(g, "amp", None, AMP_HELP)
+
+
+def add_device(g) -> None:
     g.add_argument(
         "--device", type=device, help="cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
     )
-    switch(g, "compile", None, COMPILE_HELP)
+
+
+def add_data_paths(
+    g, videos: str = "root of the videos", annotations: str = "the annotation JSON"
+) -> None:
+    """--video-path and --annotation-path (required), with the original's spellings."""
+    g.add_argument("--video-path", "--video_path", required=True, help=videos)
+    g.add_argument("--annotation-path", "--annotation_path", required=True, help=annotations)
 
 
 TAIL_HELP = (

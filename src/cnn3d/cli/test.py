@@ -7,6 +7,7 @@ from ..values import non_negative_int, positive_int
 from . import checks, original
 from .common import (
     add_config_options,
+    add_data_paths,
     add_parser,
     add_progress,
     add_runtime_options,
@@ -20,10 +21,7 @@ def add(sub) -> None:
     p.add_argument(
         "--checkpoint", "--resume_path", required=True, help="the model (any supported checkpoint)"
     )
-    p.add_argument("--video-path", "--video_path", required=True, help="root of the videos")
-    p.add_argument(
-        "--annotation-path", "--annotation_path", required=True, help="the annotation JSON"
-    )
+    add_data_paths(p)
     p.add_argument(
         "--result-path",
         "--result_path",
