@@ -125,7 +125,7 @@ def test_a_slow_loader_is_found_the_limit_in_real_training_steps(tiny, monkeypat
     read = VideoFileSource.read
 
     def slow_read(self, positions):
-        time.sleep(0.15)
+        time.sleep(0.6)  # far longer than a step at these sizes, in any precision, on any load
         return read(self, positions)
 
     monkeypatch.setattr(VideoFileSource, "read", slow_read)
