@@ -38,6 +38,46 @@ def is_video_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+# what `what_file_is` says of the two containers a PyTorch checkpoint comes in
+ZIP_ARCHIVE = "a zip archive (a PyTorch checkpoint?)"
+PICKLE = "a pickle (a PyTorch checkpoint?)"
+# the first bytes of video containers: Matroska/WebM, AVI, FLV, Ogg, MPEG-PS, ASF/WMV
+VIDEO_MAGIC = (b"\x1aE\xdf\xa3", b"RIFF", b"FLV", b"OggS", b"\x00\x00\x01\xba", b"0&\xb2u")
+
+
+def what_file_is(path: str | os.PathLike) -> str | None:
+    """What a file is, from its first bytes (a few kinds users give where another was meant):
+    empty, a zip archive or a pickle (how checkpoints are stored), a video, an HDF5 file, an
+    ONNX model, an annotation or other JSON, a text file; None when none of these."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "an empty file"
+    if head[:2] == b"PK":
+        return ZIP_ARCHIVE
+    if head[:1] == b"\x80":
+        return PICKLE
+    mpeg_ts = head[:1] == b"G" and head[188:189] == b"G"
+    if head[4:8] == b"ftyp" or head.startswith(VIDEO_MAGIC) or mpeg_ts:
+        return "a video"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (clips or features)"
+    if head.startswith(b"\x08") and path.suffix == ".onnx":
+        return "an exported ONNX model (classify and features take it with --engine)"
+    if head.lstrip()[:1] in (b"{", b"["):
+        if b'"database"' in head or b'"labels"' in head:
+            return "an annotation JSON"
+        return "a JSON file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(b >= 32 or b in b"\t\n\r" for b in head):
+        return "a text file (a log or a list?)"
+    return None
+
+
 def folder_given_for_file(folder: Path, what: str, suffixes: tuple[str, ...]) -> str:
     """The message for a folder given where a file was wanted: the files of `suffixes` it
     holds, the likely ones meant."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..files import atomic_write
+from ..files import atomic_write, what_file_is
 from .annotations import read_annotations
 from .index import FolderListing, StringTable, VideoIndex, folder_stamp, index_subset
 
@@ -144,22 +144,11 @@ def check_cache_path(path: str | os.PathLike) -> None:
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
     if head != MAGIC:
+        kind = what_file_is(path) or f"it starts with {head!r}"
         raise UsageError(
-            f"--index-cache {path}: this file is not a cnn3d video index ({describe_file(head)}); "
+            f"--index-cache {path}: this file is not a cnn3d video index ({kind}); "
             "it is not replaced: name a new file, or remove it yourself"
         )
-
-
-def describe_file(head: bytes) -> str:
-    if not head:
-        return "it is empty"
-    if head[:1] in (b"{", b"["):
-        return "it looks like JSON"
-    if head[:2] == b"PK":
-        return "it looks like a checkpoint or another zip file"
-    if head[4:8] == b"ftyp" or head[:4] in (b"RIFF", b"\x1aE\xdf\xa3"):
-        return "it looks like a video"
-    return f"it starts with {head[:8]!r}"
 
 
 def read_header(path: Path) -> tuple[dict, int]:

@@ -21,7 +21,14 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..files import CHECKPOINT_SUFFIXES, atomic_write, folder_given_for_file
+from ..files import (
+    CHECKPOINT_SUFFIXES,
+    PICKLE,
+    ZIP_ARCHIVE,
+    atomic_write,
+    folder_given_for_file,
+    what_file_is,
+)
 from ..normalization import PRESETS, Normalization, get_normalization
 from .densenet import BLOCK_CONFIGS
 from .resnet import DEPTHS
@@ -45,8 +52,8 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: the file is empty")
     if path.suffix == ".safetensors":
         return _read_safetensors(path, map_location)
-    other = what_else(path)
-    if other:
+    other = what_file_is(path)
+    if other not in (None, ZIP_ARCHIVE, PICKLE):
         raise CheckpointError(f"{path}: {other}, not a checkpoint")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -73,42 +80,6 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a dict of weights")
     return obj
-
-
-# the first bytes of files that are often given where a checkpoint was meant
-VIDEO_MAGIC = (b"\x1aE\xdf\xa3", b"RIFF", b"FLV", b"OggS", b"\x00\x00\x01\xba", b"0&\xb2u")
-
-
-def what_else(path: Path) -> str | None:
-    """What the file is, when its first bytes say it is not a PyTorch checkpoint (a zip, or a
-    legacy pickle): an annotation JSON, a video, an HDF5 file, a text file...; else None."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        return None
-    if (
-        head[4:8] == b"ftyp"
-        or head.startswith(VIDEO_MAGIC)
-        or head[:1] == b"G"
-        and head[188:189] == b"G"
-    ):
-        return "a video"
-    if head.startswith(b"\x89HDF"):
-        return "an HDF5 file (clips or features)"
-    if head.startswith(b"\x08") and path.suffix == ".onnx":
-        return "an exported ONNX model (classify and features take it with --engine)"
-    stripped = head.lstrip()
-    if stripped[:1] in (b"{", b"["):
-        if b'"database"' in head or b'"labels"' in head:
-            return "an annotation JSON"
-        return "a JSON file"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if head and all(b >= 32 or b in b"\t\n\r" for b in head):
-        return "a text file (a log or a list?)"
-    return None
 
 
 def _first_line(text: str) -> str:
