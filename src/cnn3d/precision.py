@@ -4,15 +4,17 @@ training loop and inference share."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from pathlib import Path
 
 import torch
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); without it bf16 is slower
-    than fp32."""
+    than fp32. Read once: the training step asks at every step."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
