@@ -72,8 +72,9 @@ def describe(holder: dict) -> str:
 
 def why_stale(holder: dict, me: dict, file_lock_free: bool) -> str | None:
     """Why the process that wrote `holder` cannot be running any more, or None if it may be."""
-    for key, what in (("slurm_job", "SLURM job"), ("torchrun_run", "torchrun job")):
-        count = key.replace("_job", "_restart").replace("_run", "_restart")
+    jobs = (("slurm_job", "slurm_restart", "SLURM job"),
+            ("torchrun_run", "torchrun_restart", "torchrun job"))  # fmt: skip
+    for key, count, what in jobs:
         same_job = holder.get(key) and holder.get(key) == me.get(key)
         if same_job and int(holder.get(count) or 0) < int(me.get(count) or 0):
             return f"an earlier round of this {what}"
