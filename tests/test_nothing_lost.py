@@ -335,3 +335,22 @@ def test_stale_temporaries_of_the_folder_are_swept_at_start(tiny, tmp_path, caps
     assert main(train_args(tiny, result, *QUICK, "--n_epochs", "1")) == 0
     assert "removed 2 temporary file(s)" in capsys.readouterr().out
     assert not list(result.glob(".*.tmp")) and (result / "notes.tmp").exists()
+
+
+def test_a_lock_of_an_earlier_round_of_the_same_job_is_stale_on_any_host():
+    """A requeued SLURM job or a restarted torchrun round may run on another node, whose lock it
+    cannot test: the job id and its restart count tell it the holder is gone."""
+    from cnn3d.training.lock import why_stale
+
+    me = {"host": "node-b", "pid": 5, "slurm_job": "7", "slurm_restart": "1",
+          "torchrun_run": "r1", "torchrun_restart": "2"}  # fmt: skip
+    earlier = {"host": "node-a", "pid": 9, "slurm_job": "7", "slurm_restart": "0"}
+    assert why_stale(earlier, me, file_lock_free=False) == "an earlier round of this SLURM job"
+    restarted = {"host": "node-a", "pid": 9, "torchrun_run": "r1", "torchrun_restart": "1"}
+    assert why_stale(restarted, me, file_lock_free=False) == "an earlier round of this torchrun job"
+    for live in (
+        {"host": "node-a", "pid": 9, "slurm_job": "8", "slurm_restart": "0"},  # another job
+        {"host": "node-a", "pid": 9, "slurm_job": "7", "slurm_restart": "1"},  # this round
+    ):
+        assert why_stale(live, me, file_lock_free=False) is None
+    assert why_stale(live, me, file_lock_free=True) == "its lock was released (the process is gone)"
