@@ -63,7 +63,7 @@ class Timing:
 @dataclass(frozen=True)
 class ModelSetting:
     family: str = "resnet"  # or one of TORCHVISION
-    depth: int = 18
+    depth: int | str | None = None  # None: the family's default
     clip_length: int = 16
     size: int = 112
     batch: int = 32
@@ -75,6 +75,10 @@ class ModelSetting:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.depth is None and self.family not in TORCHVISION:
+            from .models.zoo import FAMILIES, canonical_family
+
+            object.__setattr__(self, "depth", FAMILIES[canonical_family(self.family)].default_depth)
 
     @property
     def name(self) -> str:

@@ -13,26 +13,35 @@ from .errors import UsageError
 
 @dataclass(frozen=True)
 class Normalization:
-    """`(pixel * value_range / 255 - mean) / std`, per channel, with mean/std in value_range units."""
+    """`(pixel * value_range / 255 - mean) / std`, per channel, with mean/std in value_range units.
+    `channel_order` "bgr": an RGB clip's channels are reversed first (C3D's Caffe weights), and
+    mean/std are given in BGR order."""
 
     name: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
     value_range: float = 1.0
+    channel_order: str = "rgb"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
-        return cls(d["name"], tuple(d["mean"]), tuple(d["std"]), float(d["value_range"]))
+        return cls(
+            d["name"],
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            float(d["value_range"]),
+            d.get("channel_order", "rgb"),
+        )
 
     def for_channels(self, n_channels: int) -> Normalization:
         """Cut mean/std to the first `n_channels` (2 for optical flow), as the original does."""
         if n_channels == len(self.mean):
             return self
         return Normalization(
-            self.name, self.mean[:n_channels], self.std[:n_channels], self.value_range
+            self.name, self.mean[:n_channels], self.std[:n_channels], self.value_range, "rgb"
         )
 
 
@@ -47,6 +56,14 @@ PRESETS: dict[str, Normalization] = {
     "torchvision": Normalization(
         "torchvision", (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
     ),
+    # DeepMind's I3D and its ports: [-1, 1] (x / 255 * 2 - 1).
+    "i3d": Normalization("i3d", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # C3D's Sports-1M Caffe weights: 0-255 BGR minus the Sports-1M mean (B, G, R).
+    "c3d": Normalization("c3d", (90.25, 97.66, 101.41), (1.0, 1.0, 1.0), 255.0, "bgr"),
+    # pytorchvideo's model hub (Slow, SlowFast, X3D, CSN...): mean 0.45, std 0.225.
+    "pytorchvideo": Normalization("pytorchvideo", (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)),
+    # [0, 1] with no mean or std (video_features' S3D input).
+    "unit": Normalization("unit", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 
 

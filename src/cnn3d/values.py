@@ -47,6 +47,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def depth(text: str) -> int | str:
+    """A model depth: a positive int (50), or a variant name (X3D's "s")."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return positive_int(text)
+    if not text.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth (a number, or a name like m)")
+    return text
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:

@@ -3,7 +3,7 @@ model is the limit (one table, a verdict in words, and `--output` JSON)."""
 
 from __future__ import annotations
 
-from ..values import non_negative_int, positive_float, positive_int
+from ..values import depth, non_negative_int, positive_float, positive_int
 from . import checks
 from .common import add_clip_shape, add_data_paths, add_device, add_parser, add_prefetch
 
@@ -41,7 +41,9 @@ def add(sub) -> None:
 def add_model_options(p, many: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="resnet", help="family (see `cnn3d models`)")
-    g.add_argument("--model-depth", "--model_depth", type=positive_int, default=18, help="depth")
+    g.add_argument(
+        "--model-depth", "--model_depth", type=depth, help="depth (default: the family's)"
+    )
     g.add_argument(
         "--input-type",
         "--input",
@@ -139,9 +141,9 @@ def model_settings(args, device):
     else:
         precisions = [args.precision]
     formats = args.memory_format if isinstance(args.memory_format, list) else [args.memory_format]
-    families = [(args.model, args.model_depth)] + [(n, 18) for n in getattr(args, "compare", [])]
+    families = [(args.model, args.model_depth)] + [(n, None) for n in getattr(args, "compare", [])]
     settings = []
-    for family, depth in families:
+    for family, family_depth in families:
         if family in TORCHVISION and args.input_type == "flow":
             continue  # torchvision's models take RGB only
         for precision in precisions:
@@ -149,7 +151,7 @@ def model_settings(args, device):
                 settings.append(
                     ModelSetting(
                         family,
-                        depth,
+                        family_depth,
                         args.clip_length,
                         args.sample_size,
                         args.batch_size,

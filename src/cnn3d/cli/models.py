@@ -19,15 +19,13 @@ def add(sub) -> None:
         "--clip-length",
         "--sample_duration",
         type=positive_int,
-        default=16,
-        help="frames per clip for the GFLOPs column",
+        help="frames per clip for the GFLOPs column (default: each family's native clip)",
     )
     p.add_argument(
         "--size",
         "--sample_size",
         type=positive_int,
-        default=112,
-        help="clip height and width for the GFLOPs column",
+        help="clip height and width for the GFLOPs column (default: each family's native size)",
     )
     p.set_defaults(run=run)
 
@@ -36,16 +34,27 @@ def run(args) -> int:
     import torch
 
     from ..models import build_model, count_flops, count_parameters, list_models
+    from ..models.zoo import FAMILIES
 
-    print(f"{'family':<12}{'depth':>6}{'params (M)':>12}{'GFLOPs':>9}{'features':>10}")
+    print(
+        f"{'family':<12}{'depth':>6}{'params (M)':>12}{'GFLOPs':>9}{'features':>10}"
+        f"{'clip':>12}  normalisation"
+    )
     for family, depth in list_models():
+        native = FAMILIES[family]
+        length = args.clip_length or native.clip_length
+        size = args.size or native.sample_size
         with torch.device("meta"):
             model = build_model(family, depth, n_classes=args.n_classes)
-        gflops = count_flops(family, depth, args.clip_length, args.size) / 1e9
+        gflops = count_flops(family, depth, length, size) / 1e9
         params = count_parameters(model) / 1e6
-        print(f"{family:<12}{depth:>6}{params:>12.2f}{gflops:>9.2f}{model.num_features:>10}")
+        print(
+            f"{family:<12}{depth!s:>6}{params:>12.2f}{gflops:>9.2f}{model.num_features:>10}"
+            f"{f'{length}x{size}x{size}':>12}  {native.normalization}"
+        )
     print(
-        f"\nGFLOPs: one {args.clip_length}x{args.size}x{args.size} clip, forward, 2 per "
-        f"multiply-add; params with a {args.n_classes}-class head."
+        "\nGFLOPs: one clip of the size shown (each family's native clip unless --clip-length "
+        f"or --size is given), forward, 2 per multiply-add; params with a {args.n_classes}-class "
+        "head."
     )
     return 0

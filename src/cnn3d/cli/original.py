@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..values import positive_float, positive_int
+from ..values import depth, positive_float, positive_int
 
 
 class Refused(argparse.Action):
@@ -285,7 +285,7 @@ def add_video_job(p, command: str) -> None:
     g.add_argument("--model_name", help="checked against the checkpoint (default: not checked)")
     g.add_argument(
         "--model_depth",
-        type=positive_int,
+        type=depth,
         help="checked against the checkpoint (default: not checked)",
     )
     g.add_argument(

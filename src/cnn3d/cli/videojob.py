@@ -172,11 +172,11 @@ def check_model_options(args, spec) -> None:
     """The sister tool built the network from --model_name, --model_depth, ...: here the
     checkpoint decides, and any of them given must agree with it."""
     from ..errors import UsageError
-    from ..models.zoo import canonical_family
+    from ..models.zoo import canonical_family, depth_of
 
     given = {
         "--model_name": (args.model_name, spec.family, canonical_family),
-        "--model_depth": (args.model_depth, spec.depth, int),
+        "--model_depth": (args.model_depth, spec.depth, depth_of),
         "--resnet_shortcut": (args.resnet_shortcut, spec.options.get("shortcut", "B"), str),
         "--wide_resnet_k": (args.wide_resnet_k, spec.options.get("widen_factor", 1), float),
         "--resnext_cardinality": (args.resnext_cardinality, spec.options.get("cardinality"), int),

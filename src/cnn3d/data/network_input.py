@@ -24,21 +24,27 @@ __all__ = ["NetworkInput", "normalize"]
 def normalize(clips: torch.Tensor, normalization: Normalization) -> torch.Tensor:
     """uint8 clips [..., C, T, H, W] (one clip or a batch) -> float32, normalised per channel
     with the preset cut to C channels (2 for optical flow, as the original does)."""
-    scale, mean, std = constants(normalization, clips.shape[-4], clips.device)
-    return apply(clips, scale, mean, std)
+    scale, mean, std, bgr = constants(normalization, clips.shape[-4], clips.device)
+    return apply(clips, scale, mean, std, bgr)
 
 
 def constants(normalization: Normalization, channels: int, device: torch.device):
-    """(scale, mean, std) of the preset for `channels` channels, mean/std float32 [C,1,1,1]."""
+    """(scale, mean, std, bgr) of the preset for `channels` channels, mean/std float32
+    [C,1,1,1]; bgr: reverse an RGB clip's channels first."""
     norm = normalization.for_channels(channels)
     mean = torch.tensor(norm.mean, device=device).view(-1, 1, 1, 1)
     std = torch.tensor(norm.std, device=device).view(-1, 1, 1, 1)
-    return norm.value_range / 255.0, mean, std
+    bgr = norm.channel_order == "bgr" and channels == 3
+    return norm.value_range / 255.0, mean, std, bgr
 
 
-def apply(clips: torch.Tensor, scale: float, mean: torch.Tensor, std: torch.Tensor):
+def apply(
+    clips: torch.Tensor, scale: float, mean: torch.Tensor, std: torch.Tensor, bgr: bool = False
+):
     if clips.dtype != torch.uint8:
         raise UsageError(f"clips must be uint8 pixels, not {clips.dtype}")
+    if bgr:
+        clips = clips.flip(-4)
     return (clips.float() * scale - mean) / std
 
 
@@ -55,9 +61,12 @@ class NetworkInput:
 
     def __call__(self, clips: torch.Tensor) -> torch.Tensor:
         x = clips.to(self.device, non_blocking=True)
-        # the layout first, on uint8 (a quarter of the bytes); float ops then keep it
-        x = x.contiguous(memory_format=self.memory_format)
         channels = x.shape[-4]
         if channels not in self._constants:
             self._constants[channels] = constants(self.normalization, channels, x.device)
-        return apply(x, *self._constants[channels])
+        scale, mean, std, bgr = self._constants[channels]
+        if bgr:
+            x = x.flip(-4)
+        # the layout first, on uint8 (a quarter of the bytes); float ops then keep it
+        x = x.contiguous(memory_format=self.memory_format)
+        return apply(x, scale, mean, std)

@@ -30,9 +30,10 @@ from ..files import (
     what_file_is,
 )
 from ..normalization import PRESETS, Normalization, get_normalization
+from . import releases
 from .densenet import BLOCK_CONFIGS
 from .resnet import DEPTHS
-from .zoo import ModelSpec, build_model, input_channels
+from .zoo import FAMILIES, ModelSpec, build_model, input_channels
 
 FORMAT_NAME = "cnn3d"
 FORMAT_VERSION = 1
@@ -130,8 +131,7 @@ def normalise_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
     Layouts: 'cnn3d' (the original's 2020 names, used as is), 'old_densenet', 'torchvision'.
     """
-    while state and all(k.startswith("module.") for k in state):
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    state = _without_module_prefix(state)
     if "features.conv0.weight" in state:
         renamed = {}
         for k, v in state.items():
@@ -375,11 +375,18 @@ def load_model(
     """
     path = Path(path)
     obj = read_file(path, map_location=device)
-    state, layout = normalise_keys(unwrap_state_dict(obj, path))
-    description = _describe(obj, state, layout)
+    raw = unwrap_state_dict(obj, path)
     stored = obj.get("spec") if obj.get("format") == FORMAT_NAME else None
+    release = None if stored else releases.detect(_without_module_prefix(raw), path.name)
+    if release is not None:
+        state, layout = dict(release.state), release.name
+    else:
+        state, layout = normalise_keys(raw)
+    description = _describe(obj, state, layout)
     if stored:
         spec = ModelSpec.from_dict(stored)
+    elif release is not None:
+        spec = _release_spec(release)
     else:
         try:
             family, depth, n_classes, inferred = infer_architecture(state, layout)
@@ -427,6 +434,28 @@ def load_model(
         clip = torch.randn(1, input_channels(model), spec.clip_length, 32, 32)
         model, model.folded_bn = fold_batchnorm(model, clip)
     return model.to(device)
+
+
+def _without_module_prefix(state: dict) -> dict:
+    while state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _release_spec(release: releases.Release) -> ModelSpec:
+    """The spec of a recognised release: its input, class names and clip, else the family's."""
+    native = FAMILIES[release.family]
+    return ModelSpec(
+        release.family,
+        release.depth,
+        release.n_classes,
+        dict(release.options),
+        normalization=PRESETS[release.normalization or native.normalization],
+        class_names=kinetics400_class_names() if release.class_names == "kinetics400" else None,
+        clip_length=release.clip_length or native.clip_length,
+        sample_size=release.sample_size or native.sample_size,
+        release=release.name,
+    )
 
 
 def _warn_on_arch_hint(arch, family, depth, path):

@@ -16,7 +16,11 @@ STAGE = re.compile(r"(^|\.)(layer\d+|denseblock\d+|transition\d+)$")
 
 
 def stage_names(model) -> list[str]:
-    """The stages `--layer` can take features from (layer1-4, DenseNet's blocks)."""
+    """The stages `--layer` can take features from: what the network names in its
+    `feature_points` (I3D's Mixed_4f, SlowFast's pathways...), else layer1-4 or DenseNet's blocks."""
+    named = getattr(model, "feature_points", None)
+    if named is not None:
+        return list(named)
     return [name for name, _ in model.named_modules() if STAGE.search(name)]
 
 
@@ -40,7 +44,7 @@ class FeatureExtractor(nn.Module):
             self._hook = model.get_submodule(layer).register_forward_hook(
                 lambda _m, _i, out: self._seen.append(out)
             )
-        elif spatial:  # the last stage's map: what the global pooling receives
+        elif spatial:  # the last stage's map: what the network's `avgpool` receives
             self._hook = model.avgpool.register_forward_pre_hook(
                 lambda _m, i: self._seen.append(i[0])
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -16,13 +17,28 @@ from .resnet2p1d import build_resnet2p1d
 from .resnext import build_resnext
 from .wide import build_wideresnet
 
-FAMILIES = {
-    "resnet": (build_resnet, tuple(DEPTHS)),
-    "preresnet": (build_preresnet, tuple(DEPTHS)),
-    "wideresnet": (build_wideresnet, BOTTLENECK_DEPTHS),
-    "resnext": (build_resnext, BOTTLENECK_DEPTHS),
-    "densenet": (build_densenet, tuple(BLOCK_CONFIGS)),
-    "resnet2p1d": (build_resnet2p1d, tuple(DEPTHS)),
+
+@dataclass(frozen=True)
+class Family:
+    """One network family of the zoo: how to build it, its depths (ints, or variant names such
+    as X3D's "s" and "m"), and the input its released weights expect (clip size, normalisation
+    preset, channels), which `cnn3d models` and a fresh `build_model` use."""
+
+    builder: Callable[..., nn.Module]
+    depths: tuple
+    default_depth: int | str = 18
+    clip_length: int = 16
+    sample_size: int = 112
+    normalization: str = "kinetics"
+
+
+FAMILIES: dict[str, Family] = {
+    "resnet": Family(build_resnet, tuple(DEPTHS)),
+    "preresnet": Family(build_preresnet, tuple(DEPTHS)),
+    "wideresnet": Family(build_wideresnet, BOTTLENECK_DEPTHS, 50),
+    "resnext": Family(build_resnext, BOTTLENECK_DEPTHS, 101),
+    "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
+    "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
 }
 ALIASES = {
     "r3d": "resnet",
@@ -41,7 +57,7 @@ class ModelSpec:
     Frozen: change it through `load_model`'s arguments or `with_spec` (`dataclasses.replace`)."""
 
     family: str
-    depth: int
+    depth: int | str  # an int, or a variant name (X3D's "s", "m"...)
     n_classes: int
     options: dict = field(default_factory=dict)
     normalization: Normalization = PRESETS["kinetics"]
@@ -49,6 +65,7 @@ class ModelSpec:
     clip_length: int = 16
     sample_size: int = 112
     t_stride: int = 1  # temporal subsampling the clips were trained with
+    release: str | None = None  # the public release a foreign checkpoint was recognised as
 
     @property
     def arch(self) -> str:
@@ -66,13 +83,14 @@ class ModelSpec:
             "clip_length": self.clip_length,
             "sample_size": self.sample_size,
             "t_stride": self.t_stride,
+            "release": self.release,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
         return cls(
             family=d["family"],
-            depth=int(d["depth"]),
+            depth=depth_of(d["depth"]),
             n_classes=int(d["n_classes"]),
             options=dict(d.get("options") or {}),
             normalization=Normalization.from_dict(d["normalization"]),
@@ -80,7 +98,14 @@ class ModelSpec:
             clip_length=int(d.get("clip_length", 16)),
             sample_size=int(d.get("sample_size", 112)),
             t_stride=int(d.get("t_stride", 1)),
+            release=d.get("release"),
         )
+
+
+def depth_of(value) -> int | str:
+    """A depth as stored or typed: "50" -> 50, "m" -> "m"."""
+    text = str(value).strip().lower()
+    return int(text) if text.isdigit() else text
 
 
 def canonical_family(family: str) -> str:
@@ -94,7 +119,7 @@ def canonical_family(family: str) -> str:
 
 def list_models() -> list[tuple[str, int]]:
     """Every (family, depth) the zoo builds."""
-    return [(f, d) for f, (_, depths) in FAMILIES.items() for d in depths]
+    return [(name, d) for name, family in FAMILIES.items() for d in family.depths]
 
 
 def build_model(family: str, depth: int, n_classes: int = 400, **options) -> nn.Module:
@@ -104,14 +129,26 @@ def build_model(family: str, depth: int, n_classes: int = 400, **options) -> nn.
     widen_factor, cardinality (resnext), stem_width, stem_mid_width and per_block_mid (resnet2p1d).
     """
     name = canonical_family(family)
-    builder, _ = FAMILIES[name]
+    depth = depth_of(depth)
+    if depth not in FAMILIES[name].depths:
+        choices = ", ".join(map(str, FAMILIES[name].depths))
+        raise UsageError(f"{name} has no depth {depth}; choose one of {choices}")
     try:
-        model = builder(int(depth), n_classes=int(n_classes), **options)
+        model = FAMILIES[name].builder(depth, n_classes=int(n_classes), **options)
     except TypeError as error:
         if "unexpected keyword argument" in str(error):
             raise UsageError(f"{name}: {error}".replace("__init__()", "option")) from None
         raise
-    model.spec = ModelSpec(name, int(depth), int(n_classes), dict(options))
+    native = FAMILIES[name]
+    model.spec = ModelSpec(
+        name,
+        depth,
+        int(n_classes),
+        dict(options),
+        normalization=PRESETS[native.normalization],
+        clip_length=native.clip_length,
+        sample_size=native.sample_size,
+    )
     return model
 
 
@@ -127,11 +164,15 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(
-    family: str, depth: int, clip_length: int = 16, size: int = 112, **options
+    family: str, depth, clip_length: int | None = None, size: int | None = None, **options
 ) -> float:
-    """Forward FLOPs (2 x multiply-adds) of one clip, counted on the meta device (no compute)."""
+    """Forward FLOPs (2 x multiply-adds) of one clip, counted on the meta device (no compute);
+    the clip is the family's native size unless given."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    native = FAMILIES[canonical_family(family)]
+    clip_length = clip_length or native.clip_length
+    size = size or native.sample_size
     with torch.device("meta"):
         model = build_model(family, depth, **options).eval()
         x = torch.empty(1, options.get("n_input_channels", 3), clip_length, size, size)

@@ -13,6 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from ..normalization import Normalization
 from ..signals import STOP_SIGNALS
 from ..values import (
+    depth,
     device,
     fraction,
     non_negative_float,
@@ -174,12 +175,13 @@ class TrainConfig:
         "alias: r3d, preact, wrn, r2p1d) (default: resnet, or the pretrained model's; given "
         "with --pretrain-path, it must be that one)",
     )
-    model_depth: int | None = in_model(
+    model_depth: int | str | None = in_model(
         None,
         "--model-depth",
         "--model_depth",
-        type=positive_int,
-        help="depth (`cnn3d models` lists each family's) (default: 18, or the pretrained "
+        type=depth,
+        help="depth (`cnn3d models` lists each family's) (default: the family's, 18 for the "
+        "ResNets, or the pretrained "
         "model's; given with --pretrain-path, it must be that one)",
     )
     # the family's options (n_input_channels, shortcut, widen_factor...): `cli/train.py`

@@ -22,7 +22,7 @@ from ..data.sources import open_source
 from ..errors import TrainingError, UsageError
 from ..files import atomic_write
 from ..models import build_model, check_input_channels, load_model
-from ..models.zoo import canonical_family
+from ..models.zoo import FAMILIES, canonical_family
 from ..normalization import Normalization, get_normalization
 from ..runtime import RuntimeConfig, Torchrun, prepare_device
 from .config import TrainConfig
@@ -101,7 +101,8 @@ def build_training_model(cfg: TrainConfig, labels: list[str]):
     else:
         if cfg.n_pretrain_classes is not None:
             print("--n_pretrain_classes goes with --pretrain_path; without it, it is ignored")
-        family, depth = cfg.model or "resnet", cfg.model_depth or 18
+        family = canonical_family(cfg.model or "resnet")
+        depth = cfg.model_depth or FAMILIES[family].default_depth
         model = build_model(family, depth, len(labels), **cfg.model_options)
         normalization = get_normalization("kinetics")
     if isinstance(cfg.normalization, Normalization):
