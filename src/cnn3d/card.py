@@ -63,13 +63,16 @@ def record_evaluation(source: str | Path, destination: str | Path, evaluation: d
     save_model(destination, load_model(source), extra={"card": card})
 
 
-def stored_as(path: Path, normalization: str) -> str:
+def stored_as(path: Path, normalization: str, release: str | None = None) -> str:
     """How a checkpoint's weights are stored, as detected, in words."""
     from .models.checkpoint import FORMAT_NAME, normalise_keys, read_file, unwrap_state_dict
 
     obj = read_file(path)
     if obj.get("format") == FORMAT_NAME:
-        return "cnn3d's format (the model's spec stored with the weights)"
+        kept = f"; first released as {release}" if release else ""
+        return f"cnn3d's format (the model's spec stored with the weights{kept})"
+    if release:
+        return f"{release} (detected from its keys; {normalization} input)"
     _, layout = normalise_keys(unwrap_state_dict(obj, path))
     if layout == "torchvision":
         return "torchvision's video model keys (detected; Kinetics-400 classes, its input)"
@@ -91,7 +94,7 @@ def describe(path: str | Path) -> list[str]:
     model = load_model(path)
     spec = model.spec
     card = read_card(path)
-    layout = stored_as(path, spec.normalization.name)
+    layout = stored_as(path, spec.normalization.name, spec.release)
     options = ", ".join(f"{k}={v}" for k, v in sorted(spec.options.items())) or "defaults"
     flops = count_flops(spec.family, spec.depth, spec.clip_length, spec.sample_size, **spec.options)
     norm = spec.normalization
@@ -103,7 +106,8 @@ def describe(path: str | Path) -> list[str]:
         "multiply-add)",
         f"  input: {spec.clip_length} frames (temporal stride {spec.t_stride}) of "
         f"{spec.sample_size}x{spec.sample_size}, normalisation {norm.name} (pixels x "
-        f"{norm.value_range:g}/255, mean {fmt(norm.mean)}, std {fmt(norm.std)})",
+        f"{norm.value_range:g}/255, mean {fmt(norm.mean)}, std {fmt(norm.std)}"
+        + (", channels in BGR order)" if norm.channel_order == "bgr" else ")"),
         f"  classes: {spec.n_classes}, names "
         + names_source(spec.class_names, card, layout, spec.n_classes),
     ]
