@@ -253,6 +253,8 @@ def float_path(clips_tchw: list[torch.Tensor], norm: Normalization, memory_forma
         mean = torch.tensor(norm.mean[:channels]).view(-1, 1, 1, 1)
         std = torch.tensor(norm.std[:channels]).view(-1, 1, 1, 1)
         x = clip.permute(1, 0, 2, 3).float()
+        if norm.channel_order == "bgr" and channels == 3:  # C3D's Caffe input: B, G, R
+            x = x[[2, 1, 0]]
         out.append((x * (norm.value_range / 255.0) - mean) / std)
     return torch.stack(out).contiguous(memory_format=memory_format)
 

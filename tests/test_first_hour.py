@@ -126,7 +126,10 @@ def test_every_option_has_help_and_shows_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: 18, or the pretrained model's" in text and "(default: none)" in text
+    assert (
+        "(default: the family's, 18 for the ResNets, or the pretrained model's" in text
+        and "(default: none)" in text
+    )
     assert "count and list unreadable videos instead of stopping (default: off)" in text
     assert "SUPPRESS" not in text
     for shown in ("(default: 32)", "(default: 0.1)", "(default: 200)", "(default: 0.0)"):

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -121,8 +122,9 @@ def test_a_fifo_is_read_as_it_is_written(stream, tmp_path, capsys):
     os.mkfifo(fifo)
     sender = threading.Thread(target=send_fifo, args=(ts, fifo))
     sender.start()
-    out, rendered = tmp_path / "live.jsonl", tmp_path / "annotated.mp4"
-    argv = live_argv(fifo, checkpoint, out, "--smooth", "mean:3", "--render", str(rendered))
+    out, folder = tmp_path / "live.jsonl", tmp_path / "annotated"
+    argv = live_argv(fifo, checkpoint, out, "--smooth", "mean:3", "--render", str(folder))
+    rendered = folder / "pipe.mp4"  # --render DIR, as without --live: DIR/<source name>.mp4
     umask = os.umask(0o027)
     try:
         assert main(argv) == 0
@@ -219,3 +221,15 @@ def test_live_needs_an_rgb_model_and_a_valid_smoothing(stream, tmp_path, capsys)
     assert "--smooth 'ema:2': give none, ema:A" in capsys.readouterr().err
     assert main(live_argv(tmp_path / "none.ts", checkpoint, tmp_path / "o")) == 2
     assert "none.ts: cannot be opened" in capsys.readouterr().err
+
+
+def test_render_names_a_folder_with_and_without_live():
+    """--render is a folder in both modes; with --live the stream's file is named for its
+    source, and a FILE.mp4 (the older spelling) is still taken as the file."""
+    from cnn3d.cli.classify import live_render_file
+
+    assert live_render_file("out", "/data/cam.ts") == Path("out/cam.mp4")
+    assert live_render_file("out", "-") == Path("out/stdin.mp4")
+    assert live_render_file("out", "0") == Path("out/camera0.mp4")
+    assert live_render_file("out", "rtsp://host:554/live/1?x=2") == Path("out/host_554_live_1.mp4")
+    assert live_render_file("old/annotated.mp4", "-") == Path("old/annotated.mp4")

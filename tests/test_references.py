@@ -30,7 +30,14 @@ REFERENCE = {
     "activitynet": ((0.4477, 0.4209, 0.3906), (0.2767, 0.2695, 0.2714), 1.0),
     "0.5": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 1.0),
     "torchvision": ((0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989), 1.0),
+    # field-backbones.md: DeepMind's I3D input x / 255 * 2 - 1; C3D's Sports-1M mean on 0-255
+    # (B, G, R order); pytorchvideo's hub 0.45 / 0.225; [0, 1] as is.
+    "i3d": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 1.0),
+    "c3d": ((90.25, 97.66, 101.41), (1.0, 1.0, 1.0), 255.0),
+    "pytorchvideo": ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225), 1.0),
+    "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 1.0),
 }
+BGR = {"c3d"}  # presets whose network takes the channels in B, G, R order
 
 
 def test_every_preset_constant_is_the_originals():
@@ -38,11 +45,13 @@ def test_every_preset_constant_is_the_originals():
     for name, (mean, std, value_range) in REFERENCE.items():
         preset = PRESETS[name]
         assert preset.mean == mean and preset.std == std and preset.value_range == value_range
-        # and the arithmetic: pixel 200 in channel c
-        clip = torch.full((1, 3, 1, 1), 200, dtype=torch.uint8)  # [T, C, H, W]
+        # and the arithmetic: pixels R 200, G 100, B 50
+        rgb = (200, 100, 50)
+        clip = torch.tensor(rgb, dtype=torch.uint8).view(1, 3, 1, 1)  # [T, C, H, W]
         got = normalize(clip.permute(1, 0, 2, 3), preset).flatten().tolist()
-        want = [(200 * value_range / 255 - m) / s for m, s in zip(mean, std, strict=True)]
-        assert got == pytest.approx(want, rel=1e-6), name
+        fed = rgb[::-1] if name in BGR else rgb
+        want = [(p * value_range / 255 - m) / s for p, m, s in zip(fed, mean, std, strict=True)]
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-5), name
 
 
 def test_video_metrics_on_twelve_classes_by_hand():

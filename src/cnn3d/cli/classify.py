@@ -33,10 +33,11 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--render",
-        metavar="DIR|FILE.mp4",
-        help="each video written again with its clips' labels (H.264, same frame rate and "
-        "size, an odd width or height cut to even); with --live, the .mp4 file the annotated "
-        "stream is written to as it plays (default: none)",
+        metavar="DIR",
+        help="a folder where each video is written again with its clips' labels (H.264, same "
+        "frame rate and size, an odd width or height cut to even), as DIR/<name>.mp4; with "
+        "--live, the stream as it plays, as DIR/<source name>.mp4 (a FILE.mp4 is still taken "
+        "there, as before) (default: none)",
     )
     add_live_options(p)
     p.epilog = EXIT_STATUSES
@@ -138,13 +139,31 @@ def check_live(args) -> None:
     if not (is_url(source) or is_camera(source) or source == "-" or Path(source).exists()):
         raise UsageError(f"{source}: cannot be opened: no such file or FIFO")
     if args.render:
-        if not args.render.endswith(".mp4"):
-            raise UsageError(f"{args.render}: with --live, --render is the .mp4 file to write")
+        args.render = str(live_render_file(args.render, source))
         checks.output_file(args.render, "--render")
     if args.inputs or args.output and args.output != "-" and Path(args.output).is_dir():
         raise UsageError("--live reads one SOURCE; give files to classify without --live")
     if args.output and args.output != "-":
         check_json_lines_file(Path(args.output), args.append)
+
+
+def live_render_file(render: str, source: str) -> Path:
+    """Where `--render` writes a live stream: DIR/<source name>.mp4, or the FILE.mp4 given
+    (the older spelling)."""
+    from ..inference.live import is_camera, is_url
+
+    if render.lower().endswith(".mp4"):
+        return Path(render)
+    if source == "-":
+        name = "stdin"
+    elif is_camera(source):
+        name = "camera" + "".join(c for c in source if c.isdigit())
+    elif is_url(source):
+        rest = source.split("://", 1)[-1].split("?")[0].strip("/")
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in rest) or "stream"
+    else:
+        name = Path(source).stem or "stream"
+    return Path(render) / f"{name}.mp4"
 
 
 def check_json_lines_file(path: Path, append: bool) -> None:
