@@ -319,11 +319,8 @@ def test_each_epoch_draws_a_new_order_of_every_clip_once(tiny, tmp_path, monkeyp
     for order in orders.values():
         assert sorted(order) == list(range(n))  # every clip once
     assert len({tuple(o) for o in orders.values()}) == 3  # three different orders
-    # and a run with the same seed draws the same orders (a resume depends on it)
-    again: list[tuple[int, int]] = drawn[:]
-    drawn.clear()
-    assert main(train_args(tiny, tmp_path / "again", *QUICK, "--n_epochs", "3")) == 0
-    assert drawn == again
+    # that a run with the same seed draws the same orders (a resume depends on it) the
+    # preemption tests show: a resumed run ends with the uninterrupted run's weights
 
 
 def test_stale_temporaries_of_the_folder_are_swept_at_start(tiny, tmp_path, capsys):
