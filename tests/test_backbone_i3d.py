@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cnn3d.cli import main
-from cnn3d.models import CheckpointError, build_model, count_flops, load_model
+from cnn3d.models import CheckpointError, build_model, convert, count_flops, load_model
 from cnn3d.models.checkpoint import kinetics400_class_names
 from cnn3d.models.features import FeatureExtractor, stage_names
 from helpers import family_checkpoint
@@ -112,6 +112,13 @@ def test_each_release_is_named_with_its_input_and_classes(release_files, capsys)
     assert main(["info", str(release_files["i3d_hassony2_flow"])]) == 0
     out = capsys.readouterr().out
     assert "hassony2/kinetics_i3d_pytorch i3d_flow.pt layout" in out and "i3d" in out
+
+
+def test_a_converted_release_keeps_its_ports_arithmetic(release_files, tmp_path):
+    convert(release_files["i3d_hassony2"], tmp_path / "i3d_rgb.safetensors")
+    spec = load_model(tmp_path / "i3d_rgb.safetensors").spec
+    assert spec.options == {"n_input_channels": 3, "padding": "static", "bn_eps": 1e-5}
+    assert spec.release.startswith("hassony2/") and spec.normalization.name == "i3d"
 
 
 def test_the_two_ports_compute_different_numbers_from_the_same_weights_at_odd_sizes(tmp_path):
