@@ -65,6 +65,11 @@ def run(port: str, model, clip: torch.Tensor):
     return logits, features, f"logits {tuple(logits.shape)}, features {tuple(features.shape)}"
 
 
+def one_key_a_line(shapes: dict) -> str:
+    lines = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in shapes.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def main(piergiaj: Path, video_features: Path) -> None:
     torch.set_grad_enabled(False)
     for folder, (port, channels, n_classes, seed, cases) in GOLDENS.items():
@@ -81,7 +86,7 @@ def main(piergiaj: Path, video_features: Path) -> None:
             out[f"{case}_features"] = features.numpy().astype(np.float32)
         target = HERE / folder
         target.mkdir(exist_ok=True)
-        (target / "shapes.json").write_text(json.dumps(shapes, indent=0) + "\n")
+        (target / "shapes.json").write_text(one_key_a_line(shapes))
         np.savez_compressed(target / "golden.npz", **out)
 
 
