@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
 from .densenet import BLOCK_CONFIGS, build_densenet
+from .i3d import build_i3d
 from .preact import build_preresnet
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
@@ -39,6 +40,7 @@ FAMILIES: dict[str, Family] = {
     "resnext": Family(build_resnext, BOTTLENECK_DEPTHS, 101),
     "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
     "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
+    "i3d": Family(build_i3d, ("inception_v1",), "inception_v1", 64, 224, "i3d"),
 }
 ALIASES = {
     "r3d": "resnet",
