@@ -15,7 +15,16 @@ from .common import add_config_options, add_parser, recorded_options, switch
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
 # that `--help` does not import torch
-FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2p1d")
+FAMILIES = (
+    "resnet",
+    "preresnet",
+    "wideresnet",
+    "resnext",
+    "densenet",
+    "resnet2p1d",
+    "x3d",
+    "i3d_nl",
+)
 
 
 def add(sub) -> None:

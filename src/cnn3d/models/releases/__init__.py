@@ -55,3 +55,6 @@ def detect(state: State, filename: str) -> Release | None:
         if layout.matches(state):
             return layout.read(state, filename)
     return None
+
+
+from . import i3d_nl, x3d  # noqa: E402,F401
