@@ -5,8 +5,9 @@ code on seeded weights and clips (see each golden's MAKE.md for the commits).
 
 Each argument is a checkout (or `git archive`) of facebookresearch/pytorchvideo,
 facebookresearch/fvcore (only `fvcore/nn/` is used), Tushar-N/pytorch-resnet3d and
-GowthamGottimukkala/I3D_Feature_Extraction_resnet. pytorchvideo's package `__init__`s import
-more than its models need; only `pytorchvideo.models.x3d` and what it imports are loaded.
+GowthamGottimukkala/I3D_Feature_Extraction_resnet. Of fvcore, pytorchvideo's models need only
+`fvcore/nn/squeeze_excitation.py` and `fvcore/nn/weight_init.py` (without fvcore's `__init__.py`s,
+which import more: Python reads the folder as a namespace package).
 """
 
 import importlib.util
