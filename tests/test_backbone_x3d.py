@@ -51,6 +51,7 @@ def test_hub_x3d_xs_and_s_match_pytorchvideo(tmp_path, variant, filename, clip):
     assert (spec.family, spec.depth) == ("x3d", variant)
     assert spec.release == f"pytorchvideo hub X3D-{variant.upper()} ({clip[0]}x{clip[1]})"
     assert (spec.clip_length, spec.sample_size) == clip
+    assert spec.t_stride == {"xs": 12, "s": 6}[variant]  # the hub's sample rates
     assert spec.normalization.name == "pytorchvideo" and spec.normalization.std[0] == 0.225
     assert spec.class_names[0] == "abseiling" and spec.class_names[208].startswith("passing Am")
     features, logits, spatial = run(model, golden[f"{variant}_clip"])

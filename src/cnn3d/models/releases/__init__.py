@@ -32,6 +32,7 @@ class Release:
     class_names: str | None = None  # "kinetics400" where the release's order is that list
     clip_length: int | None = None  # None: the family's native clip
     sample_size: int | None = None
+    t_stride: int | None = None  # frames between a clip's frames; None: 1 (consecutive)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ _RENAMES = [
     (r"^5\.proj\.", "fc."),
 ]
 _NAMED = re.compile(r"x3d[_-]?(xs|s|m|l)(?![a-z])", re.IGNORECASE)
-_NATIVE_INPUT = {"xs": "4x160", "s": "13x160", "m": "16x224", "l": "16x312"}
+# the hub README's "frame length x sample rate": every 12th, 6th, 5th frame
+_SAMPLE_RATE = {"xs": 12, "s": 6, "m": 5, "l": 5}
 
 
 def _shape(state: State, key: str):
@@ -73,7 +74,7 @@ def read(state: State, filename: str) -> Release:
         how = " (XS, S and M have the same tensors and the file name names none: read as M)"
     clip_length, crop_size, _ = VARIANTS[variant]
     return Release(
-        name=f"pytorchvideo hub X3D-{variant.upper()} ({_NATIVE_INPUT[variant]}){how}",
+        name=f"pytorchvideo hub X3D-{variant.upper()} ({clip_length}x{crop_size}){how}",
         family="x3d",
         depth=variant,
         n_classes=int(state["blocks.5.proj.weight"].shape[0]),
@@ -82,6 +83,7 @@ def read(state: State, filename: str) -> Release:
         class_names="kinetics400" if state["blocks.5.proj.weight"].shape[0] == 400 else None,
         clip_length=clip_length,
         sample_size=crop_size,
+        t_stride=_SAMPLE_RATE[variant],
     )
 
 
