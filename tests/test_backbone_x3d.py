@@ -42,16 +42,19 @@ def run(model, clip_record):
 
 @pytest.mark.parametrize(
     "variant, filename, clip",
-    [("xs", "X3D_XS.pyth", (4, 160)), ("s", "x3d_s.pyth", (13, 160))],
+    [("xs", "X3D_XS.pyth", (4, 12, 182)), ("s", "x3d_s.pyth", (13, 6, 182))],
 )
 def test_hub_x3d_xs_and_s_match_pytorchvideo(tmp_path, variant, filename, clip):
     golden = np.load(GOLDENS / "pytorchvideo-x3d" / "golden.npz")
     model = load_model(hub_file(tmp_path, "pytorchvideo-x3d", filename))
     spec = model.spec
     assert (spec.family, spec.depth) == ("x3d", variant)
-    assert spec.release == f"pytorchvideo hub X3D-{variant.upper()} ({clip[0]}x{clip[1]})"
-    assert (spec.clip_length, spec.sample_size) == clip
-    assert spec.t_stride == {"xs": 12, "s": 6}[variant]  # the hub's sample rates
+    assert (
+        spec.release == f"pytorchvideo hub X3D-{variant.upper()} ({clip[0]}x{clip[1]}, {clip[2]})"
+    )
+    # the torch.hub page's input: frames, every n-th frame, crop
+    assert (spec.clip_length, spec.t_stride, spec.sample_size) == clip
+    assert model.pool_size == {"xs": (4, 5, 5), "s": (13, 5, 5)}[variant]  # the training clip's
     assert spec.normalization.name == "pytorchvideo" and spec.normalization.std[0] == 0.225
     assert spec.class_names[0] == "abseiling" and spec.class_names[208].startswith("passing Am")
     features, logits, spatial = run(model, golden[f"{variant}_clip"])
@@ -78,7 +81,7 @@ def test_a_file_named_otherwise_is_read_as_m_and_info_says_so(tmp_path, capsys):
     assert model.spec.depth == "m" and model.pool_size == (16, 7, 7)
     assert "read as M" in model.spec.release
     assert main(["info", str(hub_file(tmp_path, "pytorchvideo-x3d", "X3D_XS.pyth"))]) == 0
-    assert "pytorchvideo hub X3D-XS (4x160)" in capsys.readouterr().out
+    assert "pytorchvideo hub X3D-XS (4x12, 182)" in capsys.readouterr().out
 
 
 def test_x3d_xs_exports_to_onnx_with_parity(tmp_path, capsys):

@@ -3,7 +3,7 @@ weights under `model_state`, which `load_model` unwraps): pytorchvideo's `blocks
 into cnn3d's `X3D`.
 
 XS, S and M have the same tensors; only the clip they were trained on differs (4x160, 13x160,
-16x224), and with it the head's averaging kernel. The file name tells them apart (the hub's
+16x224), and with it the head's averaging kernel (`models/x3d.py`). The file name tells them apart (the hub's
 names, any case); a file named otherwise is read as M, and its release name says so. L has more
 blocks (25 in stage 3, not 11).
 """
@@ -34,8 +34,10 @@ _RENAMES = [
     (r"^5\.proj\.", "fc."),
 ]
 _NAMED = re.compile(r"x3d[_-]?(xs|s|m|l)(?![a-z])", re.IGNORECASE)
-# the hub README's "frame length x sample rate": every 12th, 6th, 5th frame
-_SAMPLE_RATE = {"xs": 12, "s": 6, "m": 5, "l": 5}
+# variant -> (frames, every n-th frame, crop): the input pytorchvideo's torch.hub page feeds XS, S
+# and M (short side scaled to the crop, centre crop, 30 fps); the hub README's sample rates. L is
+# not on that page: its training crop.
+HUB_INPUT = {"xs": (4, 12, 182), "s": (13, 6, 182), "m": (16, 5, 256), "l": (16, 5, 312)}
 
 
 def _shape(state: State, key: str):
@@ -72,9 +74,9 @@ def read(state: State, filename: str) -> Release:
     else:
         variant = "m"
         how = " (XS, S and M have the same tensors and the file name names none: read as M)"
-    clip_length, crop_size, _ = VARIANTS[variant]
+    clip_length, t_stride, crop_size = HUB_INPUT[variant]
     return Release(
-        name=f"pytorchvideo hub X3D-{variant.upper()} ({clip_length}x{crop_size}){how}",
+        name=f"pytorchvideo hub X3D-{variant.upper()} ({clip_length}x{t_stride}, {crop_size}){how}",
         family="x3d",
         depth=variant,
         n_classes=int(state["blocks.5.proj.weight"].shape[0]),
@@ -83,7 +85,7 @@ def read(state: State, filename: str) -> Release:
         class_names="kinetics400" if state["blocks.5.proj.weight"].shape[0] == 400 else None,
         clip_length=clip_length,
         sample_size=crop_size,
-        t_stride=_SAMPLE_RATE[variant],
+        t_stride=t_stride,
     )
 
 
