@@ -1,7 +1,7 @@
 """pytorchvideo's hub X3D files load with no flags and compute what pytorchvideo's `create_x3d`
 computes (goldens in tests/data/goldens/pytorchvideo-x3d*/, made by make_x3d.py): XS, S and M
-(the same tensors) told apart by the file name, L by its depth; the head's fixed averaging kernel per variant; the
-2048 features; ONNX export; training on CPU."""
+(the same tensors) told apart by the file name, L by its depth; the head's fixed averaging kernel
+per variant; the 2048 features; ONNX export; training on CPU."""
 
 import json
 from pathlib import Path

@@ -110,8 +110,8 @@ def make_i3d_resnet(resnet3d: Path, gowtham: Path) -> None:
     tushar = load_module("tushar_resnet", resnet3d / "models" / "resnet.py")
     extractor = load_module("gowtham_resnet", gowtham / "resnet.py")
     for name, use_nl, clip_shape in (
-        ("tushar-n-i3d-resnet50", False, (2, 3, 16, 112, 112)),
-        ("tushar-n-i3d-resnet50-nl", True, (1, 3, 16, 112, 112)),
+        ("tushar-n-i3d-resnet50", False, (1, 3, 16, 96, 96)),
+        ("tushar-n-i3d-resnet50-nl", True, (1, 3, 16, 96, 96)),
     ):
         classifier = tushar.I3Res50(num_classes=400, use_nl=use_nl).eval()
         # utils/convert_weights.py saves the Caffe2 blobs in the model's keys, without

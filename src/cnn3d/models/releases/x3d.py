@@ -3,9 +3,9 @@ weights under `model_state`, which `load_model` unwraps): pytorchvideo's `blocks
 into cnn3d's `X3D`.
 
 XS, S and M have the same tensors; only the clip they were trained on differs (4x160, 13x160,
-16x224), and with it the head's averaging kernel (`models/x3d.py`). The file name tells them apart (the hub's
-names, any case); a file named otherwise is read as M, and its release name says so. L has more
-blocks (25 in stage 3, not 11).
+16x224), and with it the head's averaging kernel (`models/x3d.py`). The file name tells them
+apart (the hub's names, any case); a file named otherwise is read as M, and its release name says
+so. L has more blocks (25 in stage 3, not 11).
 """
 
 from __future__ import annotations
