@@ -12,11 +12,14 @@ from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
 from .densenet import BLOCK_CONFIGS, build_densenet
 from .i3d import build_i3d
+from .i3d_nl import build_i3d_nl
 from .preact import build_preresnet
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
 from .resnext import build_resnext
 from .wide import build_wideresnet
+from .x3d import VARIANTS as X3D_VARIANTS
+from .x3d import build_x3d
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ FAMILIES: dict[str, Family] = {
     "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
     "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
     "i3d": Family(build_i3d, ("inception_v1",), "inception_v1", 64, 224, "i3d"),
+    "x3d": Family(build_x3d, tuple(X3D_VARIANTS), "m", 16, 224, "pytorchvideo"),
+    "i3d_nl": Family(build_i3d_nl, (50,), 50, 16, 224, "pytorchvideo"),
 }
 ALIASES = {
     "r3d": "resnet",

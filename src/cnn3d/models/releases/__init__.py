@@ -32,6 +32,7 @@ class Release:
     class_names: str | None = None  # "kinetics400" where the release's order is that list
     clip_length: int | None = None  # None: the family's native clip
     sample_size: int | None = None
+    t_stride: int | None = None  # frames between a clip's frames; None: 1 (consecutive)
 
 
 @dataclass(frozen=True)
@@ -57,4 +58,4 @@ def detect(state: State, filename: str) -> Release | None:
     return None
 
 
-from . import i3d  # noqa: E402,F401
+from . import i3d, i3d_nl, x3d  # noqa: E402,F401
