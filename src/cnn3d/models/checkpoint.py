@@ -454,6 +454,7 @@ def _release_spec(release: releases.Release) -> ModelSpec:
         class_names=kinetics400_class_names() if release.class_names == "kinetics400" else None,
         clip_length=release.clip_length or native.clip_length,
         sample_size=release.sample_size or native.sample_size,
+        t_stride=release.t_stride or 1,
         release=release.name,
     )
 

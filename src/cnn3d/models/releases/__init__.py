@@ -32,6 +32,7 @@ class Release:
     class_names: str | None = None  # "kinetics400" where the release's order is that list
     clip_length: int | None = None  # None: the family's native clip
     sample_size: int | None = None
+    t_stride: int | None = None  # frames between a clip's frames the release expects
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,6 @@ def detect(state: State, filename: str) -> Release | None:
         if layout.matches(state):
             return layout.read(state, filename)
     return None
+
+
+from . import pytorchvideo  # noqa: E402,F401
