@@ -15,7 +15,8 @@ from .common import add_config_options, add_parser, recorded_options, switch
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
 # that `--help` does not import torch
-FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2p1d")
+FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2p1d", "slow", "c2d",
+            "i3d_r", "csn", "r2plus1d_r", "slowfast")  # fmt: skip
 
 
 def add(sub) -> None:

@@ -27,7 +27,6 @@ from .conv import Conv3d
 from .resnet import check_depth
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-DEPTHS = (50, 101)  # the depths `cnn3d models` lists (152 builds too)
 
 
 def conv(c_in, c_out, kernel, stride=(1, 1, 1), groups=1) -> Conv3d:

@@ -27,7 +27,6 @@ from .pv_resnet import (
 )
 from .resnet import check_depth
 
-DEPTHS = (50, 101)
 FUSION_KERNEL = {50: 7, 101: 5}  # the hub's slowfast_fusion_conv_kernel_size (time)
 
 

@@ -12,7 +12,6 @@ from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
 from .densenet import BLOCK_CONFIGS, build_densenet
 from .preact import build_preresnet
-from .pv_resnet import DEPTHS as PV_DEPTHS
 from .pv_resnet import build_c2d, build_csn, build_i3d_r, build_r2plus1d_r, build_slow
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
@@ -43,12 +42,12 @@ FAMILIES: dict[str, Family] = {
     "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
     "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
     # pytorchvideo's hub ResNets and SlowFast (docs/backbones.md): 256 x 256 test crops
-    "slow": Family(build_slow, PV_DEPTHS, 50, 8, 256, "pytorchvideo"),
-    "c2d": Family(build_c2d, PV_DEPTHS, 50, 8, 256, "pytorchvideo"),
-    "i3d_r": Family(build_i3d_r, PV_DEPTHS, 50, 8, 256, "pytorchvideo"),
-    "csn": Family(build_csn, PV_DEPTHS, 101, 32, 256, "pytorchvideo"),
-    "r2plus1d_r": Family(build_r2plus1d_r, PV_DEPTHS, 50, 16, 256, "pytorchvideo"),
-    "slowfast": Family(build_slowfast, PV_DEPTHS, 50, 32, 256, "pytorchvideo"),
+    "slow": Family(build_slow, (50,), 50, 8, 256, "pytorchvideo"),
+    "c2d": Family(build_c2d, (50,), 50, 8, 256, "pytorchvideo"),
+    "i3d_r": Family(build_i3d_r, (50,), 50, 8, 256, "pytorchvideo"),
+    "csn": Family(build_csn, (50, 101), 101, 32, 256, "pytorchvideo"),
+    "r2plus1d_r": Family(build_r2plus1d_r, (50,), 50, 16, 256, "pytorchvideo"),
+    "slowfast": Family(build_slowfast, (50, 101), 50, 32, 256, "pytorchvideo"),
 }
 ALIASES = {
     "r3d": "resnet",

@@ -171,7 +171,8 @@ class TrainConfig:
     model: str | None = in_model(
         None,
         "--model",
-        help="family: resnet, preresnet, wideresnet, resnext, densenet, resnet2p1d (or an "
+        help="family: resnet, preresnet, wideresnet, resnext, densenet, resnet2p1d, slow, c2d, "
+        "i3d_r, csn, r2plus1d_r, slowfast (or an "
         "alias: r3d, preact, wrn, r2p1d) (default: resnet, or the pretrained model's; given "
         "with --pretrain-path, it must be that one)",
     )

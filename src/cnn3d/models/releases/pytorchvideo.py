@@ -139,6 +139,8 @@ def _identify(state: State) -> tuple[str, int, dict, State] | None:
 def _agrees(family: str, depth: int, options: dict, state: State) -> bool:
     from ..zoo import FAMILIES
 
+    if depth not in FAMILIES[family].depths:
+        return False
     n_classes = state["fc.weight"].shape[0]
     try:
         with torch.device("meta"):
