@@ -121,6 +121,8 @@ def test_slowfast_takes_the_slow_frames_pyslowfast_takes():
     with torch.no_grad():
         model(clip)
     assert torch.equal(seen[0], clip[:, :, [0, 4, 8, 13, 17, 22, 26, 31]])
+    with pytest.raises(UsageError, match="multiple of alpha = 4 frames, not 30"):
+        model(clip[:, :, :30])
 
 
 def test_info_names_the_hub_release(tmp_path, capsys):

@@ -111,6 +111,11 @@ class SlowFast(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features [N, slow + fast width] of a normalised clip batch [N, C, T, H, W]."""
+        if x.shape[2] % self.alpha:  # the lateral connections would not meet the slow frames
+            raise UsageError(
+                f"SlowFast takes clips of a multiple of alpha = {self.alpha} frames, not "
+                f"{x.shape[2]} (its release: 32)"
+            )
         slow = x.index_select(2, slow_frame_indices(x.shape[2], self.alpha).to(x.device))
         slow, fast = self.slow.stem(slow), self.fast.stem(x)
         for i in range(1, 5):
