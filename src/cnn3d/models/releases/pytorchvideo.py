@@ -19,7 +19,7 @@ import torch
 from ..pv_resnet import STAGE_BLOCKS, VARIANTS
 from . import LAYOUTS, Layout, Release, State
 
-# family -> (hub name stem, clip frames x frame stride of the hub's release)
+# family -> (hub name without its depth, frames between a clip's frames in the hub's release)
 HUB = {
     "slow": ("slow_r", 8),
     "c2d": ("c2d_r", 8),
