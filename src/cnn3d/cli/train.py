@@ -25,6 +25,12 @@ FAMILIES = (
     "i3d",
     "x3d",
     "i3d_nl",
+    "slow",
+    "c2d",
+    "i3d_r",
+    "csn",
+    "r2plus1d_r",
+    "slowfast",
 )
 
 

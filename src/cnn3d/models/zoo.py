@@ -14,9 +14,11 @@ from .densenet import BLOCK_CONFIGS, build_densenet
 from .i3d import build_i3d
 from .i3d_nl import build_i3d_nl
 from .preact import build_preresnet
+from .pv_resnet import build_c2d, build_csn, build_i3d_r, build_r2plus1d_r, build_slow
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
 from .resnext import build_resnext
+from .slowfast import build_slowfast
 from .wide import build_wideresnet
 from .x3d import VARIANTS as X3D_VARIANTS
 from .x3d import build_x3d
@@ -46,6 +48,13 @@ FAMILIES: dict[str, Family] = {
     "i3d": Family(build_i3d, ("inception_v1",), "inception_v1", 64, 224, "i3d"),
     "x3d": Family(build_x3d, tuple(X3D_VARIANTS), "m", 16, 224, "pytorchvideo"),
     "i3d_nl": Family(build_i3d_nl, (50,), 50, 16, 224, "pytorchvideo"),
+    # pytorchvideo's hub ResNets and SlowFast (docs/backbones.md): 256 x 256 test crops
+    "slow": Family(build_slow, (50,), 50, 8, 256, "pytorchvideo"),
+    "c2d": Family(build_c2d, (50,), 50, 8, 256, "pytorchvideo"),
+    "i3d_r": Family(build_i3d_r, (50,), 50, 8, 256, "pytorchvideo"),
+    "csn": Family(build_csn, (50, 101), 101, 32, 256, "pytorchvideo"),
+    "r2plus1d_r": Family(build_r2plus1d_r, (50,), 50, 16, 256, "pytorchvideo"),
+    "slowfast": Family(build_slowfast, (50, 101), 50, 32, 256, "pytorchvideo"),
 }
 ALIASES = {
     "r3d": "resnet",

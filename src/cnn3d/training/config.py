@@ -171,9 +171,10 @@ class TrainConfig:
     model: str | None = in_model(
         None,
         "--model",
-        help="family: resnet, preresnet, wideresnet, resnext, densenet, resnet2p1d, i3d, x3d, "
-        "i3d_nl (or an "
-        "alias: r3d, preact, wrn, r2p1d) (default: resnet, or the pretrained model's; given "
+        help="family (`cnn3d models` lists each with its depths): resnet, preresnet, "
+        "wideresnet, resnext, densenet, resnet2p1d, i3d, x3d, i3d_nl, slow, c2d, i3d_r, csn, "
+        "r2plus1d_r, slowfast (or an alias: r3d, preact, wrn, r2p1d) (default: resnet, or the "
+        "pretrained model's; given "
         "with --pretrain-path, it must be that one)",
     )
     model_depth: int | str | None = in_model(
