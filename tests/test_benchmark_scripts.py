@@ -54,6 +54,9 @@ def smoke_arguments(tmp: Path) -> dict[str, list[str]]:
         "checkpoint": ["checkpoint.py", "--depths", "10", "--repeats", "1", "--folder", str(tmp)],
         "flow": ["flow.py", "--seconds", "1"],
         "dataset_build": ["dataset_build.py", "200"],
+        # torchvision's R(2+1)D-34 is the one reference installed here (the others are checkouts)
+        "backbones": ["backbones.py", "--models", "r2plus1d_34", "i3d", "--frames", "2",
+                      "--size", "32", "--repeats", "1", "--threads", "1"],
         "dataset_build --help": ["dataset_build.py", "--help"],
     }  # fmt: skip
 
@@ -139,6 +142,17 @@ def test_every_benchmark_script_has_a_smoke_test():
     run = {argv[0] for argv in smoke_arguments(Path("tmp")).values()}
     tested = {f"{name[len('test_') :]}.py" for name in globals() if name.startswith("test_")}
     assert scripts == run and scripts <= tested, sorted(scripts ^ run) + sorted(scripts - tested)
+
+
+def test_backbones(smoke):
+    out = smoke["backbones"].result()
+    for kind in ("inference", "training"):
+        line = rf"^r2plus1d_34 +{kind} +2x32x32 +{NUMBER} +{NUMBER} +{NUMBER} +(\S+)$"
+        reference, ours, ratio = figures(line.replace(r" +(\S+)$", r" +\S+$"), out)
+        assert ratio == pytest.approx(ours / reference, abs=0.01)
+        # the same weights, through cnn3d's loader, give the same logits
+        assert float(re.search(line, out, re.MULTILINE).group(4)) < 1e-4
+    assert "i3d           skipped: no --piergiaj checkout given" in out
 
 
 def test_checkpoint(smoke):
