@@ -15,7 +15,17 @@ from .common import add_config_options, add_parser, recorded_options, switch
 
 # the model zoo's families (`models.zoo.FAMILIES`; a test keeps the two equal), named here so
 # that `--help` does not import torch
-FAMILIES = ("resnet", "preresnet", "wideresnet", "resnext", "densenet", "resnet2p1d")
+FAMILIES = (
+    "resnet",
+    "preresnet",
+    "wideresnet",
+    "resnext",
+    "densenet",
+    "resnet2p1d",
+    "c3d",
+    "mc3",
+    "s3d",
+)
 
 
 def add(sub) -> None:

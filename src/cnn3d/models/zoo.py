@@ -10,11 +10,14 @@ from torch import nn
 
 from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
+from .c3d import build_c3d
 from .densenet import BLOCK_CONFIGS, build_densenet
+from .mc3 import MC3_DEPTHS, build_mc3
 from .preact import build_preresnet
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
 from .resnext import build_resnext
+from .s3d import build_s3d
 from .wide import build_wideresnet
 
 
@@ -39,6 +42,9 @@ FAMILIES: dict[str, Family] = {
     "resnext": Family(build_resnext, BOTTLENECK_DEPTHS, 101),
     "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
     "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
+    "c3d": Family(build_c3d, (8,), 8, 16, 112, "c3d"),
+    "mc3": Family(build_mc3, MC3_DEPTHS, 18, 16, 112, "torchvision"),
+    "s3d": Family(build_s3d, (22,), 22, 64, 224, "torchvision"),
 }
 ALIASES = {
     "r3d": "resnet",

@@ -171,7 +171,8 @@ class TrainConfig:
     model: str | None = in_model(
         None,
         "--model",
-        help="family: resnet, preresnet, wideresnet, resnext, densenet, resnet2p1d (or an "
+        help="family: resnet, preresnet, wideresnet, resnext, densenet, resnet2p1d, c3d, mc3, "
+        "s3d (or an "
         "alias: r3d, preact, wrn, r2p1d) (default: resnet, or the pretrained model's; given "
         "with --pretrain-path, it must be that one)",
     )

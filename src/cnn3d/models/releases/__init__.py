@@ -55,3 +55,6 @@ def detect(state: State, filename: str) -> Release | None:
         if layout.matches(state):
             return layout.read(state, filename)
     return None
+
+
+from . import c3d, s3d, video_resnet  # noqa: E402,F401
