@@ -119,7 +119,7 @@ def kylemin_s3d(root: Path) -> None:
     def run(model, clip):
         return model(clip), model(clip, features=True)
 
-    write("kylemin-s3d", S3D(num_class=400), (1, 3, 16, 64, 64), run)
+    write("kylemin-s3d", S3D(num_class=400), (1, 3, 32, 64, 64), run)  # 4 frames left: 3 windows
 
 
 def main() -> None:
