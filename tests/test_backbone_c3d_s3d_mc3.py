@@ -14,7 +14,7 @@ import torch
 
 from cnn3d.cli import main
 from cnn3d.data.network_input import normalize
-from cnn3d.errors import UsageError
+from cnn3d.errors import CheckpointError, UsageError
 from cnn3d.inference.runner import Runner
 from cnn3d.models import build_model, load_model, releases
 from cnn3d.models.features import FeatureExtractor, stage_names
@@ -31,9 +31,10 @@ def plain(state):
 
 
 def tsp_checkpoint(state):
-    """TSP's training checkpoint (train.py): the weights under `model`, beside the optimizer,
-    the epoch and its argparse options."""
-    return {"model": state, "epoch": 5, "args": argparse.Namespace(backbone="r2plus1d_34")}
+    """TSP's training checkpoint (train.py) with the weights under `model` beside the epoch,
+    without its `args` (an argparse.Namespace, which `weights_only` loading refuses: see
+    `test_a_tsp_checkpoint_with_its_argparse_options_is_refused_in_one_line`)."""
+    return {"model": state, "epoch": 5}
 
 
 def data_parallel(state):
@@ -155,6 +156,15 @@ def test_video_features_copy_of_the_s3d_weights_gets_its_unit_input():
     state = meta_state("kylemin-s3d")
     assert releases.detect(state, "S3D_kinetics400_torchified.pt").normalization == "unit"
     assert releases.detect(state, "S3D_kinetics400.pt").normalization == "i3d"
+
+
+def test_a_tsp_checkpoint_with_its_argparse_options_is_refused_in_one_line(tmp_path):
+    with torch.device("meta"):
+        state = {"features.stem.0.weight": torch.empty(45, 3, 1, 7, 7)}
+    path = tmp_path / "r2plus1d_34-tsp_on_thumos14.pth"
+    torch.save({"model": state, "args": argparse.Namespace(backbone="r2plus1d_34")}, path)
+    with pytest.raises(CheckpointError, match=r"refused: .*\(argparse\.Namespace\)"):
+        load_model(path)
 
 
 @pytest.fixture(scope="module")

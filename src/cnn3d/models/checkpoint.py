@@ -8,7 +8,6 @@ state_dicts, and cnn3d's own `.pth` / `.safetensors`. Only `torch.load(weights_o
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -58,10 +57,7 @@ def read_file(path: str | os.PathLike, map_location="cpu") -> dict:
     if other not in (None, ZIP_ARCHIVE, PICKLE):
         raise CheckpointError(f"{path}: {other}, not a checkpoint")
     try:
-        # torchvision's reference scripts (and TSP, which follows them) save their options as
-        # an argparse.Namespace beside the weights: a plain attribute holder, safe to rebuild
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         if "Weights only load failed" in text or "Unsupported global" in text:
