@@ -20,7 +20,7 @@ from cnn3d.models import build_model, load_model, releases
 from cnn3d.models.features import FeatureExtractor, stage_names
 from cnn3d.normalization import PRESETS
 from cnn3d.runtime import RuntimeConfig
-from helpers import family_checkpoint
+from helpers import family_checkpoint, frames_with_index, write_mp4
 from seeded import relative_error, seeded_clip, seeded_state
 
 GOLDENS = Path(__file__).parent / "data" / "goldens"
@@ -195,6 +195,13 @@ def test_c3d_matches_its_reference_at_fc6_and_fc7(c3d, capsys):
     assert "c3d-pytorch" in capsys.readouterr().out
 
 
+def test_commands_load_c3d_folded_as_they_do_every_network(c3d):
+    """classify, features and test load with `fold_bn`; C3D has no BatchNorm to fold (and its
+    fc6 takes 112-pixel clips only, not the small probe clip folding runs)."""
+    path, _ = c3d
+    assert load_model(path, fold_bn=True).spec.release.startswith("DavideA/c3d-pytorch")
+
+
 def test_c3d_feature_layer_fc7_moves_the_feature_point_and_keeps_the_logits(c3d):
     _, loaded = c3d
     model = build_model("c3d", 8, 487, feature_layer="fc7").eval()
@@ -223,6 +230,15 @@ def test_c3d_gets_bgr_input_through_the_pipeline(c3d):
     hook.remove()
     by_hand = pixels.flip(1).float() - torch.tensor([90.25, 97.66, 101.41]).view(1, 3, 1, 1, 1)
     torch.testing.assert_close(seen[0], by_hand, rtol=0, atol=1e-5)
+
+
+def test_features_command_takes_c3d_fc7_from_a_video(c3d, tmp_path):
+    path, _ = c3d
+    write_mp4(tmp_path / "clip.mp4", frames_with_index(16, 120, 160))
+    out = tmp_path / "features"
+    argv = ["features", "--checkpoint", str(path), str(tmp_path / "clip.mp4"), "-o", str(out)]
+    assert main([*argv, "--layer", "fc7", "--device", "cpu"]) == 0
+    assert np.load(out / "clip.npy").shape == (1, 4096)
 
 
 def test_a_c3d_clip_of_another_size_is_a_named_error():
