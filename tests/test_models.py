@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnn3d.models import build_model, count_parameters, list_models
+from cnn3d.models import build_model, count_parameters, list_models, releases
 from cnn3d.models.checkpoint import infer_architecture, normalise_keys
 
 # A copy of shared/reference/checkpoint-keys.json: the exact layouts of the released files.
@@ -40,11 +40,14 @@ def meta_state(entries, prefix=""):
 def test_released_layout_matches_model_exactly(variant):
     """Every released variant's keys and shapes, mapped to cnn3d names, equal the built model's."""
     entries = reference_keys()[variant]
-    if variant == "torchvision_mc3_18":
-        pytest.skip("mc3_18 (mixed 3D/2D convolutions) is not in the zoo")
     prefix = "module." if variant.startswith("old_") else ""
-    state, layout = normalise_keys(meta_state(entries, prefix))
-    family, depth, n_classes, options = infer_architecture(state, layout)
+    release = releases.detect(meta_state(entries, prefix), variant)  # mc3_18: a release layout
+    if release is not None:
+        state, family, depth = release.state, release.family, release.depth
+        n_classes, options = release.n_classes, release.options
+    else:
+        state, layout = normalise_keys(meta_state(entries, prefix))
+        family, depth, n_classes, options = infer_architecture(state, layout)
     with torch.device("meta"):
         model = build_model(family, depth, n_classes, **options)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

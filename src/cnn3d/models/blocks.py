@@ -10,8 +10,20 @@ from ..errors import UsageError
 from .conv import Conv3d
 
 
-def conv3x3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> Conv3d:
-    return Conv3d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
+def conv3x3x3(
+    in_planes: int, out_planes: int, stride=1, groups: int = 1, t_size: int = 3
+) -> Conv3d:
+    """A (t_size, 3, 3) convolution: 3x3x3 by default, 1x3x3 (no temporal extent) for MC3's
+    later stages; `stride` an int or a (t, h, w) tuple."""
+    return Conv3d(
+        in_planes,
+        out_planes,
+        (t_size, 3, 3),
+        stride=stride,
+        padding=(t_size // 2, 1, 1),
+        groups=groups,
+        bias=False,
+    )
 
 
 def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> Conv3d:
@@ -25,14 +37,15 @@ class ShortcutA(nn.Module):
     zeros are made on the input's device and dtype.
     """
 
-    def __init__(self, out_planes: int, stride: int):
+    def __init__(self, out_planes: int, stride):
         super().__init__()
         self.out_planes = out_planes
-        self.stride = stride
+        self.stride = (stride,) * 3 if isinstance(stride, int) else tuple(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride, :: self.stride]
+        if self.stride != (1, 1, 1):
+            t, h, w = self.stride
+            x = x[:, :, ::t, ::h, ::w]
         return F.pad(x, (0, 0, 0, 0, 0, 0, 0, self.out_planes - x.shape[1]))
 
 
@@ -46,13 +59,13 @@ def make_shortcut(shortcut: str, in_planes: int, out_planes: int, stride: int) -
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3x3 convs (post-activation), expansion 1."""
+    """Two 3x3x3 convs (post-activation), expansion 1; `t_size` 1 makes them 1x3x3 (MC3)."""
 
-    def __init__(self, in_planes, planes, stride=1, downsample=None):
+    def __init__(self, in_planes, planes, stride=1, downsample=None, t_size=3):
         super().__init__()
-        self.conv1 = conv3x3x3(in_planes, planes, stride)
+        self.conv1 = conv3x3x3(in_planes, planes, stride, t_size=t_size)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = conv3x3x3(planes, planes)
+        self.conv2 = conv3x3x3(planes, planes, t_size=t_size)
         self.bn2 = nn.BatchNorm3d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample

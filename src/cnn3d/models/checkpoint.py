@@ -428,8 +428,8 @@ def load_model(
             state[key] = torch.zeros((), dtype=torch.long)
     model.load_state_dict(state, strict=True)
     model.eval()
-    if fold_bn:
-        from .fold import fold_batchnorm
+    if fold_bn and any(isinstance(m, nn.BatchNorm3d) for m in model.modules()):
+        from .fold import fold_batchnorm  # (C3D has none, and takes 112-pixel clips only)
 
         clip = torch.randn(1, input_channels(model), spec.clip_length, 32, 32)
         model, model.folded_bn = fold_batchnorm(model, clip)

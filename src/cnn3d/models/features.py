@@ -59,5 +59,8 @@ class FeatureExtractor(nn.Module):
         logits = getattr(self.model, self.model.classifier_name)(features)
         if self._seen:
             kept = self._seen[-1]
-            features = kept if self.spatial else torch.flatten(F.adaptive_avg_pool3d(kept, 1), 1)
+            if self.spatial or kept.dim() == 2:  # a vector already (C3D's fc6, fc7)
+                features = kept
+            else:
+                features = torch.flatten(F.adaptive_avg_pool3d(kept, 1), 1)
         return features, logits

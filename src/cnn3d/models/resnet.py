@@ -28,13 +28,16 @@ class ResNet(nn.Module):
     """Stem -> 4 residual stages -> adaptive average pool -> fc.
 
     `block(in_planes, planes, stride, downsample)` builds one residual block whose output width is
-    `planes * expansion`. The stem is `conv1` (t x 7 x 7, stride (t_stride, 2, 2)), `bn1`, ReLU and
-    an optional 3x3x3 max-pool; its width is `stem_width` (default: the first stage's planes).
+    `planes * expansion`; a sequence of four builders gives each stage its own (MC3: 3D blocks,
+    then 1x3x3 ones). `stage_strides`: each stage's first stride, an int or a (t, h, w) tuple
+    (MC3 keeps time from stage 2 on). The stem is `conv1` (t x 7 x 7, stride (t_stride, 2, 2)),
+    `bn1`, ReLU and an optional 3x3x3 max-pool; its width is `stem_width` (default: the first
+    stage's planes).
     """
 
     def __init__(
         self,
-        block: Callable[..., nn.Module],
+        block: Callable[..., nn.Module] | Sequence[Callable[..., nn.Module]],
         layers: Sequence[int],
         block_planes: Sequence[int],
         expansion: int,
@@ -46,6 +49,7 @@ class ResNet(nn.Module):
         no_max_pool: bool = False,
         shortcut: str = "B",
         stem_width: int | None = None,
+        stage_strides: Sequence = (1, 2, 2, 2),
         **stem_options,
     ):
         super().__init__()
@@ -54,8 +58,9 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if no_max_pool else nn.MaxPool3d(3, stride=2, padding=1)
         in_planes = stem_width
+        blocks_per_stage = [block] * len(layers) if callable(block) else list(block)
         for index, (n_blocks, planes) in enumerate(zip(layers, block_planes, strict=True)):
-            stride = 1 if index == 0 else 2
+            stride, block = stage_strides[index], blocks_per_stage[index]
             blocks = []
             for b in range(n_blocks):
                 s = stride if b == 0 else 1

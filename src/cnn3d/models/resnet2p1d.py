@@ -97,10 +97,12 @@ def build_resnet2p1d(
     n_classes: int = 400,
     widen_factor: float = 1.0,
     per_block_mid: bool = False,
+    bn_eps: float = 1e-5,
     **options,
 ) -> ResNet2p1D:
     """R(2+1)D-10...200. `stem_mid_width` and `per_block_mid` reproduce torchvision's r2plus1d_18
-    (45 and True); the defaults reproduce the original's 2020 release."""
+    (45 and True); the defaults reproduce the original's 2020 release. `bn_eps`: every
+    BatchNorm's epsilon (1e-3 in the Caffe2 weights of IG-65M and TSP, PyTorch's 1e-5 else)."""
     check_depth("resnet2p1d", depth, tuple(DEPTHS))
     kind, layers = DEPTHS[depth]
     if kind == "basic":
@@ -111,6 +113,10 @@ def build_resnet2p1d(
         expansion = 1
     else:
         block, expansion = Bottleneck2p1d, 4
-    return ResNet2p1D(
+    model = ResNet2p1D(
         block, layers, stage_planes(widen_factor), expansion, n_classes=n_classes, **options
     )
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            m.eps = bn_eps
+    return model

@@ -10,14 +10,17 @@ from torch import nn
 
 from ..errors import UsageError
 from ..normalization import PRESETS, Normalization
+from .c3d import build_c3d
 from .densenet import BLOCK_CONFIGS, build_densenet
 from .i3d import build_i3d
 from .i3d_nl import build_i3d_nl
+from .mc3 import MC3_DEPTHS, build_mc3
 from .preact import build_preresnet
 from .pv_resnet import build_c2d, build_csn, build_i3d_r, build_r2plus1d_r, build_slow
 from .resnet import BOTTLENECK_DEPTHS, DEPTHS, build_resnet
 from .resnet2p1d import build_resnet2p1d
 from .resnext import build_resnext
+from .s3d import build_s3d
 from .slowfast import build_slowfast
 from .wide import build_wideresnet
 from .x3d import VARIANTS as X3D_VARIANTS
@@ -55,6 +58,9 @@ FAMILIES: dict[str, Family] = {
     "csn": Family(build_csn, (50, 101), 101, 32, 256, "pytorchvideo"),
     "r2plus1d_r": Family(build_r2plus1d_r, (50,), 50, 16, 256, "pytorchvideo"),
     "slowfast": Family(build_slowfast, (50, 101), 50, 32, 256, "pytorchvideo"),
+    "c3d": Family(build_c3d, (8,), 8, 16, 112, "c3d"),
+    "mc3": Family(build_mc3, MC3_DEPTHS, 18, 16, 112, "torchvision"),
+    "s3d": Family(build_s3d, (22,), 22, 64, 224, "torchvision"),
 }
 ALIASES = {
     "r3d": "resnet",

@@ -172,8 +172,8 @@ class TrainConfig:
         None,
         "--model",
         help="family (`cnn3d models` lists each with its depths): resnet, preresnet, "
-        "wideresnet, resnext, densenet, resnet2p1d, i3d, x3d, i3d_nl, slow, c2d, i3d_r, csn, "
-        "r2plus1d_r, slowfast (or an alias: r3d, preact, wrn, r2p1d) (default: resnet, or the "
+        "wideresnet, resnext, densenet, resnet2p1d, mc3, c3d, s3d, i3d, x3d, i3d_nl, slow, c2d, "
+        "i3d_r, csn, r2plus1d_r, slowfast (or an alias: r3d, preact, wrn, r2p1d) (default: resnet, or the "
         "pretrained model's; given "
         "with --pretrain-path, it must be that one)",
     )

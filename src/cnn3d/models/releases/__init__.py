@@ -58,4 +58,4 @@ def detect(state: State, filename: str) -> Release | None:
     return None
 
 
-from . import i3d, i3d_nl, pytorchvideo, x3d  # noqa: E402,F401
+from . import c3d, i3d, i3d_nl, pytorchvideo, s3d, video_resnet, x3d  # noqa: E402,F401
