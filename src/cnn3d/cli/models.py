@@ -37,19 +37,19 @@ def run(args) -> int:
     from ..models.zoo import FAMILIES
 
     print(
-        f"{'family':<12}{'depth':>6}{'params (M)':>12}{'GFLOPs':>9}{'features':>10}"
+        f"{'family':<12}{'depth':>13}{'params (M)':>12}{'GFLOPs':>9}{'features':>10}"
         f"{'clip':>12}  normalisation"
     )
     for family, depth in list_models():
         native = FAMILIES[family]
-        length = args.clip_length or native.clip_length
-        size = args.size or native.sample_size
+        length = args.clip_length or native.clip_of(depth)[0]
+        size = args.size or native.clip_of(depth)[1]
         with torch.device("meta"):
             model = build_model(family, depth, n_classes=args.n_classes)
         gflops = count_flops(family, depth, length, size) / 1e9
         params = count_parameters(model) / 1e6
         print(
-            f"{family:<12}{depth!s:>6}{params:>12.2f}{gflops:>9.2f}{model.num_features:>10}"
+            f"{family:<12}{depth!s:>13}{params:>12.2f}{gflops:>9.2f}{model.num_features:>10}"
             f"{f'{length}x{size}x{size}':>12}  {native.normalization}"
         )
     print(

@@ -9,6 +9,7 @@ from ..errors import UsageError
 from ..values import (
     positive_float,
     positive_int,
+    unit_interval,
 )
 from . import checks, original
 from .common import add_config_options, add_parser, recorded_options, switch
@@ -74,7 +75,7 @@ def add_options(p) -> None:
 
 # the family's options: `--model-option` -> `TrainConfig.model_options` (when given)
 MODEL_OPTIONS = ("n_input_channels", "conv1_t_size", "conv1_t_stride", "shortcut",
-                 "widen_factor", "cardinality", "stem_width")  # fmt: skip
+                 "widen_factor", "cardinality", "stem_width", "dropout")  # fmt: skip
 
 
 def add_model_options(g) -> None:
@@ -137,6 +138,13 @@ def add_model_options(g) -> None:
         type=positive_int,
         help="first conv's width (default: the first stage's, as in the 2020 code; the 2018 "
         "ResNeXt and Wide ResNet files use 64)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=unit_interval,
+        help="dropout before the classifier, for the families that have one (i3d, s3d, x3d, "
+        "i3d_nl, slow, c2d, i3d_r, csn, r2plus1d_r, slowfast; 0: none, as DDP-exact training needs: "
+        "each rank draws its own masks) (default: the family's, 0.5 for most)",
     )
 
 

@@ -452,8 +452,8 @@ def _release_spec(release: releases.Release) -> ModelSpec:
         dict(release.options),
         normalization=PRESETS[release.normalization or native.normalization],
         class_names=kinetics400_class_names() if release.class_names == "kinetics400" else None,
-        clip_length=release.clip_length or native.clip_length,
-        sample_size=release.sample_size or native.sample_size,
+        clip_length=release.clip_length or native.clip_of(release.depth)[0],
+        sample_size=release.sample_size or native.clip_of(release.depth)[1],
         t_stride=release.t_stride or 1,
         release=release.name,
     )

@@ -39,6 +39,11 @@ class Family:
     clip_length: int = 16
     sample_size: int = 112
     normalization: str = "kinetics"
+    inputs: dict = field(default_factory=dict)  # depth -> (frames, size) where a depth differs
+
+    def clip_of(self, depth) -> tuple[int, int]:
+        """(frames, size) of the clip `depth`'s weights are trained on."""
+        return self.inputs.get(depth, (self.clip_length, self.sample_size))
 
 
 FAMILIES: dict[str, Family] = {
@@ -49,7 +54,15 @@ FAMILIES: dict[str, Family] = {
     "densenet": Family(build_densenet, tuple(BLOCK_CONFIGS), 121),
     "resnet2p1d": Family(build_resnet2p1d, tuple(DEPTHS)),
     "i3d": Family(build_i3d, ("inception_v1",), "inception_v1", 64, 224, "i3d"),
-    "x3d": Family(build_x3d, tuple(X3D_VARIANTS), "m", 16, 224, "pytorchvideo"),
+    "x3d": Family(
+        build_x3d,
+        tuple(X3D_VARIANTS),
+        "m",
+        16,
+        224,
+        "pytorchvideo",
+        inputs={v: (frames, size) for v, (frames, size, _) in X3D_VARIANTS.items()},
+    ),  # fmt: skip
     "i3d_nl": Family(build_i3d_nl, (50,), 50, 16, 224, "pytorchvideo"),
     # pytorchvideo's hub ResNets and SlowFast (docs/backbones.md): 256 x 256 test crops
     "slow": Family(build_slow, (50,), 50, 8, 256, "pytorchvideo"),
@@ -168,8 +181,8 @@ def build_model(family: str, depth: int, n_classes: int = 400, **options) -> nn.
         int(n_classes),
         dict(options),
         normalization=PRESETS[native.normalization],
-        clip_length=native.clip_length,
-        sample_size=native.sample_size,
+        clip_length=native.clip_of(depth)[0],
+        sample_size=native.clip_of(depth)[1],
     )
     return model
 
@@ -193,8 +206,8 @@ def count_flops(
     from torch.utils.flop_counter import FlopCounterMode
 
     native = FAMILIES[canonical_family(family)]
-    clip_length = clip_length or native.clip_length
-    size = size or native.sample_size
+    clip_length = clip_length or native.clip_of(depth_of(depth))[0]
+    size = size or native.clip_of(depth_of(depth))[1]
     with torch.device("meta"):
         model = build_model(family, depth, **options).eval()
         x = torch.empty(1, options.get("n_input_channels", 3), clip_length, size, size)
