@@ -23,9 +23,6 @@ FAMILIES = (
     "resnext",
     "densenet",
     "resnet2p1d",
-    "mc3",
-    "c3d",
-    "s3d",
     "i3d",
     "x3d",
     "i3d_nl",
@@ -35,6 +32,9 @@ FAMILIES = (
     "csn",
     "r2plus1d_r",
     "slowfast",
+    "c3d",
+    "mc3",
+    "s3d",
 )
 
 
