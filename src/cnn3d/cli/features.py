@@ -24,7 +24,9 @@ def add(sub) -> None:
     p.add_argument(
         "--layer",
         help="take the pooled features of this stage instead of the last one: layer1-layer4 "
-        "(ResNets, R(2+1)D), features.denseblock1-4 / features.transition1-3 (DenseNet) "
+        "(ResNets, R(2+1)D, MC3, X3D, pytorchvideo's), features.denseblock1-4 / "
+        "features.transition1-3 (DenseNet), Mixed_3b-Mixed_5c (I3D), mixed_3b-mixed_5c (S3D), conv3b-conv5b, fc6, "
+        "fc7 (C3D), slow.layerN / fast.layerN (SlowFast); a wrong name lists the model's "
         "(default: the last stage)",
     )
     p.add_argument(
