@@ -2,11 +2,12 @@
 implementations, on the same weights, in the same run, at each release's native clip size.
 
     python benchmarks/backbones.py [--piergiaj DIR] [--c3d-pytorch DIR] [--pytorchvideo DIR]
-        [--models i3d c3d x3d_s slowfast_r50 r2plus1d_34] [--repeats 3] [--threads N]
+        [--fvcore DIR] [--models i3d c3d x3d_s slowfast_r50 r2plus1d_34] [--repeats 3] [--threads N]
         [--frames T --size S] [--no-train]
 
 DIR: a checkout of github.com/piergiaj/pytorch-i3d, DavideA/c3d-pytorch, facebookresearch/
-pytorchvideo (the scripts only import their model code; nothing is copied or downloaded).
+pytorchvideo, facebookresearch/fvcore (the script only imports their model code; nothing is
+copied or downloaded).
 R(2+1)D-34's reference is torchvision's `VideoResNet`. A model whose reference was not given is
 skipped, and says so.
 
@@ -48,17 +49,24 @@ def c3d_pytorch(root: Path):
     return C3D(), "c3d.pickle", False
 
 
+FVCORE: list[Path] = []  # --fvcore: a checkout of facebookresearch/fvcore
+
+
 def pytorchvideo_hub(root: Path, module: str, name: str):
     """A hub builder, imported without running pytorchvideo's hub `__init__` (which needs more
-    of fvcore than its models do) and with fvcore's init functions stubbed (weights are random
-    anyway)."""
+    of fvcore than its models do). pytorchvideo's models use two modules of fvcore's `nn`
+    (`weight_init`, and `squeeze_excitation` for X3D): from `--fvcore`'s checkout where given,
+    else `weight_init` is stubbed (weights are random anyway) and X3D cannot be built."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-        weight_init = types.ModuleType("fvcore.nn.weight_init")
-        weight_init.c2_msra_fill = weight_init.c2_xavier_fill = lambda module: None
-        sys.modules.setdefault("fvcore", types.ModuleType("fvcore"))
-        sys.modules.setdefault("fvcore.nn", types.ModuleType("fvcore.nn"))
-        sys.modules.setdefault("fvcore.nn.weight_init", weight_init)
+        if FVCORE:
+            sys.path.insert(0, str(FVCORE[0]))
+        else:
+            weight_init = types.ModuleType("fvcore.nn.weight_init")
+            weight_init.c2_msra_fill = weight_init.c2_xavier_fill = lambda module: None
+            sys.modules.setdefault("fvcore", types.ModuleType("fvcore"))
+            sys.modules.setdefault("fvcore.nn", types.ModuleType("fvcore.nn"))
+            sys.modules.setdefault("fvcore.nn.weight_init", weight_init)
         import pytorchvideo.models  # noqa: F401
 
         hub = types.ModuleType("pytorchvideo.models.hub")
@@ -96,12 +104,32 @@ def slowfast_input(clip: torch.Tensor, alpha: int = 4) -> list[torch.Tensor]:
     return [torch.index_select(clip, 2, torch.linspace(0, t - 1, t // alpha).long()), clip]
 
 
+# where a reference's logits are, where its forward returns something else: C3D ends in a
+# softmax; pytorchvideo's heads apply the linear layer per position (channels last), then an
+# activation in eval
+LOGITS_AT = {"c3d": "fc8", "x3d_s": "blocks.5.proj", "slowfast_r50": "blocks.6.proj"}
+
+
 def logits_of(output):
     if isinstance(output, tuple):  # hassony2-style (softmax, logits)
         output = output[-1]
     if output.dim() > 2:  # piergiaj's I3D: logits per time step
         output = output.flatten(2).mean(2)
     return output
+
+
+def reference_logits(name: str, model, clip) -> torch.Tensor:
+    """The reference's logits (averaged over time and positions, as cnn3d gives them)."""
+    if name not in LOGITS_AT:
+        return logits_of(model(clip))
+    seen = []
+    hook = model.get_submodule(LOGITS_AT[name]).register_forward_hook(
+        lambda _m, _i, out: seen.append(out)
+    )
+    model(clip)
+    hook.remove()
+    out = seen[-1]
+    return out.reshape(out.shape[0], -1, out.shape[-1]).mean(1)
 
 
 def inference(model, feed):
@@ -142,7 +170,7 @@ def compare(name: str, root, args) -> list[dict]:
     clip = torch.rand(1, 3, frames, size, size) * 2 - 1
     ref_feed = (lambda: slowfast_input(clip)) if name.startswith("slowfast") else (lambda: clip)
     with torch.no_grad():
-        want = logits_of(reference.eval()(ref_feed()))
+        want = reference_logits(name, reference.eval(), ref_feed())
         got = ours.eval()(clip)
     error = float((got - want).abs().max() / want.abs().max())
     rows = []
@@ -179,6 +207,7 @@ def main(argv=None) -> int:
     p.add_argument("--piergiaj", type=Path, help="a checkout of piergiaj/pytorch-i3d")
     p.add_argument("--c3d-pytorch", type=Path, help="a checkout of DavideA/c3d-pytorch")
     p.add_argument("--pytorchvideo", type=Path, help="a checkout of facebookresearch/pytorchvideo")
+    p.add_argument("--fvcore", type=Path, help="a checkout of facebookresearch/fvcore (X3D)")
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -186,6 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, help="clip height and width (default: each release's)")
     p.add_argument("--no-train", action="store_true", help="inference only")
     args = p.parse_args(argv)
+    FVCORE[:] = [args.fvcore] if args.fvcore else []
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, batch 1")
