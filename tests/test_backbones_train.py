@@ -3,7 +3,6 @@ family's file and fine-tunes it with a new head; a release file (pytorchvideo's 
 under torchrun with 2 ranks as one process does, and a run killed mid-epoch resumes to the
 uninterrupted run's weights."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import time
 import pytest
 import torch
 
-from cnn3d.cli import main
 from cnn3d.models import build_model, load_model, save_model
 from cnn3d.models.zoo import FAMILIES
 from cnn3d.training.config import TrainConfig
@@ -59,7 +57,7 @@ def test_pretrain_path_fine_tunes_every_new_family_with_a_new_head(family, tmp_p
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
 
 
-def x3d_release(tmp_path):
+def x3d_release(folder):
     """A pytorchvideo hub `x3d_xs.pyth`: the hub's keys and shapes (the golden's shapes.json),
     holding a freshly initialised X3D-XS (well-scaled weights train at a usual rate)."""
     import json
@@ -71,7 +69,7 @@ def x3d_release(tmp_path):
     torch.manual_seed(0)
     fresh = build_model("x3d", "xs", 400).state_dict()
     hub = {k: fresh[_rename(k)] for k in json.loads(golden.read_text())}
-    path = tmp_path / "x3d_xs.pyth"
+    path = folder / "x3d_xs.pyth"
     torch.save({"model_state": hub}, path)
     return path
 
@@ -84,21 +82,34 @@ def release_args(tiny, result, release, *extra):
     return args
 
 
-# X3D-XS from a release file, 2 classes, 8x32x32 clips; BatchNorm frozen and no dropout (per-rank statistics and masks differ by design; see
-# test_train's DDP test)
-X3D = ("--n_epochs", "2", "--no-amp", "--freeze-bn", "--dropout", "0", "--lr", "0.01", "--no-val")
+# X3D-XS from a release file, 2 classes, 8x32x32 clips; BatchNorm frozen and no dropout
+# (per-rank statistics and masks differ by design; see test_train's DDP test); every run in a
+# process of its own with one thread (the thread count changes the sums)
+X3D = ("--n_epochs", "2", "--no-amp", "--freeze-bn", "--dropout", "0", "--lr", "0.01",
+       "--no-val", "--workers", "0")  # fmt: skip
+CLI = [sys.executable, "-m", "cnn3d"]
 
 
-def test_a_release_file_trains_under_torchrun_as_one_process_does(tiny, tmp_path):
-    release = x3d_release(tmp_path)
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    assert main(release_args(tiny, single, release, *X3D)) == 0
+@pytest.fixture(scope="module")
+def x3d_straight(tiny, tmp_path_factory):
+    """(the release file, an uninterrupted run of one process from it), which the DDP and the
+    resume test compare with."""
+    folder = tmp_path_factory.mktemp("x3d")
+    release = x3d_release(folder)
+    argv = release_args(tiny, folder / "straight", release, *X3D)
+    done = subprocess.run([*CLI, *argv], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return release, folder / "straight"
+
+
+def test_a_release_file_trains_under_torchrun_as_one_process_does(tiny, tmp_path, x3d_straight):
+    release, single = x3d_straight
+    ddp = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     cmd += ["--master_port", str(free_port()), "-m", "cnn3d"]
     args = release_args(tiny, ddp, release, *X3D)
     args[args.index("--batch_size") + 1] = "2"  # per rank: the single run's 4 in all
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*cmd, *args], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = weights(single / "last.pth"), weights(ddp / "last.pth")
     # the body's updates (the new head's start depends on the seed's use; the body is the file's)
@@ -108,17 +119,13 @@ def test_a_release_file_trains_under_torchrun_as_one_process_does(tiny, tmp_path
     assert worst < 1e-2, (name, worst)
 
 
-def test_a_release_file_run_killed_mid_epoch_resumes_to_the_same_weights(tiny, tmp_path):
-    release = x3d_release(tmp_path)
-    extra = (*X3D, "--workers", "0")
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # every run in a process of its own with one thread (the thread count changes the sums)
-    cli = [sys.executable, "-m", "cnn3d"]
-    done = subprocess.run([*cli, *release_args(tiny, straight, release, *extra)], env=ENV,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    argv = release_args(tiny, killed, release, *extra, "--save-every-steps", "1")
-    process = subprocess.Popen([*cli, *argv], env=ENV, stdout=subprocess.DEVNULL,
+def test_a_release_file_run_killed_mid_epoch_resumes_to_the_same_weights(
+    tiny, tmp_path, x3d_straight
+):
+    release, straight = x3d_straight
+    killed = tmp_path / "killed"
+    argv = release_args(tiny, killed, release, *X3D, "--save-every-steps", "1")
+    process = subprocess.Popen([*CLI, *argv], env=ENV, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)  # fmt: skip
     log = killed / "train_batch.log"
     deadline = time.time() + 120
@@ -129,7 +136,7 @@ def test_a_release_file_run_killed_mid_epoch_resumes_to_the_same_weights(tiny, t
         time.sleep(0.01)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    done = subprocess.run([*cli, *argv, "--resume", "auto"], env=ENV, capture_output=True,
+    done = subprocess.run([*CLI, *argv, "--resume", "auto"], env=ENV, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed from" in done.stdout

@@ -3,6 +3,7 @@
 every step), and resumed, ends with exactly the weights of an uninterrupted run (fp32 on the
 CPU, with DataLoader workers), and its logs hold each step once."""
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,16 +63,13 @@ def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path,
     resumed_equals_straight(tiny, result, straight)
 
 
-@pytest.mark.parametrize("resumed_by", ["--resume auto", "a torchrun restart"])
-def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(
-    tiny, tmp_path, straight, resumed_by
-):
-    """SIGKILL mid-epoch (`--save-every-steps 1`), then either `--resume auto` or, with no flag,
-    the restart torchrun --max-restarts makes (TORCHELASTIC_RESTART_COUNT > 0): no one is there
-    to ask, so the job resumes on its own. Both end with the uninterrupted run's weights."""
+@pytest.fixture(scope="module")
+def killed_mid_epoch(tiny, tmp_path_factory):
+    """A run SIGKILLed mid-epoch (`--save-every-steps 1`), which both ways of resuming start
+    from (each on a copy)."""
     # a step whose previous one is within the same epoch: the checkpoint is a mid-epoch one
     step = int(np.random.default_rng().choice([2, 5, 8]))
-    result = tmp_path / "run"
+    result = tmp_path_factory.mktemp("killed") / "run"
     code, _, _ = stop_at(tiny, result, step, signal.SIGKILL, "--save-every-steps", "1")
     assert code == -signal.SIGKILL
     saved = read_file(result / "last.pth")
@@ -81,6 +79,18 @@ def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(
     # checkpoint (the last step of an epoch is saved with the epoch, after validation)
     held = (position["epoch"] - 1) * 3 + position["step"] if position else epoch * 3
     assert held >= step - 1
+    return result
+
+
+@pytest.mark.parametrize("resumed_by", ["--resume auto", "a torchrun restart"])
+def test_a_killed_run_resumes_exactly_from_its_last_mid_epoch_checkpoint(
+    tiny, tmp_path, straight, killed_mid_epoch, resumed_by
+):
+    """SIGKILL mid-epoch, then either `--resume auto` or, with no flag, the restart torchrun
+    --max-restarts makes (TORCHELASTIC_RESTART_COUNT > 0): no one is there to ask, so the job
+    resumes on its own. Both end with the uninterrupted run's weights."""
+    result = tmp_path / "run"
+    shutil.copytree(killed_mid_epoch, result)
     if resumed_by == "--resume auto":
         resumed_equals_straight(tiny, result, straight)
         return
