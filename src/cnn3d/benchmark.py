@@ -430,12 +430,12 @@ def verdict(
         )
     if model_clips_s is not None:
         return (
-            f"The model's ceiling is {model_clips_s:,.0f} training clips/s on tensors already "
+            f"The model's ceiling is {rate(model_clips_s)} training clips/s on tensors already "
             "on the device; `cnn3d benchmark loader` tells whether your data can keep up."
         )
     if loader_clips_s is not None:
         return (
-            f"The loader gives {loader_clips_s:,.0f} clips/s; `cnn3d benchmark model` tells "
+            f"The loader gives {rate(loader_clips_s)} clips/s; `cnn3d benchmark model` tells "
             "what the model takes."
         )
     return "Nothing was measured."
@@ -465,3 +465,9 @@ def loader_hints(workers: int | None, source: str | None, cpus: int) -> str:
         hints.append("HDF5 (`cnn3d prepare frames --format hdf5`: one file per video)")
     hints.append("frames stored at a short side near twice the crop size decode faster")
     return "what would help: " + "; ".join(hints)
+
+
+def rate(clips_s: float) -> str:
+    """Clips per second in words: whole numbers from 10 on, two significant digits below (a
+    large 3D CNN on a CPU trains well under one clip a second)."""
+    return f"{clips_s:,.0f}" if clips_s >= 10 else f"{clips_s:.2g}"
