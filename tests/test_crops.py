@@ -13,7 +13,6 @@ import pytest
 import torch
 import torchvision.transforms.functional as F1
 import torchvision.transforms.v2.functional as F2
-from helpers import decode_every_frame, family_checkpoint, float_path, frames_with_index, write_mp4
 
 from cnn3d.cli import main
 from cnn3d.cli.common import CROP_ORDERS as CLI_ORDERS
@@ -21,6 +20,7 @@ from cnn3d.data.transforms import CROP_ORDERS, EvalTransform
 from cnn3d.errors import UsageError
 from cnn3d.models import build_model, load_model, save_model
 from cnn3d.models.features import FeatureExtractor
+from helpers import decode_every_frame, family_checkpoint, float_path, frames_with_index, write_mp4
 
 H, W, SIZE = (
     37,
@@ -137,7 +137,7 @@ def test_bad_crop_settings_are_named(settings, message):
 
 
 def reference_features(model, video, clip_length, size, resize, order="torchvision"):
-    """[windows, 10, D] features and [windows, classes] mean logits, crop by crop: PyAV's frames,
+    """[windows, 10, D] features and [windows, classes] mean logits: PyAV's frames,
     torchvision's resize (v2: its uint8 kernel, which cnn3d's eval resize is; v1 rounds through
     float, one grey level apart) and ten_crop, the network on one crop at a time."""
     frames = torch.from_numpy(np.stack(decode_every_frame(video))).permute(0, 3, 1, 2)
@@ -151,20 +151,30 @@ def reference_features(model, video, clip_length, size, resize, order="torchvisi
         if order == "center_first":
             crops = [crops[i] for i in (4, 0, 1, 2, 3, 9, 5, 6, 7, 8)]
         with torch.no_grad():
-            norm = model.spec.normalization
-            outs = [extractor(float_path([c], norm, torch.contiguous_format)) for c in crops]
-            feats.append(torch.cat([o[0] for o in outs]))
-            logits.append(torch.cat([o[1] for o in outs]).mean(0))
+            x = float_path(list(crops), model.spec.normalization, torch.contiguous_format)
+            f, z = extractor(x)
+            feats.append(f)
+            logits.append(z.mean(0))
     extractor.remove_hooks()
     return torch.stack(feats).numpy(), torch.stack(logits)
 
 
+def write_videos(folder, n_frames):
+    (folder / "a").mkdir(parents=True)
+    write_mp4(folder / "a" / "one.mp4", frames_with_index(n_frames, seed=3))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("crops") / "videos"
-    (folder / "a").mkdir(parents=True)
-    write_mp4(folder / "a" / "one.mp4", frames_with_index(16, seed=3))
-    return folder
+    """a/one.mp4: 16 frames of 48 x 64, two windows of 8."""
+    return write_videos(tmp_path_factory.mktemp("crops") / "videos", 16)
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory):
+    """a/one.mp4: 8 frames, one window."""
+    return write_videos(tmp_path_factory.mktemp("crops") / "videos", 8)
 
 
 RUN = ["--no-amp", "--device", "cpu", "--workers", "0", "--no-progress"]
@@ -224,7 +234,8 @@ FAMILIES = [  # one small network of each class: ResNet, I3D, X3D, SlowFast, C3D
 
 
 @pytest.mark.parametrize("family, depth, options", FAMILIES, ids=lambda v: str(v))
-def test_crops_10_works_for_every_network_class(video, tmp_path, family, depth, options):
+def test_crops_10_works_for_every_network_class(short_video, tmp_path, family, depth, options):
+    video = short_video
     ck = family_checkpoint(tmp_path, family, depth, options)
     model = load_model(ck, fold_bn=True)
     argv = ["features", str(video), "--checkpoint", str(ck), *RUN, "--crops", "10"]
