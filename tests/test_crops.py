@@ -2,7 +2,7 @@
 
 References: torchvision's own `five_crop`/`ten_crop` (functional, v1) for the torchvision order;
 boxes indexed by hand (numpy slices, as the VAD extractors write them) for the others; PyAV's
-decode, torchvision's resize and the network run crop by crop for the features and scores."""
+decode, torchvision's resize and crops, and the network run on them for the features and scores."""
 
 import json
 from dataclasses import replace
