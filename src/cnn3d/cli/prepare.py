@@ -131,7 +131,7 @@ def add_frames_parser(psub, name: str) -> None:
             default="dis",
             help="dis: OpenCV's DIS (medium preset), tens of frames/s per core; tvl1: Dual "
             "TV-L1, the flow I3D's flow stream and its released features were computed with, "
-            "about 1 s per 320x240 frame pair per core (needs pip install -e '.[tvl1]')",
+            "1-2 s per 320x240 frame pair per core (needs pip install -e '.[tvl1]')",
         )
     q.add_argument(
         "--short-side",
