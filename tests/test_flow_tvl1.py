@@ -177,3 +177,12 @@ def test_a_flow_i3d_reads_tvl1_flow_through_features(prepared, tmp_path):
     with torch.no_grad():
         want, _ = FeatureExtractor(model)(clip)
     assert got.shape == (1, 1024) and relative_error(torch.from_numpy(got), want) < 1e-4
+
+
+def test_dis_without_opencv_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    write_jpeg_folder(tmp_path / "in" / "pan" / "clip", translating(3))
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    assert main(["prepare", "flow", str(tmp_path / "in"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install -e '.[flow]'" in err, err
+    assert not (tmp_path / "out" / "pan").exists()
