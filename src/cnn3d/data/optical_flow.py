@@ -9,7 +9,7 @@ Two methods, both OpenCV's, both on greyscale frames:
   OpenCV's CUDA TV-L1 with its default parameters). Here OpenCV's CPU implementation with the
   same defaults, pinned in `TVL1_PARAMETERS`; it is in the contrib wheel only
   (`opencv-contrib-python-headless`, the `tvl1` extra) and costs 1-2 s per 320x240 frame pair
-  on one core (benchmarks/flow.py), 100-200 times DIS medium.
+  on one core (benchmarks/flow.py), 80-180 times DIS medium.
 
 With BOUND 20 the stored value v gives I3D's flow input through the `i3d` normalisation
 (v / 255 * 2 - 1 == clip(flow, -20, 20) / 20, to within 1/255: half a quantisation step).
