@@ -52,7 +52,7 @@ def smoke_arguments(tmp: Path) -> dict[str, list[str]]:
                           "--frames", "20", "--jobs", "2", "--height", "48", "--width", "64"],
         "data_pipeline": ["data_pipeline.py", "--clips", "1", "--frames", "20"],
         "checkpoint": ["checkpoint.py", "--depths", "10", "--repeats", "1", "--folder", str(tmp)],
-        "flow": ["flow.py", "--seconds", "1"],
+        "flow": ["flow.py", "--seconds", "1", "--tvl1-pairs", "1"],
         "dataset_build": ["dataset_build.py", "200"],
         # torchvision's R(2+1)D-34 is the one reference installed here (the others are checkouts)
         "backbones": ["backbones.py", "--models", "r2plus1d_34", "i3d", "--frames", "2",
@@ -270,11 +270,30 @@ def test_features(smoke):
 
 def test_flow(smoke):
     out = smoke["flow"].result()
-    assert re.search(r"^25 frames of 320x240, OpenCV [0-9.]+, 1 thread$", out, re.M), out
-    (decode,) = figures(rf"^decoding alone: {NUMBER} frames/s$", out)
-    for preset in ("DIS medium \\(prepare flow\\)", "DIS ultrafast"):
-        rate, ratio = figures(rf"^{preset}: {NUMBER} flow frames/s \({NUMBER}x decoding\)$", out)
-        assert is_ratio(ratio, rate, decode, 1, 0.01)
+    blocks = re.split(r"^(?=25 frames of )", out, flags=re.M)[1:]
+    assert [b.split(",")[0] for b in blocks] == ["25 frames of 320x240", "25 frames of 340x256"]
+    for block in blocks:
+        assert re.search(r"^25 frames of \d+x\d+, OpenCV [0-9.]+, 1 thread$", block, re.M), out
+        (decode,) = figures(rf"^decoding alone: {NUMBER} frames/s$", block)
+        for preset in ("DIS medium \\(prepare flow\\)", "DIS ultrafast"):
+            line = rf"^{preset}: {NUMBER} flow frames/s \({NUMBER}x decoding\)$"
+            rate, ratio = figures(line, block)
+            assert is_ratio(ratio, rate, decode, 1, 0.01)
+        tvl1 = r"^TV-L1 \(prepare flow --method tvl1\): "
+        if not has_tvl1():  # the contrib wheel (the dev extra) is not installed here
+            assert re.search(tvl1 + r"not measured, .*'\.\[tvl1\]'", block, re.M), block
+            continue
+        line = tvl1 + rf"{NUMBER} flow frames/s \({NUMBER} ms a frame pair, 1 pairs; {NUMBER}x"
+        rate, ms, times = figures(line, block)
+        assert abs(ms - 1000 / rate) <= 0.5 + 1000 / rate * 0.01 and times > 1
+
+
+def has_tvl1() -> bool:
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(getattr(cv2, "optflow", None), "DualTVL1OpticalFlow_create")
 
 
 def test_kinetics_like(smoke):

@@ -114,7 +114,7 @@ def add_frames_parser(psub, name: str) -> None:
         )
     else:
         q = add_parser(
-            psub, "flow", "videos or image_%%05d.jpg folders -> optical flow (OpenCV DIS)"
+            psub, "flow", "videos or image_%%05d.jpg folders -> optical flow (OpenCV DIS or TV-L1)"
         )
         formats = ["jpg", "hdf5"]
         help_text = (
@@ -124,6 +124,15 @@ def add_frames_parser(psub, name: str) -> None:
     q.add_argument("src", help="folder of videos (class folders kept)")
     q.add_argument("dst", help="output folder")
     q.add_argument("--format", choices=formats, default=formats[0], help=help_text)
+    if name == "flow":
+        q.add_argument(
+            "--method",
+            choices=["dis", "tvl1"],
+            default="dis",
+            help="dis: OpenCV's DIS (medium preset), tens of frames/s per core; tvl1: Dual "
+            "TV-L1, the flow I3D's flow stream and its released features were computed with, "
+            "1-2 s per 320x240 frame pair per core (needs pip install -e '.[tvl1]')",
+        )
     q.add_argument(
         "--short-side",
         "--size",
@@ -159,6 +168,7 @@ def run_frames(args) -> int:
         args.quality,
         progress=args.progress,
         flow=args.kind == "flow",
+        flow_method=getattr(args, "method", "dis"),
     )
     print(
         f"{args.dst}: {report.converted} videos converted, {report.already_done} already "

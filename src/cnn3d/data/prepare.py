@@ -33,6 +33,7 @@ from ..files import (
 )
 from .annotations import Annotations, write_annotations
 from .index import FolderListing, find_entry
+from .optical_flow import check_method, compute_flow
 from .sources import FrameFolderSource, probe, upright
 
 FORMATS = ("jpg", "hdf5", "mp4")
@@ -135,6 +136,7 @@ class Conversion:
     short_side: int | None
     quality: int
     flow: bool = False  # optical flow (x, y) instead of the frames
+    flow_method: str = "dis"  # optical_flow.METHODS
 
 
 STAMPS = ".cnn3d-sources.tsv"
@@ -189,35 +191,6 @@ def convert_one(job: Conversion) -> str | None:
         return f"{job.src}: {type(error).__name__}: {error}"
 
 
-BOUND = 20.0  # pixels of displacement that map to 0 and 255
-
-
-def to_8bit(displacement: np.ndarray, bound: float = BOUND) -> np.ndarray:
-    """Displacements in pixels -> uint8: -bound..bound linearly onto 0..255, clipped."""
-    scaled = (np.clip(displacement, -bound, bound) + bound) * (255.0 / (2 * bound))
-    return np.round(scaled).astype(np.uint8)
-
-
-def compute_flow(frames: list[np.ndarray], bound: float = BOUND) -> list[tuple[np.ndarray, ...]]:
-    """Dense optical flow between consecutive RGB frames with OpenCV's DIS (medium preset):
-    `len(frames) - 1` pairs of uint8 (x, y) images, as TSN/denseflow number them (pair i is the
-    motion from frame i to frame i + 1)."""
-    try:
-        import cv2
-    except ImportError:
-        raise RuntimeError(
-            "computing optical flow needs OpenCV: pip install 'cnn3d[flow]' "
-            "(opencv-python-headless)"
-        ) from None
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
-    out = []
-    for a, b in zip(gray[:-1], gray[1:], strict=True):
-        flow = dis.calc(a, b, None)
-        out.append((to_8bit(flow[..., 0], bound), to_8bit(flow[..., 1], bound)))
-    return out
-
-
 def write_flow(job: Conversion, frames: list[np.ndarray], fps: float) -> None:
     """Flow of consecutive frames as the original's HDF5 (`video_u`, `video_v`: grayscale JPEG
     bytes, 0-based) or a TSN-style folder (`flow_x_00001.jpg`, `flow_y_00001.jpg`, 1-based)."""
@@ -225,7 +198,7 @@ def write_flow(job: Conversion, frames: list[np.ndarray], fps: float) -> None:
 
     if len(frames) < 2:
         raise VideoReadError(job.src, "has a single frame: no motion to compute flow from")
-    pairs = compute_flow(frames)
+    pairs = compute_flow(frames, method=job.flow_method)
 
     def encode(image):
         return simplejpeg.encode_jpeg(image[..., None], quality=job.quality, colorspace="GRAY")
@@ -271,12 +244,16 @@ def prepare_frames(
     quality: int = 90,
     progress: bool = True,
     flow: bool = False,
+    flow_method: str = "dis",
 ) -> PrepareReport:
     """Convert every video under `src_root` (keeping the class folders); with `flow`, write its
-    optical flow (`jpg` folders or `hdf5`) instead of its frames."""
+    optical flow (`jpg` folders or `hdf5`, by `flow_method`: `optical_flow.METHODS`) instead of
+    its frames."""
     if fmt not in FORMATS or (flow and fmt == "mp4"):
         choices = ("jpg", "hdf5") if flow else FORMATS
         raise UsageError(f"format must be one of {', '.join(choices)}, not {fmt!r}")
+    if flow:
+        check_method(flow_method)  # OpenCV (contrib for tvl1) before any work
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
         raise MissingInput(f"{src_root}: no such folder")
@@ -293,11 +270,11 @@ def prepare_frames(
         if dst.exists() and stamps.is_done(key, stamp_of[key]):
             already += 1
             continue
-        todo.append(Conversion(src, dst, fmt, short_side, quality, flow))
+        todo.append(Conversion(src, dst, fmt, short_side, quality, flow, flow_method))
     failures: list[str] = []
     from tqdm import tqdm
 
-    what = f"flow {fmt}" if flow else fmt
+    what = f"flow ({flow_method}) {fmt}" if flow else fmt
     bar = tqdm(total=len(todo), unit="video", disable=not progress, desc=f"prepare {what}")
 
     def finish(job: Conversion, result: str | None) -> None:
