@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UsageError
 from ..values import positive_int
 from . import checks, videojob
 from .common import add_parser, inference_config
@@ -17,7 +18,6 @@ def add(sub) -> None:
     p.add_argument(
         "--output",
         "-o",
-        required=True,
         help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
         ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
     )
@@ -40,19 +40,41 @@ def add(sub) -> None:
     p.add_argument(
         "--sample-size", type=positive_int, help="input size in pixels (default: the checkpoint's)"
     )
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--preset",
+        help="reproduce a released feature set: its windows, resize, crops, layer and fp32 "
+        "(flags given override them, recorded in preset.json); see --list-presets",
+    )
+    p.add_argument(
+        "--list-presets", action="store_true", help="list the presets (no inputs needed)"
+    )
+    p.add_argument(
+        "--any-checkpoint",
+        action="store_true",
+        help="run a --preset on a checkpoint other than the release it expects (recorded)",
+    )
+    p.set_defaults(run=run, tail=None)  # None: the preset's tail, else pad
 
 
 def run(args) -> int:
+    from ..inference import presets
     from ..inference.features import extract_features
 
+    if args.list_presets:
+        print(presets.listing())
+        return 0
+    preset, overrides = presets.apply(args)
     videojob.check(args, "feature")
+    if not args.output:
+        raise UsageError("-o/--output is required: the features folder or .h5 file")
     if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
         checks.output_file(args.output, "-o (the features file)")
     else:
         checks.output_folder(args.output, "-o (the features folder)")
     shard = videojob.shard_of(args)
     config = inference_config(args, fps=args.fps, layer=args.layer, spatial=args.spatial)
+    if preset:
+        presets.check_config(preset, config, args)
     inputs = videojob.collect(args)
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
@@ -63,6 +85,8 @@ def run(args) -> int:
         clip_length=args.clip_length,
         sample_size=args.sample_size,
     )
+    if preset:
+        presets.write_record(preset, overrides, model.spec, args)
     summary = extract_features(
         model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config
     )
