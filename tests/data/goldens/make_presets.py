@@ -1,0 +1,78 @@
+"""Make the preset goldens: run video_features' own I3D extractor (`ExtractI3D.extract`) on
+small textured videos with the seeded weights of `i3d_hassony2/` (video_features' key layout).
+
+    python tests/data/goldens/make_presets.py VIDEO_FEATURES_CHECKOUT
+
+Writes `presets_video_features-i3d-rgb/`: the videos it ran on (`VIDEOS`, written by
+`tests/helpers.textured_frames` + `write_mp4`, committed since an encoder's bytes may change
+with its version) and `golden.npz` (per video: the features video_features returns, T x 1024).
+omegaconf and scipy (imported, unused by the I3D RGB path) are stubbed if absent;
+RAFT is not loaded (streams=rgb); the I3D weights are the seeded ones, not the release's.
+"""
+
+import json
+import shutil
+import sys
+import types
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parents[1]))  # tests/, for seeded.py and helpers.py
+from helpers import textured_frames, write_mp4  # noqa: E402
+from seeded import seeded_state  # noqa: E402
+
+OUT = HERE / "presets_video_features-i3d-rgb"
+# name -> (frames, height, width, seed): 25 fps, one 64-frame stack each (video_features needs
+# the 65th frame to keep it), odd sizes, one narrower than the 256 short side
+VIDEOS = {"a.mp4": (70, 240, 320, 1), "b.mp4": (67, 176, 240, 2)}
+
+
+def stub_unused() -> None:
+    """omegaconf (config parsing) and scipy (RAFT's utils): imported, unused by the RGB path."""
+    for name in ("omegaconf", "omegaconf.dictconfig", "omegaconf.listconfig", "scipy"):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.modules[name] = types.ModuleType(name)
+    sys.modules["omegaconf.dictconfig"].__dict__.setdefault("DictConfig", dict)
+    sys.modules["omegaconf"].__dict__.setdefault("DictConfig", dict)
+    sys.modules["omegaconf.listconfig"].__dict__.setdefault("ListConfig", list)
+    sys.modules["scipy"].__dict__.setdefault("interpolate", types.ModuleType("interpolate"))
+
+
+def main(video_features: Path) -> None:
+    sys.path.insert(0, str(video_features))
+    stub_unused()
+    from models.i3d.extract_i3d import ExtractI3D
+    from models.i3d.i3d_src.i3d_net import I3D
+
+    torch.set_grad_enabled(False)
+    shapes = json.loads((HERE / "i3d_hassony2" / "shapes.json").read_text())
+    seed = int(np.load(HERE / "i3d_hassony2" / "golden.npz")["weight_seed"])
+    model = I3D(num_classes=400, modality="rgb")
+    model.load_state_dict(seeded_state(shapes, seed))
+    model.eval()
+    ExtractI3D.load_model = lambda self: {"model": {"rgb": model}}
+    args = Namespace(
+        feature_type="i3d", on_extraction="print", tmp_path="/tmp/vf_tmp", output_path="/tmp",
+        keep_tmp_files=False, device="cpu", streams="rgb", flow_type="raft", extraction_fps=None,
+        step_size=None, stack_size=None, show_pred=False,
+    )  # fmt: skip
+    extractor = ExtractI3D(args)
+    OUT.mkdir(exist_ok=True)
+    out = {"weight_seed": np.array(seed)}
+    for name, (n, h, w, s) in VIDEOS.items():
+        write_mp4(OUT / name, textured_frames(n, h, w, s))
+        feats = extractor.extract(str(OUT / name))["rgb"].astype(np.float32)
+        print(name, feats.shape)
+        out[name] = feats
+    np.savez_compressed(OUT / "golden.npz", **out)
+    shutil.rmtree("/tmp/vf_tmp", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
