@@ -128,3 +128,21 @@ def test_video_features_i3d_rgb_preset_matches_its_extractor(vf_i3d_rgb, tmp_pat
     assert record["preset"] == "video_features-i3d-rgb" and record["overrides"] == {}
     assert record["status"].startswith("unverified: video_features decodes with OpenCV")
     assert record["checkpoint_release"].startswith("hassony2/kinetics_i3d_pytorch i3d_rgb.pt")
+
+
+def test_video_features_r21d_preset_against_its_extractor_names_the_resize(tmp_path):
+    """video_features' ExtractR21D stretches frames to 128 x 171 without antialiasing, cnn3d
+    scales the short side (antialiased): measured 5.7e-3 relative on a.mp4 (0.3 grey levels
+    mean, 31 max from the antialiasing alone); the same weights and windows otherwise."""
+    shapes = json.loads((GOLDENS / "presets_video_features-r21d" / "shapes.json").read_text())
+    want = np.load(GOLDENS / "presets_video_features-r21d" / "golden.npz")
+    checkpoint = tmp_path / "r2plus1d_18.pth"
+    torch.save(seeded_state(shapes, int(want["weight_seed"])), checkpoint)
+    out = tmp_path / "feats"
+    argv = ["features", str(VF_I3D / "a.mp4"), "--preset", "video_features-r21d", "-o", str(out)]
+    assert main(argv + ["--checkpoint", str(checkpoint), "--no-progress", "--workers", "0"]) == 0
+    got, ref = np.load(out / "a.npy"), want["a.mp4"]
+    assert got.shape == ref.shape == (4, 512)  # 70 frames: 4 complete 16-frame stacks
+    rel = np.abs(got - ref).max() / np.abs(ref).max()
+    assert 1e-4 < rel < 1e-2, rel  # near, and not equal: the resize the preset names
+    assert "cannot match video_features' resize" in presets.get("video_features-r21d").status()

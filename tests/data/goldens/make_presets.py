@@ -26,6 +26,8 @@ from helpers import textured_frames, write_mp4  # noqa: E402
 from seeded import seeded_state  # noqa: E402
 
 OUT = HERE / "presets_video_features-i3d-rgb"
+R21D = HERE / "presets_video_features-r21d"  # the same videos, R(2+1)D-18 with seed R21D_SEED
+R21D_SEED = 5
 # name -> (frames, height, width, seed): 25 fps, one 64-frame stack each (video_features needs
 # the 65th frame to keep it), odd sizes, one narrower than the 256 short side
 VIDEOS = {"a.mp4": (70, 240, 320, 1), "b.mp4": (67, 176, 240, 2)}
@@ -66,12 +68,50 @@ def main(video_features: Path) -> None:
     OUT.mkdir(exist_ok=True)
     out = {"weight_seed": np.array(seed)}
     for name, (n, h, w, s) in VIDEOS.items():
-        write_mp4(OUT / name, textured_frames(n, h, w, s))
+        if not (OUT / name).exists():  # the committed videos (an encoder's bytes may change)
+            write_mp4(OUT / name, textured_frames(n, h, w, s))
         feats = extractor.extract(str(OUT / name))["rgb"].astype(np.float32)
         print(name, feats.shape)
         out[name] = feats
     np.savez_compressed(OUT / "golden.npz", **out)
     shutil.rmtree("/tmp/vf_tmp", ignore_errors=True)
+    r21d(args)
+
+
+def read_video_with_pyav(path, pts_unit="sec"):
+    """torchvision.io.read_video, gone from torchvision 0.29: every frame decoded by PyAV as
+    rgb24, [T, H, W, 3] uint8 (what it returned; audio and info unused here)."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return torch.from_numpy(np.stack(frames)), None, {}
+
+
+def r21d(args) -> None:
+    """video_features' ExtractR21D (default model r2plus1d_18_16_kinetics: torchvision's
+    r2plus1d_18, here with seeded weights instead of the DEFAULT download)."""
+    import torchvision
+
+    stub = types.ModuleType("torchvision.io.video")  # before video_features imports it
+    stub.read_video = read_video_with_pyav
+    sys.modules["torchvision.io.video"] = stub
+    from models.r21d import extract_r21d
+
+    net = torchvision.models.video.r2plus1d_18()
+    shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+    net.load_state_dict(seeded_state(shapes, R21D_SEED))
+    torchvision.models.get_model = lambda name, weights=None: net
+    args = Namespace(**vars(args))
+    args.feature_type, args.model_name = "r21d", "r2plus1d_18_16_kinetics"
+    extractor = extract_r21d.ExtractR21D(args)
+    R21D.mkdir(exist_ok=True)
+    (R21D / "shapes.json").write_text(json.dumps(shapes, indent=0) + "\n")
+    out = {"weight_seed": np.array(R21D_SEED)}
+    for name in VIDEOS:
+        out[name] = extractor.extract(str(OUT / name))["r21d"].astype(np.float32)
+        print("r21d", name, out[name].shape)
+    np.savez_compressed(R21D / "golden.npz", **out)
 
 
 if __name__ == "__main__":
