@@ -75,6 +75,32 @@ def test_flags_override_a_preset_and_are_recorded():
     assert (plain.tail, plain.window_stride, plain.resize, plain.crops) == ("pad", None, None, 1)
 
 
+def test_sultani_segments_follow_save_c3dfeatures_32segments_by_hand():
+    clips = np.arange(1, 41, dtype=np.float32)[:, None] * np.array([[1.0, 0.0]]) + [[0.0, 1.0]]
+    seg = presets.sultani_segments(clips, 32)  # 40 clips: bounds round(1 + i * 39 / 32)
+    assert seg.shape == (32, 2)
+    unit = lambda v: np.asarray(v) / np.linalg.norm(v)  # noqa: E731
+    np.testing.assert_allclose(seg[0], unit([1, 1]), rtol=1e-6)  # bounds 1, 2: clip 1
+    np.testing.assert_allclose(seg[2], unit([3.5, 1]), rtol=1e-6)  # bounds 3, 5: clips 3-4
+    np.testing.assert_allclose(seg[31], unit([39, 1]), rtol=1e-6)  # 39, 40: clip 40 unused
+    few = presets.sultani_segments(clips[:5], 32)  # fewer clips than segments: repeats
+    np.testing.assert_allclose(few[[0, 4, 31]], [unit([1, 1]), unit([2, 1]), unit([5, 1])])
+
+
+def test_the_sultani_preset_writes_32_segments_beside_each_videos_clips(tmp_path):
+    clips = np.random.default_rng(0).random((40, 8)).astype(np.float32)
+    (tmp_path / "cam").mkdir()
+    np.save(tmp_path / "cam" / "v1.npy", clips)
+    args = parsed("-o", str(tmp_path))
+    args.output = str(tmp_path)
+    presets.write_segments(presets.get("sultani-c3d-fc6"), args, ["cam/v1.mp4", "gone.mp4"])
+    seg = np.load(tmp_path / "cam" / "v1.32segments.npy")
+    assert seg.shape == (32, 8) and seg.dtype == np.float32
+    mean = clips[2:4].mean(0)  # bounds 3, 5: clips 3-4
+    np.testing.assert_allclose(seg[2], mean / np.linalg.norm(mean), rtol=1e-6)
+    assert not (tmp_path / "gone.32segments.npy").exists()
+
+
 def test_an_unknown_preset_is_named(capsys):
     assert main(["features", "v.mp4", "--checkpoint", "m.pt", "-o", "o", "--preset", "i3d"]) == 2
     err = capsys.readouterr().err

@@ -103,5 +103,7 @@ def run(args) -> int:
     summary = extract_features(
         model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config, fmt
     )
+    if preset:
+        presets.write_segments(preset, args, inputs.names)
     print(f"features in {args.output}: {summary.line()}")
     return videojob.failures(summary.failed, inputs.problems)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import UsageError
 
 
@@ -41,6 +43,7 @@ class Preset:
     amp: bool = False  # fp32 for reproduction
     flow: str | None = None  # the flow method of a flow stream (None: an RGB stream)
     output: str = "npy per video, T x D"
+    segments: int | None = None  # the release's per-video segments (`sultani_segments`)
     unverified: tuple[str, ...] = ()
 
     def status(self) -> str:
@@ -231,11 +234,13 @@ _add(
         sample_size=112,
         resize=128,
         layer="fc6",
-        output="npy per video, T x 4096 (per clip; the release averages them into 32 segments)",
+        segments=32,
+        output="npy per video: <name>.npy T x 4096 per clip, and <name>.32segments.npy 32 x 4096 "
+        "as the release (Save_C3DFeatures_32Segments.m: clips averaged into 32 segments, each "
+        "L2-normalised)",
         unverified=(
-            "the 32-segment averaging of the release is not applied: the per-clip fc6 "
-            "features are written",
             "fc6 before or after its ReLU not confirmed",
+            "the release wrote the segments as text with 6 decimals; here float32",
         ),
     )
 )
@@ -255,6 +260,47 @@ _add(
         output="npy per video, T x D (D: 512 or 2048 by depth)",
     )
 )
+
+
+def sultani_segments(clips: np.ndarray, n: int = 32) -> np.ndarray:
+    """Per-clip features [T, D] into `n` segments as Save_C3DFeatures_32Segments.m does: bounds
+    round(linspace(1, T, n + 1)) (MATLAB's round: halves away from zero), segment i the mean of
+    clips bound[i] .. bound[i + 1] - 1 (1-based; a single clip where that range is empty or
+    one), then divided by its L2 norm. As in that code, the last clip is in no segment unless a
+    segment starts on it."""
+    t = len(clips)
+    bounds = np.floor(np.linspace(1, t, n + 1) + 0.5).astype(int)
+    out = np.empty((n, clips.shape[1]), np.float64)
+    for i in range(n):
+        first, last = bounds[i], bounds[i + 1] - 1
+        rows = clips[first - 1 : last] if last > first else clips[first - 1 : first]
+        v = rows.astype(np.float64).mean(0)
+        out[i] = v / np.linalg.norm(v)
+    return out.astype(np.float32)
+
+
+def write_segments(preset: Preset, args, names: list[str]) -> None:
+    """After a run: each finished video's `<key>.<n>segments.npy` beside its `<key>.npy`, where
+    the preset has `segments` and the output is a folder (an `.h5` keeps the clips only)."""
+    from pathlib import Path
+
+    from ..files import atomic_write, output_name
+
+    out = Path(args.output)
+    if not preset.segments or out.suffix.lower() in (".h5", ".hdf5"):
+        return
+    for name in names:
+        key = output_name(name)
+        clips = out / f"{key}.npy"
+        if clips.exists():
+            seg = sultani_segments(np.load(clips), preset.segments)
+            target = out / f"{key}.{preset.segments}segments.npy"
+            atomic_write(target, lambda tmp, seg=seg: _save(tmp, seg))
+
+
+def _save(path, array) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
 
 
 def get(name: str) -> Preset:
