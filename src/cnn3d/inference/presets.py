@@ -227,7 +227,8 @@ _add(
         weights="c3d.pickle (DavideA/c3d-pytorch, Sports-1M)",
         release="DavideA/c3d-pytorch C3D",
         reproduces="the UCF-Crime C3D features of Sultani et al. (CVPR 2018, "
-        "WaqasSultani/AnomalyDetectionCVPR2018): fc6 (4096) of non-overlapping 16-frame "
+        "WaqasSultani/AnomalyDetectionCVPR2018): post-ReLU fc6 (Caffe's fc6-1 blob, 4096) of "
+        "non-overlapping 16-frame "
         "clips, frames resized to 128 x 171, centre crop 112",
         clip_length=16,
         window_stride=16,
@@ -239,7 +240,8 @@ _add(
         "as the release (Save_C3DFeatures_32Segments.m: clips averaged into 32 segments, each "
         "L2-normalised)",
         unverified=(
-            "fc6 before or after its ReLU not confirmed",
+            "the release ran Caffe C3D, which subtracts the Sports-1M mean cube (per pixel); "
+            "c3d-pytorch's weights here take its per-channel mean",
             "the release wrote the segments as text with 6 decimals; here float32",
         ),
     )
