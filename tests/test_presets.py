@@ -172,3 +172,22 @@ def test_video_features_r21d_preset_against_its_extractor_names_the_resize(tmp_p
     rel = np.abs(got - ref).max() / np.abs(ref).max()
     assert 1e-4 < rel < 1e-2, rel  # near, and not equal: the resize the preset names
     assert "cannot match video_features' resize" in presets.get("video_features-r21d").status()
+
+
+def test_video_features_s3d_preset_against_its_extractor_names_the_resize(tmp_path):
+    """video_features' ExtractS3D (re-encode skipped: the video is 25 fps already) scales the
+    [0, 1] frames in float (scale factor 224 / short side); cnn3d resizes in 8 bits: measured
+    1.1e-3 relative on b.mp4 (176 -> 224, so antialiasing plays no part)."""
+    folder = GOLDENS / "presets_video_features-s3d"
+    want = np.load(folder / "golden.npz")
+    checkpoint = tmp_path / "S3D_kinetics400_torchified.pt"  # the name tells video_features' file
+    shapes = json.loads((folder / "shapes.json").read_text())
+    torch.save(seeded_state(shapes, int(want["weight_seed"])), checkpoint)
+    out = tmp_path / "feats"
+    argv = ["features", str(VF_I3D / "b.mp4"), "--preset", "video_features-s3d", "-o", str(out)]
+    assert main(argv + ["--checkpoint", str(checkpoint), "--no-progress", "--workers", "0"]) == 0
+    got, ref = np.load(out / "b.npy"), want["b.mp4"]
+    assert got.shape == ref.shape == (1, 1024)
+    rel = np.abs(got - ref).max() / np.abs(ref).max()
+    assert 1e-4 < rel < 5e-3, rel  # near, and not equal: the resize the preset names
+    assert "resizes in float" in presets.get("video_features-s3d").status()

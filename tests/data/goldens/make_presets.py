@@ -28,13 +28,16 @@ from seeded import seeded_state  # noqa: E402
 OUT = HERE / "presets_video_features-i3d-rgb"
 R21D = HERE / "presets_video_features-r21d"  # the same videos, R(2+1)D-18 with seed R21D_SEED
 R21D_SEED = 5
+S3D = HERE / "presets_video_features-s3d"  # b.mp4 only, S3D with seed S3D_SEED
+S3D_SEED = 6
 # name -> (frames, height, width, seed): 25 fps, one 64-frame stack each (video_features needs
 # the 65th frame to keep it), odd sizes, one narrower than the 256 short side
 VIDEOS = {"a.mp4": (70, 240, 320, 1), "b.mp4": (67, 176, 240, 2)}
 
 
 def stub_unused() -> None:
-    """omegaconf (config parsing) and scipy (RAFT's utils): imported, unused by the RGB path."""
+    """omegaconf (config parsing) and scipy (RAFT's utils): imported, unused by the RGB path;
+    torchvision.io.read_video (gone from torchvision 0.29): PyAV's decode in its place."""
     for name in ("omegaconf", "omegaconf.dictconfig", "omegaconf.listconfig", "scipy"):
         try:
             __import__(name)
@@ -44,6 +47,12 @@ def stub_unused() -> None:
     sys.modules["omegaconf"].__dict__.setdefault("DictConfig", dict)
     sys.modules["omegaconf.listconfig"].__dict__.setdefault("ListConfig", list)
     sys.modules["scipy"].__dict__.setdefault("interpolate", types.ModuleType("interpolate"))
+    import torchvision.io
+
+    if not hasattr(torchvision.io, "read_video"):  # gone from torchvision 0.29
+        stub = types.ModuleType("torchvision.io.video")  # before video_features imports it
+        stub.read_video = read_video_with_pyav
+        sys.modules["torchvision.io.video"] = stub
 
 
 def main(video_features: Path) -> None:
@@ -76,6 +85,7 @@ def main(video_features: Path) -> None:
     np.savez_compressed(OUT / "golden.npz", **out)
     shutil.rmtree("/tmp/vf_tmp", ignore_errors=True)
     r21d(args)
+    s3d(args)
 
 
 def read_video_with_pyav(path, pts_unit="sec"):
@@ -92,10 +102,6 @@ def r21d(args) -> None:
     """video_features' ExtractR21D (default model r2plus1d_18_16_kinetics: torchvision's
     r2plus1d_18, here with seeded weights instead of the DEFAULT download)."""
     import torchvision
-
-    stub = types.ModuleType("torchvision.io.video")  # before video_features imports it
-    stub.read_video = read_video_with_pyav
-    sys.modules["torchvision.io.video"] = stub
     from models.r21d import extract_r21d
 
     net = torchvision.models.video.r2plus1d_18()
@@ -112,6 +118,30 @@ def r21d(args) -> None:
         out[name] = extractor.extract(str(OUT / name))["r21d"].astype(np.float32)
         print("r21d", name, out[name].shape)
     np.savez_compressed(R21D / "golden.npz", **out)
+
+
+def s3d(args) -> None:
+    """video_features' ExtractS3D with seeded weights in its S3D's keys (the torchified file's).
+    Its default extraction_fps 25 re-encodes every video with ffmpeg first (even one already at
+    25 fps); the videos here are 25 fps and the re-encode is skipped (`extraction_fps` None)."""
+    from models.s3d import extract_s3d
+    from models.s3d.s3d_src.s3d import S3D as VfS3D
+
+    net = VfS3D(num_class=400)
+    shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+    net.load_state_dict(seeded_state(shapes, S3D_SEED))
+    net.eval()
+    extract_s3d.ExtractS3D.load_model = lambda self: {"model": net}
+    args = Namespace(**vars(args))
+    args.feature_type, args.extraction_fps = "s3d", None
+    extractor = extract_s3d.ExtractS3D(args)
+    extractor.extraction_fps = None  # its __init__ turns None into 25 (the ffmpeg re-encode)
+    S3D.mkdir(exist_ok=True)
+    (S3D / "shapes.json").write_text(json.dumps(shapes, indent=0) + "\n")
+    out = {"weight_seed": np.array(S3D_SEED)}
+    out["b.mp4"] = extractor.extract(str(OUT / "b.mp4"))["s3d"].astype(np.float32)
+    print("s3d b.mp4", out["b.mp4"].shape)
+    np.savez_compressed(S3D / "golden.npz", **out)
 
 
 if __name__ == "__main__":
