@@ -1,13 +1,15 @@
-"""Make the preset goldens: run video_features' own I3D extractor (`ExtractI3D.extract`) on
-small textured videos with the seeded weights of `i3d_hassony2/` (video_features' key layout).
+"""Make the preset goldens: run video_features' own extractors (`ExtractI3D`, `ExtractR21D`,
+`ExtractS3D`, their `extract(video_path)`) on small textured videos with seeded weights.
 
-    python tests/data/goldens/make_presets.py VIDEO_FEATURES_CHECKOUT
+    PYTHONPATH=src python tests/data/goldens/make_presets.py VIDEO_FEATURES_CHECKOUT
 
-Writes `presets_video_features-i3d-rgb/`: the videos it ran on (`VIDEOS`, written by
-`tests/helpers.textured_frames` + `write_mp4`, committed since an encoder's bytes may change
-with its version) and `golden.npz` (per video: the features video_features returns, T x 1024).
-omegaconf and scipy (imported, unused by the I3D RGB path) are stubbed if absent;
-RAFT is not loaded (streams=rgb); the I3D weights are the seeded ones, not the release's.
+Writes `presets_video_features-i3d-rgb/`: the videos they run on (`VIDEOS`, written by
+`tests/helpers.textured_frames` + `write_mp4` when absent, committed since an encoder's bytes may
+change with its version) and `golden.npz` (per video: the features the extractor returns, T x
+1024, with the weights of `i3d_hassony2/`, video_features' key layout); `presets_video_features-
+r21d/` and `presets_video_features-s3d/`: `shapes.json` (the reference's keys), `golden.npz`.
+What is stubbed or skipped, and why: `stub_unused`, and each MAKE.md. RAFT is not loaded
+(streams=rgb); the weights are seeded, not the releases'.
 """
 
 import json
