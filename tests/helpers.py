@@ -309,3 +309,20 @@ def rows(path):
 
 def weights(path):
     return read_file(path)["state_dict"]
+
+
+def textured_frames(n, h, w, seed=0):
+    """n real-looking RGB frames [n, h, w, 3] uint8: smooth colour gradients with a sinusoidal
+    texture and a bright disc moving across them (what the preset goldens are made from)."""
+    rng = np.random.default_rng(seed)
+    fy, fx, phase = rng.uniform(0.02, 0.09, 3)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    frames = np.empty((n, h, w, 3), np.uint8)
+    for t in range(n):
+        texture = 40 * np.sin(fx * x + fy * y + phase + 0.2 * t)
+        disc = ((x - (0.1 + 0.8 * t / n) * w) ** 2 + (y - h / 2) ** 2) < (h / 6) ** 2
+        r = 90 + 80 * x / w + texture + 90 * disc
+        g = 60 + 100 * y / h - texture + 60 * disc
+        b = 120 + 50 * np.cos(0.05 * t + x / w) + 0.5 * texture
+        frames[t] = np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+    return frames

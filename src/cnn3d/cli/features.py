@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UsageError
 from ..values import positive_int
 from . import checks, videojob
 from .common import add_crop_options, add_parser, crop_settings, inference_config
@@ -17,7 +18,6 @@ def add(sub) -> None:
     p.add_argument(
         "--output",
         "-o",
-        required=True,
         help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
         ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
     )
@@ -49,13 +49,33 @@ def add(sub) -> None:
     p.add_argument(
         "--sample-size", type=positive_int, help="input size in pixels (default: the checkpoint's)"
     )
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--preset",
+        help="reproduce a released feature set: its windows, resize, crops, layer and fp32 "
+        "(flags given override them, recorded in preset.json); see --list-presets",
+    )
+    p.add_argument(
+        "--list-presets", action="store_true", help="list the presets (no inputs needed)"
+    )
+    p.add_argument(
+        "--any-checkpoint",
+        action="store_true",
+        help="run a --preset on a checkpoint other than the release it expects (recorded)",
+    )
+    p.set_defaults(run=run, tail=None)  # None: the preset's tail, else pad
 
 
 def run(args) -> int:
+    from ..inference import presets
     from ..inference.features import extract_features, output_format
 
+    if args.list_presets:
+        print(presets.listing())
+        return 0
+    preset, overrides = presets.apply(args)
     videojob.check(args, "feature")
+    if not args.output:
+        raise UsageError("-o/--output is required: the features folder or .h5 file")
     fmt = output_format(Path(args.output), args.format)
     if fmt == "h5":
         checks.output_file(args.output, "-o (the features file)")
@@ -65,6 +85,8 @@ def run(args) -> int:
     config = inference_config(
         args, fps=args.fps, layer=args.layer, spatial=args.spatial, **crop_settings(args)
     )
+    if preset:
+        presets.check_config(preset, config, args)
     inputs = videojob.collect(args)
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
@@ -76,8 +98,12 @@ def run(args) -> int:
         sample_size=args.sample_size,
     )
     config.transform(model.spec.sample_size)  # crops, order and resize checked before any work
+    if preset:
+        presets.write_record(preset, overrides, model.spec, args)
     summary = extract_features(
         model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config, fmt
     )
+    if preset:
+        presets.write_segments(preset, args, inputs.names)
     print(f"features in {args.output}: {summary.line()}")
     return videojob.failures(summary.failed, inputs.problems)
