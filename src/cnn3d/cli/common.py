@@ -149,7 +149,8 @@ def add_data_paths(
 TAIL_HELP = (
     "the end of a video: pad = one more window, loop-padded, so every frame counts; drop = the "
     "sister tool's windows (complete windows only, ending before the last frame; a video "
-    "shorter than one window still gets one padded window)"
+    "shorter than one window still gets one padded window) (default: pad; with `features "
+    "--preset`, the preset's)"
 )
 
 

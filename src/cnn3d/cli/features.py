@@ -19,7 +19,8 @@ def add(sub) -> None:
         "--output",
         "-o",
         help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
-        ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
+        ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done "
+        "(no default: required, except with --list-presets)",
     )
     p.add_argument(
         "--format",
@@ -52,7 +53,7 @@ def add(sub) -> None:
     p.add_argument(
         "--preset",
         help="reproduce a released feature set: its windows, resize, crops, layer and fp32 "
-        "(flags given override them, recorded in preset.json); see --list-presets",
+        "(flags given override them, recorded in preset.json); see --list-presets (default: none)",
     )
     p.add_argument(
         "--list-presets", action="store_true", help="list the presets (no inputs needed)"
