@@ -53,14 +53,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # seeded.py: the weights the goldens were made with
-from seeded import relative_error, seeded_state  # noqa: E402
-
 from cnn3d.data.prepare import write_video  # noqa: E402
 from cnn3d.data.synthetic import CLASSES, synthesize_video  # noqa: E402
 from cnn3d.inference.features import extract_features  # noqa: E402
 from cnn3d.inference.runner import InferenceConfig  # noqa: E402
 from cnn3d.models import load_model  # noqa: E402
 from cnn3d.runtime import RuntimeConfig  # noqa: E402
+from seeded import relative_error, seeded_state  # noqa: E402
 
 FPS = 25
 SHAPES = ROOT / "tests" / "data" / "goldens" / "i3d_hassony2" / "shapes.json"
