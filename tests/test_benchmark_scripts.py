@@ -286,7 +286,8 @@ def test_features_vs_video_features(smoke):
         rf"\({NUMBER} s\); model busy {NUMBER}% of the time$",
         out,
     )
-    assert rate == pytest.approx(2 / wall, rel=0.1) and busy <= 100
+    # 2 videos in `wall` s, each figure rounded (0.001 videos/s, 0.1 s)
+    assert 2 / (wall + 0.05) - 0.0005 <= rate <= 2 / (wall - 0.05) + 0.0005 and busy <= 100
     assert "ratio:" not in out
 
 
