@@ -182,7 +182,7 @@ def run_cnn3d(weights: Path, paths, out: Path, args, device):
     else:
         geometry = f"resize {args.crop} (InferenceConfig has no resize yet), crop {args.crop}"
     config = InferenceConfig(
-        RuntimeConfig(device=str(device), amp=False, compile=False),
+        RuntimeConfig(device=str(device), amp=False, compile=args.compile),
         batch_size=args.batch_size, workers=args.workers, window_stride=args.stack,
         tail="drop", fps=FPS, **options,
     )  # fmt: skip
@@ -226,6 +226,12 @@ def main() -> None:
     parser.add_argument("--stack", type=int, default=64, help="frames per window and between")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--resize", type=int, default=256)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile cnn3d's network (off: auto is off "
+        "below 2000 windows); the compile's own time counts",
+    )
     parser.add_argument("--keep", type=Path, help="write videos and features here, and keep them")
     args = parser.parse_args()
     if args.video_features and (args.crop, args.resize) != (224, 256):
@@ -263,7 +269,8 @@ def main() -> None:
         wall, model_s, ours, geometry = run_cnn3d(weights, paths, tmp / "cnn3d", args, device)
         rate = args.videos / wall
         print(
-            f"cnn3d features (batch {args.batch_size}, {args.workers} workers, {geometry}): "
+            f"cnn3d features (batch {args.batch_size}, {args.workers} workers, {geometry}"
+            f"{', compiled' if args.compile else ''}): "
             f"{rate:.3f} videos/s ({wall:.1f} s); model busy {model_s / wall:.0%} of the time"
         )
         if theirs is not None:
