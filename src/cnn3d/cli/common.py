@@ -166,6 +166,53 @@ def add_window_options(p, stride_alias: str) -> None:
     g.add_argument("--tail", choices=("pad", "drop"), default="pad", help=TAIL_HELP)
 
 
+# the names of `data.transforms.CROP_ORDERS` (kept here: --help does not import torch)
+CROP_ORDERS = ("center_first", "torchvision", "oversample")
+
+
+def add_crop_options(p, order: bool = True) -> None:
+    """--crops (and --crop-order, --resize): the spatial crops of every window."""
+    g = p.add_argument_group("crops")
+    g.add_argument(
+        "--crops",
+        type=int,
+        choices=(1, 3, 5, 10),
+        default=None,
+        help="crops per window: 1 = the centre; 3 = the original's three crops along the long "
+        "side; 5 = the centre and the four corners; 10 = those five and the same five of the "
+        "mirror image; a window's logits are the mean of its crops' (default: 1)",
+    )
+    if not order:
+        return
+    g.add_argument(
+        "--crop-order",
+        choices=CROP_ORDERS,
+        default=None,
+        help="the order of five or ten crops: center_first = centre, top-left, top-right, "
+        "bottom-left, bottom-right (the VAD releases); torchvision = top-left, top-right, "
+        "bottom-left, bottom-right, centre (TenCrop); oversample = top-left, top-right, centre, "
+        "bottom-left, bottom-right (the ten-crop I3D-ResNet-50 extractor); the mirrored five "
+        "follow in the same order (default: center_first)",
+    )
+    g.add_argument(
+        "--resize",
+        type=positive_int,
+        default=None,
+        help="resize each frame's short side to this many pixels before cropping, e.g. 256 "
+        "for 224 crops (default: the crop size)",
+    )
+
+
+def crop_settings(args) -> dict:
+    """The InferenceConfig fields of the parsed crop options (only those given)."""
+    given = {
+        "crops": getattr(args, "crops", None),
+        "crop_order": getattr(args, "crop_order", None),
+        "resize": getattr(args, "resize", None),
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def runtime_config(args):
     """The frozen runtime settings of the parsed runtime options."""
     from ..runtime import RuntimeConfig

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..values import positive_int
 from . import checks, videojob
-from .common import add_parser, inference_config
+from .common import add_crop_options, add_parser, crop_settings, inference_config
 
 
 def add(sub) -> None:
@@ -21,6 +21,15 @@ def add(sub) -> None:
         help="a folder (.npy, .mean.npy and .segments.json per video, manifest.csv) or a "
         ".h5/.hdf5 file (built from <name>.parts/ at the end); a re-run skips videos done",
     )
+    p.add_argument(
+        "--format",
+        choices=("npy", "h5"),
+        default=None,
+        help="npy = one <name>.npy per video in the -o folder (clips x D, or clips x crops x D), "
+        "beside its .mean.npy and .segments.json; h5 = one file (-o must end in .h5 or .hdf5) "
+        "(default: h5 for an -o ending in .h5/.hdf5, npy otherwise)",
+    )
+    add_crop_options(p)
     p.add_argument(
         "--layer",
         help="take the pooled features of this stage instead of the last one: layer1-layer4 "
@@ -44,15 +53,18 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..inference.features import extract_features
+    from ..inference.features import extract_features, output_format
 
     videojob.check(args, "feature")
-    if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+    fmt = output_format(Path(args.output), args.format)
+    if fmt == "h5":
         checks.output_file(args.output, "-o (the features file)")
     else:
         checks.output_folder(args.output, "-o (the features folder)")
     shard = videojob.shard_of(args)
-    config = inference_config(args, fps=args.fps, layer=args.layer, spatial=args.spatial)
+    config = inference_config(
+        args, fps=args.fps, layer=args.layer, spatial=args.spatial, **crop_settings(args)
+    )
     inputs = videojob.collect(args)
     if not inputs.paths:
         return videojob.nothing_to_do(inputs)
@@ -63,8 +75,9 @@ def run(args) -> int:
         clip_length=args.clip_length,
         sample_size=args.sample_size,
     )
+    config.transform(model.spec.sample_size)  # crops, order and resize checked before any work
     summary = extract_features(
-        model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config
+        model, inputs.paths, inputs.names, Path(args.output), shard, args.progress, config, fmt
     )
     print(f"features in {args.output}: {summary.line()}")
     return videojob.failures(summary.failed, inputs.problems)

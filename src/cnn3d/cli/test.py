@@ -7,11 +7,13 @@ from ..values import non_negative_int, positive_int
 from . import checks, original
 from .common import (
     add_config_options,
+    add_crop_options,
     add_data_paths,
     add_parser,
     add_progress,
     add_runtime_options,
     add_window_options,
+    crop_settings,
     inference_config,
 )
 
@@ -40,7 +42,13 @@ def add(sub) -> None:
         default=0,
         help="N evenly spaced clips per video instead of every window (0: windows)",
     )
-    p.add_argument("--three-crop", action="store_true", help="3 spatial crops per clip")
+    p.add_argument(
+        "--three-crop",
+        action="store_true",
+        help="3 spatial crops per clip, each scored as a clip of its own (the original's); "
+        "--crops 3 instead averages a window's crops into one score",
+    )
+    add_crop_options(p, order=False)
     p.add_argument(
         "--topk",
         "--output_topk",
@@ -65,6 +73,8 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..evaluation.evaluate import run_test
 
+    if args.three_crop and args.crops not in (None, 1):
+        raise UsageError("--three-crop and --crops: give one (--crops 3 averages the three)")
     checks.input_file(args.checkpoint, "a checkpoint", checks.CHECKPOINT_SUFFIXES)
     checks.input_folder(args.video_path, "--video-path: the videos")
     checks.input_file(args.annotation_path, "an annotation file", (".json",))
@@ -82,7 +92,7 @@ def run(args) -> int:
         n_clips=args.n_clips,
         three_crop=args.three_crop,
         topk=args.topk,
-        config=inference_config(args),
+        config=inference_config(args, **crop_settings(args)),
         progress=args.progress,
     )
     if args.record:
@@ -92,6 +102,7 @@ def run(args) -> int:
             "views_per_video": summary["views_per_video"],
             "n_clips": args.n_clips,
             "crop": "three" if args.three_crop else "center",
+            "crops_per_window": args.crops or 1,
             "window_stride": args.window_stride,
             "tail": summary["tail"],
         }

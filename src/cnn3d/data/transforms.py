@@ -128,6 +128,50 @@ def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
     return TF.crop(clip, 0 if view == 0 else h - size, (w - size) // 2, size, size)
 
 
+# Where each of the five crops of a five- or ten-crop sits, in the order of the named convention.
+# The mirrored five of a ten-crop are the same five boxes taken from the mirrored frame (both
+# torchvision's `ten_crop` and the VAD extractors flip the frame first, then crop it), so
+# crop 5 + k is crop k of the mirror image, and the mirror of the box across the vertical axis.
+CROP_ORDERS = {
+    # the VAD releases (DeepMIL README: 0 the centre, 1-4 the corners, 5-9 mirrored); the order
+    # of the corners is not stated there: torchvision's corner order is taken (unverified)
+    "center_first": ("c", "tl", "tr", "bl", "br"),
+    # torchvision `five_crop`/`ten_crop` (horizontal flip by default): tl, tr, bl, br, centre
+    "torchvision": ("tl", "tr", "bl", "br", "c"),
+    # `oversample_data` of the ten-crop I3D-ResNet-50 extractors (Finspire13's, Gowtham's)
+    "oversample": ("tl", "tr", "c", "bl", "br"),
+}
+CROP_COUNTS = (1, 3, 5, 10)
+
+
+def crop_box(height: int, width: int, size: int, position: str) -> tuple[int, int]:
+    """(top, left) of a size x size crop at `position` (c, tl, tr, bl, br) of a frame; the
+    centre's offsets round half to even, as torchvision's `center_crop` computes them."""
+    if position == "c":
+        return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+    top = 0 if position[0] == "t" else height - size
+    left = 0 if position[1] == "l" else width - size
+    return top, left
+
+
+def mirror(clip: torch.Tensor) -> torch.Tensor:
+    """Left-right mirror image of an RGB or flow clip [T, C, H, W]."""
+    return flip_flow(clip) if clip.shape[1] == 2 else TF.horizontal_flip(clip)
+
+
+def multi_crop(clip: torch.Tensor, size: int, crops: int, order: str) -> list[torch.Tensor]:
+    """`crops` (3, 5 or 10) size x size crops of a clip [T, C, H, W] whose short side is at
+    least `size`: 3 is `three_crop`'s views 0, 1, 2 (along the long side); 5 the centre and
+    four corners in `CROP_ORDERS[order]`; 10 those five, then the same five of the mirror
+    image. Each crop costs one copy of size x size x T x C bytes."""
+    if crops == 3:
+        return [three_crop(clip, size, view) for view in range(3)]
+    h, w = clip.shape[-2:]
+    boxes = [crop_box(h, w, size, p) for p in CROP_ORDERS[order]]
+    frames = [clip] if crops == 5 else [clip, mirror(clip)]
+    return [TF.crop(f, top, left, size, size) for f in frames for top, left in boxes]
+
+
 def channels_first(clip: torch.Tensor) -> torch.Tensor:
     """[T, C, H, W] -> [C, T, H, W], the networks' layout (a view: still uint8, no copy)."""
     return clip.permute(1, 0, 2, 3)
@@ -182,11 +226,32 @@ class TrainTransform:
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Validation/testing: resize the short side to `size`, then a centre crop (`crop="center"`),
-    one of three crops (`crop="three"`, with `view` 0-2), or none (`crop="none"`); uint8 out."""
+    """Validation/testing: resize the short side to `resize` (None: to `size`), then a centre
+    crop (`crop="center"`), one of three crops (`crop="three"`, with `view` 0-2), or none
+    (`crop="none"`); uint8 [C, T, H, W] out. `crops` 3, 5 or 10 (with `crop="center"`) gives
+    every crop of `multi_crop` at once instead, stacked: [crops, C, T, size, size]."""
 
     size: int = 112
     crop: str = "center"
+    resize: int | None = None
+    crops: int = 1
+    crop_order: str = "center_first"
+
+    def __post_init__(self):
+        if self.crop not in ("center", "three", "none"):
+            raise UsageError(f"eval crop must be center, three or none, not {self.crop!r}")
+        if self.crops not in CROP_COUNTS:
+            raise UsageError(f"--crops must be 1, 3, 5 or 10, not {self.crops}")
+        if self.crop_order not in CROP_ORDERS:
+            names = ", ".join(CROP_ORDERS)
+            raise UsageError(f"--crop-order must be one of {names}, not {self.crop_order!r}")
+        if self.resize is not None and self.resize < self.size:
+            raise UsageError(
+                f"--resize {self.resize} is smaller than the crop ({self.size} pixels): the "
+                "short side must hold the crop"
+            )
+        if self.crops > 1 and self.crop != "center":
+            raise UsageError(f"--crops {self.crops} takes the place of the {self.crop} crop")
 
     @property
     def min_short_side(self) -> None:
@@ -199,11 +264,12 @@ class EvalTransform:
     def __call__(
         self, clip: torch.Tensor, rng: np.random.Generator | None = None, view: int = 1
     ) -> torch.Tensor:
-        clip = resize_short_side(clip, self.size)
+        clip = resize_short_side(clip, self.resize or self.size)
+        if self.crops > 1:
+            views = multi_crop(clip, self.size, self.crops, self.crop_order)
+            return torch.stack([channels_first(v) for v in views])
         if self.crop == "center":
             clip = center_crop(clip, self.size)
         elif self.crop == "three":
             clip = three_crop(clip, self.size, view)
-        elif self.crop != "none":
-            raise UsageError(f"eval crop must be center, three or none, not {self.crop!r}")
         return channels_first(clip)

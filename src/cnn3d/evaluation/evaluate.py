@@ -67,7 +67,9 @@ def run_test(
     """Test `checkpoint` and write the results; returns what `metrics.json` holds. `config`
     gives the windows (`window_stride`, `tail`), batch, workers and runtime (default: batches of
     16, 2 workers, on the GPU if there is one); `n_clips` > 0 takes that many evenly spaced clips per video
-    instead of every window. Costs one forward pass per window (x3 with `three_crop`)."""
+    instead of every window. `three_crop` scores three crops of each clip as clips of their
+    own; `config.crops` > 1 instead scores each window once, by the mean of its crops' logits.
+    Costs one forward pass per window and crop (x3 with `three_crop`)."""
     from ..data.annotations import read_annotations
     from ..data.dataset import VideoDataset, clip_loader
     from ..data.index import index_subset
@@ -93,7 +95,10 @@ def run_test(
         raise UsageError(f"{annotation_path}: no {subset} videos under {video_path}")
     check_input_channels(model, open_source(videos.path(0)).channels, videos.path(0))
     views = 3 if three_crop else 1
-    transform = EvalTransform(spec.sample_size, "three" if three_crop else "center")
+    if three_crop:
+        transform = EvalTransform(spec.sample_size, "three", resize=config.resize)
+    else:
+        transform = config.transform(spec.sample_size)
     dataset = VideoDataset(
         videos,
         transform,
@@ -106,7 +111,10 @@ def run_test(
         n_views=views,
         skip_bad=True,
     )
-    runner = Runner(model, runtime, windows=len(dataset), batch_size=config.batch_size)
+    crops = config.crops  # per window, averaged by the runner
+    runner = Runner(
+        model, runtime, windows=len(dataset) * crops, batch_size=config.batch_size * crops
+    )
     loader = clip_loader(
         dataset, config.batch_size, config.workers, pin_memory=runner.device.type == "cuda",
         prefetch=config.prefetch,
@@ -132,8 +140,9 @@ def run_test(
         # the paper's Kinetics tables report this "Average" beside top-1 and top-5
         "average_top1_top5": (metrics.video_top1 + metrics.video_top5) / 2,
         "views_per_video": (n_clips or "all windows")
-        if views == 1
-        else f"{n_clips or 'all windows'} x 3 crops",
+        if views == 1 and crops == 1
+        else f"{n_clips or 'all windows'} x {crops if crops > 1 else 3} crops",
+        "crops_per_window": crops,
         "tail": None if n_clips else config.tail,
         "unreadable_videos": failed,
         "missing_videos": missing,

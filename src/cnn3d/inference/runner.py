@@ -36,7 +36,11 @@ class InferenceConfig:
     `pad` (a last, loop-padded window so every frame counts) or `drop` (the sister tool's
     complete windows only); `fps`: windows over each video resampled to that rate; `layer`,
     `spatial`: which features (`models.features.FeatureExtractor`); `prefetch`: batches each
-    worker prepares ahead (None: PyTorch's 2)."""
+    worker prepares ahead (None: PyTorch's 2). `resize`: the short side frames are resized to
+    before cropping (None: the crop size); `crops`: 1, 3, 5 or 10 crops per window
+    (`data.transforms.multi_crop`), whose features are kept per crop ([windows, crops, D] per
+    video) and whose logits are averaged into the window's; `crop_order`: the five- and
+    ten-crop order, a name of `data.transforms.CROP_ORDERS`."""
 
     runtime: RuntimeConfig = RuntimeConfig()
     batch_size: int = 8
@@ -47,6 +51,15 @@ class InferenceConfig:
     fps: float | None = None
     layer: str | None = None
     spatial: bool = False
+    resize: int | None = None
+    crops: int = 1
+    crop_order: str = "center_first"
+
+    def transform(self, size: int) -> EvalTransform:
+        """The evaluation transform of these settings for crops of `size` pixels."""
+        return EvalTransform(
+            size, "center", resize=self.resize, crops=self.crops, crop_order=self.crop_order
+        )
 
 
 @dataclass
@@ -65,6 +78,9 @@ class VideoResult:
     fps: float | None = None  # the source's frame rate, where it has one
     stream_fps: float | None = None  # the rate segments count in (`--fps`, else the source's)
     duration_s: float | None = None  # of the source
+    crops: int = 1  # per window: features [crops, D] each where > 1
+    crop_order: str | None = None  # of five or ten crops (`data.transforms.CROP_ORDERS`)
+    resize: int | None = None  # the short side before cropping (None: the crop size)
 
 
 # Windows from which compiling the network is worth it by default: on a 2-core CPU the one-time
@@ -171,8 +187,18 @@ class Runner:
             self.net, _ = maybe_compile(self.heads, windows, runtime.compile, batch_size)
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch [N, C, T, H, W], or of several crops per window [N, crops, C, T, H, W]: the
+        N x crops clips go through as one batch, features come back per crop
+        [N, crops, ...] and logits as the mean over each window's crops [N, classes]."""
+        crops = batch.shape[1] if batch.dim() == 6 else 0
+        if crops:
+            batch = batch.flatten(0, 1)
         with torch.inference_mode(), self.precision():
-            return self.net(self.inputs(batch))
+            features, logits = self.net(self.inputs(batch))
+        if crops:
+            features = features.unflatten(0, (-1, crops))
+            logits = logits.unflatten(0, (-1, crops)).float().mean(1)
+        return features, logits
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         return self(batch)[1]
@@ -199,7 +225,7 @@ def iter_model(
     _check_channels(model, paths)
     dataset = VideoDataset(
         [Video(p.stem, str(p), -1) for p in paths],
-        EvalTransform(spec.sample_size, "center"),
+        config.transform(spec.sample_size),
         "test",
         spec.clip_length,
         spec.t_stride,
@@ -211,7 +237,10 @@ def iter_model(
     with_items = dataset.videos_with_items()
     unreadable = (v for v in range(len(paths)) if v not in with_items)
     bad: dict[int, str] = dict(zip(unreadable, dataset.failed, strict=False))  # first errors
-    runner = Runner(model, runtime, config.layer, config.spatial, len(dataset), config.batch_size)
+    runner = Runner(
+        model, runtime, config.layer, config.spatial, len(dataset) * config.crops,
+        config.batch_size * config.crops,
+    )  # fmt: skip
     loader = clip_loader(
         dataset, config.batch_size, config.workers, pin_memory=runner.device.type == "cuda",
         prefetch=config.prefetch,
@@ -237,7 +266,7 @@ def iter_model(
                 features, logits = runner(batch["clip"])
                 for k, v in enumerate(batch["video"].tolist()):
                     if v not in pending:
-                        pending[v] = _result(dataset, v, paths, names)
+                        pending[v] = _result(dataset, v, paths, names, config)
                     result = pending[v]
                     _add_window(result, dataset.plan(v), int(batch["window"][k]))
                     result.logits.append(logits[k].float().cpu())
@@ -252,7 +281,9 @@ def iter_model(
         dataset.close()
 
 
-def _result(dataset: VideoDataset, v: int, paths: list[Path], names: list[str]) -> VideoResult:
+def _result(
+    dataset: VideoDataset, v: int, paths: list[Path], names: list[str], config: InferenceConfig
+) -> VideoResult:
     plan = dataset.plan(v)
     return VideoResult(
         str(paths[v]),
@@ -260,6 +291,9 @@ def _result(dataset: VideoDataset, v: int, paths: list[Path], names: list[str]) 
         fps=plan.source_fps,
         stream_fps=plan.stream_fps,
         duration_s=plan.duration_s,
+        crops=config.crops,
+        crop_order=config.crop_order if config.crops in (5, 10) else None,
+        resize=config.resize,
     )
 
 
