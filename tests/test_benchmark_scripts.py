@@ -53,6 +53,10 @@ def smoke_arguments(tmp: Path) -> dict[str, list[str]]:
         "data_pipeline": ["data_pipeline.py", "--clips", "1", "--frames", "20"],
         "checkpoint": ["checkpoint.py", "--depths", "10", "--repeats", "1", "--folder", str(tmp)],
         "flow": ["flow.py", "--seconds", "1", "--tvl1-pairs", "1"],
+        # no video_features checkout in CI: cnn3d's side alone, 8-frame windows of 32 pixels
+        "features_vs_video_features": ["features_vs_video_features.py", "--videos", "2",
+                                       "--seconds", "0.8", "--stack", "8", "--crop", "32",
+                                       "--resize", "36", "--workers", "1", "--batch-size", "2"],
         "dataset_build": ["dataset_build.py", "200"],
         # torchvision's R(2+1)D-34 is the one reference installed here (the others are checkouts)
         "backbones": ["backbones.py", "--models", "r2plus1d_34", "i3d", "--frames", "2",
@@ -266,6 +270,25 @@ def test_features(smoke):
     assert is_ratio(ratio, rate, base, 0.001, 0.01) and busy <= 100
     # ResNet-18: the stem's BN, 2 per basic block x 8 blocks, 3 downsampling shortcuts (B)
     assert "(BatchNorm layers folded: 20)" in out
+
+
+def test_features_vs_video_features(smoke):
+    out = smoke["features_vs_video_features"].result()
+    assert re.search(
+        r"^2 videos of 0.8 s \(320x240, 25 fps\) written in \d+ s; I3D RGB \(seeded weights\), "
+        r"windows of 8 frames every 8, fp32, 1 threads, device cpu$",
+        out,
+        re.M,
+    ), out
+    assert "video_features: skipped (no --video-features checkout)" in out
+    rate, wall, busy = figures(
+        rf"^cnn3d features \(batch 2, 1 workers, resize \d+[^,]*, crop 32\): {NUMBER} videos/s "
+        rf"\({NUMBER} s\); model busy {NUMBER}% of the time$",
+        out,
+    )
+    # 2 videos in `wall` s, each figure rounded (0.001 videos/s, 0.1 s)
+    assert 2 / (wall + 0.05) - 0.0005 <= rate <= 2 / (wall - 0.05) + 0.0005 and busy <= 100
+    assert "ratio:" not in out
 
 
 def test_flow(smoke):
