@@ -266,6 +266,7 @@ def test_new_family_trains_on_the_cpu(family, depth, shape):
     assert model(x).shape == (shape[0], 7)
 
 
+@pytest.mark.slow
 def test_mc3_exports_to_onnx_with_any_batch_and_passes_parity(tmp_path, capsys):
     """MC3's strides in space only, through the exporter (S3D's export passes too, in 10 s)."""
     pytest.importorskip("onnxruntime")

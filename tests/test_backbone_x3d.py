@@ -84,6 +84,7 @@ def test_a_file_named_otherwise_is_read_as_m_and_info_says_so(tmp_path, capsys):
     assert "pytorchvideo hub X3D-XS (4x12, 182)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_x3d_xs_exports_to_onnx_with_parity(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -102,6 +102,7 @@ def x3d_straight(tiny, tmp_path_factory):
     return release, folder / "straight"
 
 
+@pytest.mark.slow
 def test_a_release_file_trains_under_torchrun_as_one_process_does(tiny, tmp_path, x3d_straight):
     release, single = x3d_straight
     ddp = tmp_path / "ddp"
@@ -119,6 +120,7 @@ def test_a_release_file_trains_under_torchrun_as_one_process_does(tiny, tmp_path
     assert worst < 1e-2, (name, worst)
 
 
+@pytest.mark.slow
 def test_a_release_file_run_killed_mid_epoch_resumes_to_the_same_weights(
     tiny, tmp_path, x3d_straight
 ):
