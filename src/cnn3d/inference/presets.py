@@ -78,7 +78,8 @@ _add(
         reproduces=f"{VF} `main.py feature_type=i3d streams=rgb` with its defaults: "
         "configs/i3d.yml (stack_size 64, step_size 64, extraction_fps null: the video's own "
         "frames) and models/i3d/extract_i3d.py (short side 256 by PIL bilinear, centre crop 224, "
-        "2x/255-1, incomplete stacks dropped, features=True: Mixed_5c averaged, 1024)",
+        "2x/255-1, features=True: Mixed_5c averaged, 1024; a stack is kept once the frame after "
+        "it is read, so 64k frames give k-1 features, as the drop tail here)",
         clip_length=64,
         window_stride=64,
         sample_size=224,
@@ -87,8 +88,6 @@ _add(
         unverified=(
             "video_features decodes with OpenCV and resizes with PIL; cnn3d with PyAV and its "
             "own bilinear resize (within one grey level of PIL)",
-            "video_features keeps a stack only once the frame after it is read: a video of "
-            "exactly 64k frames gives k-1 features there, k here",
         ),
     )
 )
