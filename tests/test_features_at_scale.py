@@ -18,7 +18,7 @@ from cnn3d.cli import main
 from cnn3d.data.network_input import normalize
 from cnn3d.inference.bulk import Shard, share
 from cnn3d.models import build_model, save_model, with_spec
-from helpers import frames_with_index, write_mp4
+from helpers import frames_with_index, write_jpeg_folder, write_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -301,3 +301,61 @@ def test_fps_resamples_by_time_and_feeds_those_frames(dataset, tmp_path, source_
         clips = normalize(torch.stack(clips), model.spec.normalization)
         want = model.forward_features(clips.double()).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "f" / "v.npy"), want, rtol=1e-4, atol=1e-5)
+
+
+def test_frame_and_flow_folders_are_videos_given_or_found_in_a_folder(dataset, tmp_path):
+    """A JPEG frame folder given itself is one video named by the folder; a dataset root of
+    class/video frame and flow folders (the original's jpg/ layout, TSN's flow_x_/x_) gives
+    one video per folder, named class/video, beside the video files in it; the features of a
+    frame folder are the network's on its frames read by hand (float64)."""
+    import simplejpeg
+    import torch
+    from torchvision.transforms.v2.functional import resize
+
+    from cnn3d.files import collect_inputs
+    from cnn3d.models import load_model
+
+    root = tmp_path / "jpg"
+    frames = frames_with_index(20, 48, 64, seed=5)
+    write_jpeg_folder(root / "run" / "v_1", frames)
+    flow = root / "run" / "v_2_flow"
+    flow.mkdir(parents=True)
+    for i in (1, 2):
+        for axis in ("x", "y"):
+            (flow / f"{axis}_{i:05d}.jpg").write_bytes(
+                simplejpeg.encode_jpeg(np.ascontiguousarray(frames[i, :, :, :1]), colorspace="GRAY")
+            )
+    write_mp4(root / "walk" / "w.mp4", frames_with_index(8, seed=6))
+    found = collect_inputs([str(root)])
+    assert found.names == ["run/v_1", "run/v_2_flow", "walk/w.mp4"] and not found.skipped
+    alone = collect_inputs([str(root / "run" / "v_1")])
+    assert alone.names == ["v_1"] and alone.paths == [root / "run" / "v_1"]
+    assert collect_inputs([str(tmp_path)]).names[:2] == ["jpg/run/v_1", "jpg/run/v_2_flow"]
+    (tmp_path / "none").mkdir()
+    assert collect_inputs([str(tmp_path / "none")]).problems == [
+        f"{tmp_path / 'none'}: no video files or frame folders in this folder"
+    ]
+
+    checkpoint = str(dataset.parent / "m.safetensors")
+    out = tmp_path / "feats"
+    argv = ["features", str(root / "run" / "v_1"), "--checkpoint", checkpoint, "-o", str(out)]
+    assert main([*argv, "--no-amp", "--no-progress", "--workers", "0"]) == 0
+    got = np.load(out / "v_1.npy")
+    model = load_model(checkpoint).double()
+    decoded = np.stack(
+        [simplejpeg.decode_jpeg((root / "run" / "v_1" / f"image_{i:05d}.jpg").read_bytes())
+         for i in range(1, 21)]
+    )  # fmt: skip
+    # 48 x 64 frames, short side 32: 32 x int(32 * 64 / 48) = 32 x 42 (torchvision's
+    # antialiased bilinear on 8 bits), then the centre 32 x 32 (left (42 - 32) / 2 = 5)
+    video = torch.from_numpy(decoded).permute(3, 0, 1, 2)  # C, T, H, W
+    scaled = resize(video, [32, 42], antialias=True)
+    crop = scaled[..., :, 5:37]
+    # 20 frames, 16-frame windows every 16, pad tail: frames 0-15 and 16-19 looped (16-19, 16-19...)
+    second = torch.cat([crop[:, 16:20]] * 4, dim=1)
+    clips = torch.stack([crop[:, :16], second])  # N, C, T, H, W
+    clips = normalize(clips, model.spec.normalization).double()
+    with torch.no_grad():
+        want = model.forward_features(clips).numpy()
+    assert got.shape == want.shape == (2, model.fc.in_features)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # measured 8e-7 of 1.6

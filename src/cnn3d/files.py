@@ -106,12 +106,24 @@ def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
 
 
 FIRST_FRAME = "image_00001.jpg"  # the first file of a frame folder in the original's layout
+# the first x image of a TSN/denseflow flow folder (data/sources/flow.py reads both layouts)
+FIRST_FLOW = ("flow_x_00001.jpg", "x_00001.jpg")
 
 
-def walk_videos(root: str | os.PathLike, frame_folders: bool = False) -> Walk:
+def is_frame_folder(path: str | os.PathLike, flow: bool = True) -> bool:
+    """A folder that is one video stored as images: the original's JPEG frames, or (with
+    `flow`) a flow folder."""
+    firsts = (FIRST_FRAME, *FIRST_FLOW) if flow else (FIRST_FRAME,)
+    return any(os.path.isfile(os.path.join(path, name)) for name in firsts)
+
+
+def walk_videos(
+    root: str | os.PathLike, frame_folders: bool = False, flow_folders: bool = False
+) -> Walk:
     """Every video file under `root` (recursively, hidden entries left out), one `scandir` per
     folder. With `frame_folders`, a folder holding `image_00001.jpg` is a video too (and not
-    searched further)."""
+    searched further); with `flow_folders` also one holding `flow_x_00001.jpg` or
+    `x_00001.jpg`."""
     videos, skipped = [], []
     stack = [Path(root)]
     while stack:
@@ -121,7 +133,7 @@ def walk_videos(root: str | os.PathLike, frame_folders: bool = False) -> Walk:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir():
-                    if frame_folders and os.path.isfile(os.path.join(entry.path, FIRST_FRAME)):
+                    if frame_folders and is_frame_folder(entry.path, flow=flow_folders):
                         videos.append(Path(entry.path))
                     else:
                         stack.append(Path(entry.path))
@@ -312,7 +324,9 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 def collect_inputs(inputs: list[str], list_root: str | os.PathLike | None = None) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
-    line, relative to the list's folder). Each video is named by its path relative to the
+    line, relative to the list's folder). A frame or flow folder (`image_00001.jpg`,
+    `flow_x_00001.jpg`, `x_00001.jpg`: `is_frame_folder`) is one video, given itself or found
+    in a folder searched. Each video is named by its path relative to the
     inputs' common folder: one folder's videos relative to that folder, a list's relative to
     the list's folder (as written), a single file by its name, and videos given through
     several folders (`bikes/ bunny/`) keep the folders that tell them apart. `list_root`: the
@@ -320,10 +334,13 @@ def collect_inputs(inputs: list[str], list_root: str | os.PathLike | None = None
     found = Inputs()
     roots: list[str] = []  # the folders the names are relative to
     for item in map(Path, inputs):
-        if item.is_dir():
-            walk = walk_videos(item)
+        if item.is_dir() and is_frame_folder(item):  # one video, given as its images
+            found.paths.append(item)
+            roots.append(os.path.dirname(os.path.abspath(item)))
+        elif item.is_dir():
+            walk = walk_videos(item, frame_folders=True, flow_folders=True)
             if not walk.videos:
-                found.problems.append(f"{item}: no video files in this folder")
+                found.problems.append(f"{item}: no video files or frame folders in this folder")
             found.paths += walk.videos
             found.skipped += walk.skipped
             roots.append(os.path.abspath(item))
