@@ -50,16 +50,28 @@ def resumed_equals_straight(tiny, result, straight):
     assert rows(result / "val.log") == rows(straight / "val.log")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
-def test_a_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight, sig):
-    step = int(np.random.default_rng(int(sig)).integers(1, STEPS - 1))
-    result = tmp_path / "run"
-    code, _, err = stop_at(tiny, result, step, sig)
+def stopped_cleanly(result, code, err, sig) -> None:
     assert code == 128 + int(sig), err
     assert f"interrupted ({sig.name})" in err and "Traceback" not in err, err
     saved = read_file(result / "last.pth")
     assert saved.get("position") or saved["epoch"] >= 1, err  # mid-epoch, or an epoch's end
     assert "--resume auto" in err
+
+
+def test_each_signal_checkpoints_after_the_step_and_resumes_exactly(tiny, tmp_path, straight):
+    """SIGUSR1 at a random step (with `--requeue` outside SLURM: it says why it cannot), then
+    the resumed run SIGTERMed at a later one, then resumed to the end: each stop checkpoints
+    after its step and exits 128 + the signal, and the twice-resumed run ends as the
+    uninterrupted one."""
+    first = int(np.random.default_rng(int(signal.SIGUSR1)).integers(1, STEPS // 2))
+    second = int(np.random.default_rng(int(signal.SIGTERM)).integers(first + 1, STEPS - 1))
+    result = tmp_path / "run"
+    env = {k: v for k, v in ENV.items() if not k.startswith("SLURM")}
+    code, out, err = stop_at(tiny, result, first, signal.SIGUSR1, "--requeue", env=env)
+    stopped_cleanly(result, code, err, signal.SIGUSR1)
+    assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
+    code, _, err = stop_at(tiny, result, second, signal.SIGTERM, "--resume", "auto")
+    stopped_cleanly(result, code, err, signal.SIGTERM)
     resumed_equals_straight(tiny, result, straight)
 
 
@@ -141,13 +153,6 @@ def test_a_second_signal_before_the_checkpoint_stops_at_once(tiny, tmp_path):
     )
 
 
-def test_requeue_says_why_not_outside_slurm(tiny, tmp_path):
-    env = {k: v for k, v in ENV.items() if not k.startswith("SLURM")}
-    code, out, err = stop_at(tiny, tmp_path / "run", 1, signal.SIGUSR1, "--requeue", env=env)
-    assert code == 128 + signal.SIGUSR1, err
-    assert "not a SLURM job (no SLURM_JOB_ID): not requeued" in out
-
-
 def test_resume_auto_refuses_another_runs_folder(tiny, tmp_path, capsys):
     from cnn3d.cli import main
 
@@ -181,10 +186,16 @@ def torchrun_training(tiny, result, *extra, nodes=1, port=None):
 
 @pytest.fixture(scope="module")
 def straight_ddp(tiny, tmp_path_factory):
-    straight = tmp_path_factory.mktemp("straight_ddp") / "run"
-    process = torchrun_training(tiny, straight)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-3000:]
+    """The uninterrupted 2-rank job, run the multi-node way: two launchers (`torchrun --nnodes
+    2`, one rank each, as `srun` starts one per node) meet at a c10d rendezvous on localhost;
+    each node's local rank 0 indexes, here into the one shared result folder. The one-node
+    2-rank job below (stopped and resumed) must end as this one, step for step."""
+    straight, port = tmp_path_factory.mktemp("straight_ddp") / "run", free_port()
+    launchers = [torchrun_training(tiny, straight, nodes=2, port=port) for _ in range(2)]
+    for launcher in launchers:
+        _, err = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0, err[-3000:]
+    assert (straight / "video_index.cache").exists()
     return straight
 
 
@@ -193,9 +204,10 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
     tmp_path,
     straight_ddp,
 ):
-    """SIGTERM to the launcher (what SLURM and Kubernetes send): torchrun passes it to the
-    ranks, which agree on a step, checkpoint it and stop; the resumed job ends as an
-    uninterrupted one."""
+    """SIGTERM to the launcher of a one-node 2-rank job (what SLURM and Kubernetes send):
+    torchrun passes it to the ranks, which agree on a step, checkpoint it and stop; the resumed
+    job ends as the uninterrupted one, which ran as two nodes (`straight_ddp`): so one node and
+    two meet the same way and train as one job."""
     result = tmp_path / "run"
     process = torchrun_training(tiny, result)
     log = result / "train_batch.log"
@@ -214,22 +226,3 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes_exactly(
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     ended_as(straight_ddp, result)
-
-
-def test_two_nodes_meet_at_a_c10d_rendezvous_and_train_as_one_node_does(
-    tiny,
-    tmp_path,
-    straight_ddp,
-):
-    """The multi-node path: two launchers (`torchrun --nnodes 2`, one rank each, as `srun`
-    starts one per node) meet at a c10d rendezvous on localhost; the job is the one 2-rank
-    job of one node, step for step, and both "nodes" found the same index (each node's local
-    rank 0 indexes, here into the one shared result folder)."""
-
-    result, port = tmp_path / "run", free_port()
-    launchers = [torchrun_training(tiny, result, nodes=2, port=port) for _ in range(2)]
-    for launcher in launchers:
-        _, err = launcher.communicate(timeout=300)
-        assert launcher.returncode == 0, err[-3000:]
-    ended_as(straight_ddp, result)
-    assert (result / "video_index.cache").exists()
