@@ -177,6 +177,8 @@ AF_UNVERIFIED = (
     "decoded video frames with antialiased bilinear)",
     "the weights file (piergiaj's rgb_imagenet.pt / flow_imagenet.pt, shipped with the "
     "extractor, assumed)",
+    "the frame rate: the extractor's README says 25 fps, the release's lengths fit THUMOS's "
+    "own 30 fps (CMCS #29): the video's own frames",
 )
 
 _add(

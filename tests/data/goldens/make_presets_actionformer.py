@@ -6,7 +6,7 @@ with seeded piergiaj weights, in all the sample modes its features may have come
 
 EXTRACTOR_CHECKOUT: github.com/Finspire13/pytorch-i3d-feature-extraction at d7f5452 (a scratch
 checkout, never committed). Writes `presets_actionformer-thumos14-i3d/`: `rgb/image_%05d.jpg`
-(20 frames) and `flow/flow_x_%05d.jpg` + `flow_y_%05d.jpg` (24 pairs), all 340 x 256 as the
+(20 frames) and `flow/flow_x_%05d.jpg` + `flow_y_%05d.jpg` (17 pairs), all 340 x 256 as the
 extractor asserts (written when absent, committed: a JPEG encoder's bytes may change), and
 `golden.npz` (per stream: centre_crop [T, 1024]; oversample [10, T, 128], the first 128
 features of each of its ten crops, kept small; resize [T, 1024] (RGB); the weight seeds).
@@ -34,7 +34,7 @@ from seeded import seeded_state  # noqa: E402
 
 OUT = HERE / "presets_actionformer-thumos14-i3d"
 RGB_FRAMES = 20  # (20 - 16) // 4 + 1 = 2 windows (drop, ending before the last frame: 1)
-FLOW_FRAMES = 24  # 3 windows (drop: 2)
+FLOW_FRAMES = 17  # 1 window: (17 - 16) // 4 + 1
 SMALL = (60, 80)  # the frames are drawn this size, then stretched to 340 x 256 (small JPEGs)
 KEEP = 128  # features kept per oversample crop
 SCRATCH = Path("/tmp/af_reference")
