@@ -4,6 +4,7 @@ References: torchvision's own `five_crop`/`ten_crop` (functional, v1) for the to
 boxes indexed by hand (numpy slices, as the VAD extractors write them) for the others; PyAV's
 decode, torchvision's resize and crops, and the network run on them for the features and scores."""
 
+import argparse
 import json
 from dataclasses import replace
 
@@ -121,6 +122,36 @@ def test_a_flow_clips_mirrored_crops_negate_the_x_displacement():
     assert torch.equal(crops[0], centre.permute(1, 0, 2, 3))
     assert torch.equal(crops[5][0], 255 - mirrored[:, 0])  # x: mirrored and negated
     assert torch.equal(crops[5][1], mirrored[:, 1])
+
+
+def test_resize_wxh_stretches_every_frame_to_that_size(capsys):
+    """`--resize WxH` (width x height): the frame stretched whatever its aspect, then cropped;
+    by hand: 37 x 51 -> 30 high, 40 wide; the centre 24 at (3, 8)."""
+    from cnn3d.cli import build_parser
+    from cnn3d.data.transforms import resize_frames
+    from cnn3d.values import resize_size
+
+    assert (resize_size("256"), resize_size("340x256"), resize_size("340X256")) == (
+        256, (340, 256), (340, 256)
+    )  # fmt: skip
+    for bad in ("34x", "0x5", "x5", "3x4x5", "-2", "axb"):
+        with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+            resize_size(bad)
+    clip = coordinate_clip()
+    assert resize_frames(clip, (40, 30)).shape[-2:] == (30, 40)
+    assert resize_frames(clip, (W, H)) is clip  # already that size: untouched
+    assert resize_frames(clip, 30).shape[-2:] == (30, 41)  # an int is still the short side
+    out = EvalTransform(SIZE, resize=(40, 30))(clip)
+    assert out.shape == (3, 2, SIZE, SIZE)
+    assert torch.equal(out, resize_frames(clip, (40, 30))[..., 3:27, 8:32].permute(1, 0, 2, 3))
+    with pytest.raises(UsageError, match="--resize 30x20 is smaller than the crop"):
+        EvalTransform(SIZE, resize=(30, 20))
+    parser = build_parser()
+    args = parser.parse_args(["features", "v.mp4", "--resize", "340x256"])
+    assert args.resize == (340, 256)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["features", "v.mp4", "--resize", "34x"])
+    assert "argument --resize: '34x' is not a size" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,24 @@ def test_tail_drop_gives_the_sister_tools_windows():
         s.sliding_clips(40, 16, tail="keep")
 
 
+def test_tail_complete_keeps_every_window_that_fits():
+    """Finspire13's I3D extractor (ActionFormer's THUMOS14 features): chunks of 16 every 4
+    frames, starts 0, 4, ... up to ((n - 16) // 4) * 4, so (n - 16) // 4 + 1 windows. By hand."""
+    starts = lambda n: [int(c[0]) for c in s.sliding_clips(n, 16, 4, tail="complete")]  # noqa: E731
+    assert starts(20) == [0, 4]  # the window 4..19 ends on the last frame: kept
+    assert [int(c[0]) for c in s.sliding_clips(20, 16, 4, tail="drop")] == [0]  # drop: not
+    assert starts(23) == [0, 4] and starts(24) == [0, 4, 8] and starts(17) == [0]
+    assert starts(16) == [0]  # one window exactly (the extractor itself refuses n <= 16)
+    assert len(starts(5094)) == 1270 and starts(5094)[-1] == 5076  # actionformer #5's video
+    assert [c.tolist() for c in s.sliding_clips(10, 16, 4, tail="complete")] == [
+        list(range(10)) + list(range(6))
+    ]  # too short for any window: one loop-padded window, as drop
+    assert s.sliding_clips(24, 16, 4, tail="complete")[-1].tolist() == list(range(8, 24))
+    assert [int(c[0]) for c in s.sliding_clips(32, 16, tail="complete")] == [0, 16]
+    plan = s.plan_clips(24, 16, window_stride=4, tail="complete")
+    assert plan.starts == (0, 4, 8) and plan.segment(8) == (9, 24)
+
+
 def test_a_clip_plan_holds_windows_segments_times_and_source_frames():
     """By hand: 40 frames at 25 fps in windows of 16 (pad), and the same at 30 fps resampled to
     15 fps (stream frame i shows source frame floor(2 i))."""

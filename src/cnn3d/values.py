@@ -47,6 +47,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def resize_size(text: str) -> int | tuple[int, int]:
+    """A resize: N (the short side, in pixels) or WxH (every frame stretched to exactly W wide
+    and H high, e.g. 340x256)."""
+    width, sep, height = text.strip().lower().partition("x")
+    if not sep:
+        return positive_int(width)
+    if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: N (the short side) or WxH with W, H at least 1 (340x256)"
+        )
+    return int(width), int(height)
+
+
 def depth(text: str) -> int | str:
     """A model depth: a positive int (50), or a variant name (X3D's "s")."""
     text = text.strip().lower()

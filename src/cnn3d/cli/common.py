@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import difflib
 
-from ..values import device, non_negative_int, positive_int
+from ..values import device, non_negative_int, positive_int, resize_size
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -149,8 +149,9 @@ def add_data_paths(
 TAIL_HELP = (
     "the end of a video: pad = one more window, loop-padded, so every frame counts; drop = the "
     "sister tool's windows (complete windows only, ending before the last frame; a video "
-    "shorter than one window still gets one padded window) (default: pad; with `features "
-    "--preset`, the preset's)"
+    "shorter than one window still gets one padded window); complete = every window that fits, "
+    "the one ending on the last frame included (default: pad; with `features --preset`, the "
+    "preset's)"
 )
 
 
@@ -164,7 +165,7 @@ def add_window_options(p, stride_alias: str) -> None:
         default=None,
         help="sliding-window stride in frames (default: one clip, no overlap)",
     )
-    g.add_argument("--tail", choices=("pad", "drop"), default="pad", help=TAIL_HELP)
+    g.add_argument("--tail", choices=("pad", "drop", "complete"), default="pad", help=TAIL_HELP)
 
 
 # the names of `data.transforms.CROP_ORDERS` (kept here: --help does not import torch)
@@ -197,10 +198,11 @@ def add_crop_options(p, order: bool = True) -> None:
     )
     g.add_argument(
         "--resize",
-        type=positive_int,
+        type=resize_size,
         default=None,
-        help="resize each frame's short side to this many pixels before cropping, e.g. 256 "
-        "for 224 crops (default: the crop size)",
+        help="before cropping, resize each frame's short side to N pixels (e.g. 256 for 224 "
+        "crops), or stretch it to exactly W x H pixels with WxH (e.g. 340x256) (default: the "
+        "crop size)",
     )
 
 

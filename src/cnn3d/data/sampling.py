@@ -69,7 +69,7 @@ def even_clips(n_frames: int, length: int, n_clips: int, stride: int = 1) -> lis
     return [clip_at(int(s), n_frames, length, stride) for s in starts]
 
 
-TAILS = ("pad", "drop")
+TAILS = ("pad", "drop", "complete")
 
 
 def sliding_clips(
@@ -86,14 +86,17 @@ def sliding_clips(
     end is loop-padded and is the last one. `tail="drop"`: the sister tool's windows: only
     windows that end before the last frame (its `range(1, n - 16 + 1, 16)`, so a window that
     would end exactly on the last frame is dropped too); a video too short for any still gets
-    one loop-padded window."""
+    one loop-padded window. `tail="complete"`: every window that fits, the one ending on the
+    last frame included: `(n - span) // step + 1` windows (Finspire13's I3D extractor, whose
+    features ActionFormer and CMCS released); a video too short for any gets one loop-padded
+    window, as with drop."""
     _check(n_frames, length, stride)
     if tail not in TAILS:
         raise ValueError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
     extent = span(length, stride)
     step = window_stride or extent
-    if tail == "drop":
-        starts = range(0, n_frames - extent, step)
+    if tail in ("drop", "complete"):
+        starts = range(0, n_frames - extent + (tail == "complete"), step)
         return [clip_at(s, n_frames, length, stride) for s in starts] or [
             clip_at(0, n_frames, length, stride)
         ]

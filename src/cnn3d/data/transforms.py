@@ -44,6 +44,17 @@ def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.resize(clip, list(new), antialias=True)
 
 
+def resize_frames(clip: torch.Tensor, resize: int | tuple[int, int]) -> torch.Tensor:
+    """`resize_short_side` for an int; for (width, height), every frame stretched to exactly
+    that size (bilinear, antialiased where it shrinks), whatever its aspect ratio."""
+    if isinstance(resize, int):
+        return resize_short_side(clip, resize)
+    width, height = resize
+    if tuple(clip.shape[-2:]) == (height, width):
+        return clip
+    return TF.resize(clip, [height, width], antialias=True)
+
+
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(clip, [size, size])
 
@@ -226,14 +237,15 @@ class TrainTransform:
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Validation/testing: resize the short side to `resize` (None: to `size`), then a centre
+    """Validation/testing: resize the short side to `resize` (None: to `size`; a (width,
+    height) pair stretches every frame to exactly that size, `resize_frames`), then a centre
     crop (`crop="center"`), one of three crops (`crop="three"`, with `view` 0-2), or none
     (`crop="none"`); uint8 [C, T, H, W] out. `crops` 3, 5 or 10 (with `crop="center"`) gives
     every crop of `multi_crop` at once instead, stacked: [crops, C, T, size, size]."""
 
     size: int = 112
     crop: str = "center"
-    resize: int | None = None
+    resize: int | tuple[int, int] | None = None
     crops: int = 1
     crop_order: str = "center_first"
 
@@ -245,9 +257,11 @@ class EvalTransform:
         if self.crop_order not in CROP_ORDERS:
             names = ", ".join(CROP_ORDERS)
             raise UsageError(f"--crop-order must be one of {names}, not {self.crop_order!r}")
-        if self.resize is not None and self.resize < self.size:
+        short = min(self.resize) if isinstance(self.resize, tuple) else self.resize
+        if short is not None and short < self.size:
+            shown = "x".join(map(str, self.resize)) if isinstance(self.resize, tuple) else short
             raise UsageError(
-                f"--resize {self.resize} is smaller than the crop ({self.size} pixels): the "
+                f"--resize {shown} is smaller than the crop ({self.size} pixels): the "
                 "short side must hold the crop"
             )
         if self.crops > 1 and self.crop != "center":
@@ -264,7 +278,7 @@ class EvalTransform:
     def __call__(
         self, clip: torch.Tensor, rng: np.random.Generator | None = None, view: int = 1
     ) -> torch.Tensor:
-        clip = resize_short_side(clip, self.resize or self.size)
+        clip = resize_frames(clip, self.resize or self.size)
         if self.crops > 1:
             views = multi_crop(clip, self.size, self.crops, self.crop_order)
             return torch.stack([channels_first(v) for v in views])

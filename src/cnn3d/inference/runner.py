@@ -33,12 +33,13 @@ class InferenceConfig:
     """How `classify`, `features` and `test` run a network over videos.
 
     `window_stride`: frames between window starts (None: one clip span, no overlap); `tail`:
-    `pad` (a last, loop-padded window so every frame counts) or `drop` (the sister tool's
-    complete windows only); `fps`: windows over each video resampled to that rate; `layer`,
-    `spatial`: which features (`models.features.FeatureExtractor`); `prefetch`: batches each
-    worker prepares ahead (None: PyTorch's 2). `resize`: the short side frames are resized to
-    before cropping (None: the crop size); `crops`: 1, 3, 5 or 10 crops per window
-    (`data.transforms.multi_crop`), whose features are kept per crop ([windows, crops, D] per
+    `pad` (a last, loop-padded window so every frame counts), `drop` (the sister tool's
+    complete windows only) or `complete` (every window that fits); `fps`: windows over each
+    video resampled to that rate; `layer`, `spatial`: which features
+    (`models.features.FeatureExtractor`); `prefetch`: batches each worker prepares ahead (None:
+    PyTorch's 2). `resize`: the short side frames are resized to before cropping (None: the
+    crop size; (width, height): every frame stretched to that size); `crops`: 1, 3, 5 or 10
+    crops per window (`data.transforms.multi_crop`), whose features are kept per crop ([windows, crops, D] per
     video) and whose logits are averaged into the window's; `crop_order`: the five- and
     ten-crop order, a name of `data.transforms.CROP_ORDERS`."""
 
@@ -51,7 +52,7 @@ class InferenceConfig:
     fps: float | None = None
     layer: str | None = None
     spatial: bool = False
-    resize: int | None = None
+    resize: int | tuple[int, int] | None = None
     crops: int = 1
     crop_order: str = "center_first"
 
@@ -80,7 +81,8 @@ class VideoResult:
     duration_s: float | None = None  # of the source
     crops: int = 1  # per window: features [crops, D] each where > 1
     crop_order: str | None = None  # of five or ten crops (`data.transforms.CROP_ORDERS`)
-    resize: int | None = None  # the short side before cropping (None: the crop size)
+    resize: int | tuple[int, int] | None = None  # the short side, or (width, height), before
+    # cropping (None: the crop size)
 
 
 # Windows from which compiling the network is worth it by default: on a 2-core CPU the one-time
