@@ -1,8 +1,8 @@
 """The ActionFormer / CMCS THUMOS14 I3D presets against the extractor that made the release:
 Finspire13/pytorch-i3d-feature-extraction's own `extract_features.py` (commit d7f5452), run on
 the golden's 340 x 256 RGB frames and flow x/y images with seeded piergiaj weights
-(tests/data/goldens/presets_actionformer-thumos14-i3d, MAKE.md). cnn3d reads the same folders
-through a list file (a folder given directly is searched for videos, not read as frames)."""
+(tests/data/goldens/presets_actionformer-thumos14-i3d, MAKE.md). cnn3d reads the same folders,
+each given as one video."""
 
 import json
 from pathlib import Path
@@ -44,9 +44,7 @@ def checkpoints(tmp_path_factory, golden):
 
 def features(stream, checkpoint, out, *extra):
     """`cnn3d features --preset actionformer-thumos14-i3d-<stream>` on the golden's folder."""
-    listing = out.parent / f"{out.name}.txt"
-    listing.write_text(f"{stream}\n")
-    argv = ["features", str(listing), "--video_root", str(FOLDER), "-o", str(out)]
+    argv = ["features", str(FOLDER / stream), "-o", str(out)]  # a frame/flow folder: one video
     argv += ["--preset", f"actionformer-thumos14-i3d-{stream}", "--checkpoint", str(checkpoint)]
     assert main(argv + ["--no-progress", "--workers", "0", *extra]) == 0
     return np.load(out / f"{stream}.npy")
@@ -87,32 +85,24 @@ def test_the_presets_say_what_the_extractor_does_and_what_is_unverified():
 
 
 @pytest.mark.slow
-def test_ten_crops_are_the_extractors_oversample_rgb_all_flow_unmirrored(
-    checkpoints, golden, tmp_path
-):
+def test_ten_crops_are_the_extractors_oversample(checkpoints, golden, tmp_path):
     """`--crops 10 --crop-order oversample` against the extractor's `oversample_data` (its first
-    128 features per crop kept in the golden): RGB all ten within 8e-7 relative; flow the five
-    unmirrored crops (4e-7), while its mirrored five differ (measured 0.16-0.18 relative): the
-    extractor mirrors flow images without negating x, cnn3d negates it (a mirrored flow field
-    moves the other way; with cnn3d's mirror made a plain flip they agree within 5e-7)."""
+    128 features per crop kept in the golden), on the first chunk (the folder's first 16
+    frames: ten I3D passes): all ten crops within 8e-7 relative (measured). Not run here, and
+    in MAKE.md: the flow's ten crops (the five unmirrored within 4e-7; the mirrored five 0.16-0.18
+    apart, since the extractor mirrors flow images without negating x) and the extractor's
+    `resize` mode (`--resize 224x224`: 4.6e-3, PIL Lanczos in float against antialiased
+    bilinear in 8 bits)."""
+    first = tmp_path / "rgb"
+    first.mkdir()
+    for i in range(1, 17):
+        (first / f"image_{i:05d}.jpg").symlink_to(FOLDER / "rgb" / f"image_{i:05d}.jpg")
     ten = ("--crops", "10", "--crop-order", "oversample")
-    rgb = features("rgb", checkpoints["rgb"], tmp_path / "rgb", *ten)
-    got, ref = rgb.transpose(1, 0, 2)[..., :128], golden["rgb_oversample"]
-    assert got.shape == ref.shape == (10, 2, 128)
+    out = tmp_path / "out"
+    argv = ["features", str(first), "-o", str(out), "--preset", "actionformer-thumos14-i3d-rgb"]
+    argv += ["--checkpoint", str(checkpoints["rgb"]), "--no-progress", "--workers", "0", *ten]
+    assert main(argv) == 0
+    got = np.load(out / "rgb.npy").transpose(1, 0, 2)[..., :128]
+    ref = golden["rgb_oversample"][:, :1]
+    assert got.shape == ref.shape == (10, 1, 128)
     assert relative(got, ref) < 1e-4, relative(got, ref)
-    flow = features("flow", checkpoints["flow"], tmp_path / "flow", *ten)
-    got, ref = flow.transpose(1, 0, 2)[..., :128], golden["flow_oversample"]
-    assert relative(got[:5], ref[:5]) < 1e-4, relative(got[:5], ref[:5])
-    for k in range(5, 10):
-        assert 0.05 < relative(got[k], ref[k]) < 0.5, (k, relative(got[k], ref[k]))
-
-
-@pytest.mark.slow
-def test_the_extractors_resize_mode_is_near_a_224x224_stretch(checkpoints, golden, tmp_path):
-    """The extractor's third sample mode resizes 340 x 256 to 224 x 224 with PIL's ANTIALIAS
-    (Lanczos) in float; `--resize 224x224` stretches with antialiased bilinear in 8 bits: near,
-    not equal (measured 4.6e-3 relative, 0.055 max abs)."""
-    got = features("rgb", checkpoints["rgb"], tmp_path / "rgb", "--resize", "224x224")
-    ref = golden["rgb_resize"]
-    assert got.shape == ref.shape == (2, 1024)
-    assert 1e-4 < relative(got, ref) < 2e-2, relative(got, ref)

@@ -53,6 +53,29 @@ def test_frame_folder_is_one_based(media):
     assert abs(first.float().mean().item() - frames[0].mean()) < 1.5
 
 
+def test_an_mmaction_img_folder_reads_as_its_files_decode(media, tmp_path):
+    """mmaction/TSN name frames `img_%05d.jpg` (1-based): the same frames, each exactly what
+    libjpeg-turbo decodes from that file."""
+    import simplejpeg
+
+    root, _ = media
+    folder = tmp_path / "tsn"
+    folder.mkdir()
+    for i in range(1, 31):
+        (folder / f"img_{i:05d}.jpg").write_bytes(
+            (root / "frames" / f"image_{i:05d}.jpg").read_bytes()
+        )
+    source = open_source(folder)
+    assert source.n_frames == 30
+    got = source.read([0, 29, 7])
+    for k, i in enumerate((1, 30, 8)):
+        want = simplejpeg.decode_jpeg((folder / f"img_{i:05d}.jpg").read_bytes())
+        assert np.array_equal(got[k].permute(1, 2, 0).numpy(), want), i
+    (folder / "img_00005.jpg").unlink()
+    with pytest.raises(VideoReadError, match="img_00005.jpg: missing frame file"):
+        source.read([4])
+
+
 def test_dct_downscaled_decoding(media):
     root, _ = media
     small = FrameFolderSource(root / "frames", min_short_side=24).read([0, 1])

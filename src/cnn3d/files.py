@@ -106,14 +106,15 @@ def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
 
 
 FIRST_FRAME = "image_00001.jpg"  # the first file of a frame folder in the original's layout
+FIRST_FRAME_TSN = "img_00001.jpg"  # mmaction/TSN's RGB frames (data/sources/frames.py)
 # the first x image of a TSN/denseflow flow folder (data/sources/flow.py reads both layouts)
 FIRST_FLOW = ("flow_x_00001.jpg", "x_00001.jpg")
 
 
 def is_frame_folder(path: str | os.PathLike, flow: bool = True) -> bool:
     """A folder that is one video stored as images: the original's JPEG frames, or (with
-    `flow`) a flow folder."""
-    firsts = (FIRST_FRAME, *FIRST_FLOW) if flow else (FIRST_FRAME,)
+    `flow`) also mmaction/TSN's `img_` frames and flow folders."""
+    firsts = (FIRST_FRAME, FIRST_FRAME_TSN, *FIRST_FLOW) if flow else (FIRST_FRAME,)
     return any(os.path.isfile(os.path.join(path, name)) for name in firsts)
 
 
@@ -325,7 +326,7 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 def collect_inputs(inputs: list[str], list_root: str | os.PathLike | None = None) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
     line, relative to the list's folder). A frame or flow folder (`image_00001.jpg`,
-    `flow_x_00001.jpg`, `x_00001.jpg`: `is_frame_folder`) is one video, given itself or found
+    `img_00001.jpg`, `flow_x_00001.jpg`, `x_00001.jpg`: `is_frame_folder`) is one video, given itself or found
     in a folder searched. Each video is named by its path relative to the
     inputs' common folder: one folder's videos relative to that folder, a list's relative to
     the list's folder (as written), a single file by its name, and videos given through

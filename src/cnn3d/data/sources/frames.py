@@ -1,4 +1,4 @@
-"""Frame folders (`image_%05d.jpg`, 1-based) and the original HDF5 layout (dataset `video` of
+"""Frame folders (`image_%05d.jpg`, or mmaction/TSN's `img_%05d.jpg`, 1-based) and the original HDF5 layout (dataset `video` of
 JPEG bytes, 0-based)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import torch
 
 from ...errors import VideoReadError
 from .base import (
-    FRAME_PATTERN,
     StoredFrames,
     decode_jpeg,
     hdf5_length,
@@ -22,9 +21,14 @@ from .base import (
 )
 
 
+# the frame names a folder may hold, the original's first: `<prefix>%05d.jpg`, 1-based
+FRAME_PREFIXES = ("image_", "img_")
+
+
 @dataclass
 class FrameFolderSource(StoredFrames):
-    """A folder of `image_%05d.jpg` files, 1-based: position i is `image_{i+1:05d}.jpg`.
+    """A folder of `image_%05d.jpg` files (or mmaction/TSN's `img_%05d.jpg`), 1-based: position i
+    is `image_{i+1:05d}.jpg`.
 
     Decodes with libjpeg-turbo (simplejpeg); with `min_short_side` it decodes in the DCT domain at
     the smallest 1/2, 1/4 or 1/8 scale whose short side stays at least that large.
@@ -34,26 +38,37 @@ class FrameFolderSource(StoredFrames):
     path: Path
     min_short_side: int | None = None
     _n_frames: int | None = field(default=None, repr=False)
+    _prefix: str = field(default=FRAME_PREFIXES[0], repr=False)
 
     @property
     def n_frames(self) -> int:
         if self._n_frames is None:
             if not self.path.is_dir():
                 raise VideoReadError(self.path, "no such frame folder")
-            names = [
-                n for n in os.listdir(self.path) if n.startswith("image_") and n.endswith(".jpg")
-            ]
-            if not names:
-                raise VideoReadError(self.path, "the frame folder holds no image_*.jpg files")
+            listed = os.listdir(self.path)
+            for prefix in FRAME_PREFIXES:
+                numbers = [
+                    n[len(prefix) : -4]
+                    for n in listed
+                    if n.startswith(prefix) and n.endswith(".jpg")
+                ]
+                numbers = [int(k) for k in numbers if k.isdigit()]
+                if numbers:
+                    break
+            else:
+                raise VideoReadError(
+                    self.path, "the frame folder holds no image_*.jpg (or img_*.jpg) files"
+                )
             # the largest index, as the original's n_frames files did; gaps fail loudly on read
-            self._n_frames = max(int(n[6:-4]) for n in names)
+            self._prefix, self._n_frames = prefix, max(numbers)
         return self._n_frames
 
     def read(self, indices) -> torch.Tensor:
         positions = positions_of(indices)
+        self.n_frames  # noqa: B018 (finds the folder's frame names)
         frames = {}
         for p in np.unique(positions):
-            name = self.path / FRAME_PATTERN.format(int(p) + 1)
+            name = self.path / f"{self._prefix}{int(p) + 1:05d}.jpg"
             try:
                 data = name.read_bytes()
             except FileNotFoundError:
