@@ -1,7 +1,8 @@
 """Make the goldens of the two video-anomaly presets by running the references' own code on small
 textured videos with seeded weights.
 
-    PYTHONPATH=src python tests/data/goldens/make_presets_vad.py RESNET3D C3D_PYTORCH [--at-224]
+    PYTHONPATH=src python tests/data/goldens/make_presets_vad.py RESNET3D C3D_PYTORCH \
+        [--at-224] [--gowtham GOWTHAM]
 
 RESNET3D: a checkout of Tushar-N/pytorch-resnet3d; C3D_PYTORCH: one of DavideA/c3d-pytorch (its
 `predict.py` needs scikit-image). Both stay outside this repository.
@@ -14,7 +15,11 @@ of 16 (the last partial chunk loop-padded, #21 and #53), through resnet3d's `I3R
 `avgpool` output, 2048 per crop). The two ten-crop glue steps the author named but did not post
 (`ten_crop_ToTensor`, `GroupNormalize_ten_crop`) are written here as the names and #49 say: each
 crop to 0-255, each crop normalised. Sizes: resize 64, crop 32 (test-sized); `--at-224` also
-runs resize 256 / crop 224 on `c.mp4` (slow on CPU: about 2 minutes).
+runs resize 256 / crop 224 on `c.mp4` (slow on CPU: about 2 minutes). `--gowtham`: a checkout
+of GowthamGottimukkala/I3D_Feature_Extraction_resnet, the extractor users are sent to; its
+`extract_features.run` (oversample, frequency 16) on `g.mp4`'s frames written as PNGs (its
+main.py has ffmpeg write JPEGs first: lossy, skipped), 256 x 340 already, so its resize to
+340 x 256 changes nothing; it needs CUDA and Pillow's old ANTIALIAS name: both stubbed.
 
 `presets_sultani-c3d-fc6/`: c3d-pytorch's `predict.get_sport_clip` (skimage reads each PNG frame,
 resizes it to 112 x 200, crops columns 44-155) on each non-overlapping 16-frame clip of the
@@ -52,6 +57,7 @@ CHUNK = 16
 # (no resize: the rest of the pipeline alone); c.mp4 is UCF-Crime's 320 x 240, for the 224 run.
 RTFM_VIDEOS = {"a.mp4": (24, 72, 96, 11), "b.mp4": (32, 64, 88, 12)}
 RTFM_224 = {"c.mp4": (20, 240, 320, 13)}
+GOWTHAM = {"g.mp4": (17, 256, 340, 14)}  # one complete chunk and one frame it drops
 SMALL = (64, 32)  # resize, crop
 # Sultani: 200 x 112 frames, so that c3d-pytorch's resize to 112 x 200 is the identity and
 # cnn3d's `--resize 112` too; 40 frames: two complete clips (the 8 left over dropped)
@@ -129,11 +135,41 @@ def make_rtfm(resnet3d: Path, at_224: bool) -> None:
         feats = rtfm_features(resnet3d, decode(RTFM / name), resize, crop, net)
         print("rtfm", name, resize, crop, feats.shape)
         store(out, name, feats)
-    if not at_224:  # keep what an earlier --at-224 run stored
-        old = RTFM / "golden.npz"
-        if old.exists():
-            out |= {k: v for k, v in np.load(old).items() if k.startswith("c.mp4")}
+    old = RTFM / "golden.npz"  # keep what earlier --at-224 and --gowtham runs stored
+    kept = ("g.mp4",) if at_224 else ("c.mp4", "g.mp4")
+    if old.exists():
+        out = {k: v for k, v in np.load(old).items() if k.startswith(kept)} | out
     np.savez_compressed(RTFM / "golden.npz", **out)
+
+
+def make_gowtham(gowtham: Path) -> None:
+    """Gowtham's extract_features.run on g.mp4's frames (T x 10 x 2048, [-1, 1] input)."""
+    import natsort  # noqa: F401  (its import, checked before the stubs)
+    from PIL import Image
+
+    shapes = json.loads((HERE / "tushar-n-i3d-resnet50" / "shapes.json").read_text())
+    seed = int(np.load(HERE / "tushar-n-i3d-resnet50" / "golden.npz")["weights_seed"])
+    net = load_module("gowtham_resnet", gowtham / "resnet.py").I3Res50(
+        num_classes=400, use_nl=False
+    )
+    net.load_state_dict(seeded_state(shapes, seed))
+    net.train(False)
+    Image.ANTIALIAS = Image.LANCZOS  # gone from Pillow 10
+    torch.Tensor.cuda = lambda self, *a, **k: self  # CPU here
+    run = load_module("gowtham_extract", gowtham / "extract_features.py").run
+    import imageio.v3 as iio
+
+    videos(RTFM, GOWTHAM)
+    old = RTFM / "golden.npz"
+    out = dict(np.load(old)) if old.exists() else {}
+    for name in GOWTHAM:
+        with tempfile.TemporaryDirectory() as frames_dir:
+            for i, frame in enumerate(decode(RTFM / name)):
+                iio.imwrite(Path(frames_dir) / f"{i}.png", frame)
+            feats = run(net, 16, frames_dir, 20, "oversample").astype(np.float32)
+        print("gowtham", name, feats.shape)
+        store(out, name, feats)
+    np.savez_compressed(old, **out)
 
 
 def store(out: dict, name: str, feats: np.ndarray) -> None:
@@ -211,9 +247,12 @@ if __name__ == "__main__":
     p.add_argument("resnet3d", type=Path)
     p.add_argument("c3d_pytorch", type=Path)
     p.add_argument("--at-224", action="store_true")
+    p.add_argument("--gowtham", type=Path)
     args = p.parse_args()
     torch.set_num_threads(2)
     torch.set_grad_enabled(False)
     make_rtfm(args.resnet3d, args.at_224)
     make_sultani(args.c3d_pytorch)
+    if args.gowtham:
+        make_gowtham(args.gowtham)
     shutil.rmtree(HERE / "__pycache__", ignore_errors=True)
