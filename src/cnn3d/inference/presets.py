@@ -217,7 +217,8 @@ _add(
         f"made as the author's setup in {RTFM} #21 and #49 does (Tushar-N/pytorch-resnet3d's "
         "transforms at 8d3e1da: GroupResize(256), the short side; torchvision TenCrop(224), "
         "#33: 'the Pytorch official 10-crop'; 0-255, mean 114.75 std 57.375; LoopPad(16): the "
-        "last partial chunk loop-padded, #53) on non-overlapping 16-frame chunks (#2), "
+        "last partial chunk loop-padded, #53; ceil(frames / 16) clips, the release's length for "
+        "all but ten UCF-Crime training videos, #78) on non-overlapping 16-frame chunks (#2), "
         "through Tushar-N's I3Res50 (#33), avgpool: T x 10 x 2048 (against that transform run on "
         "the same frames: 7.1e-6 relative at 256 / 224, cnn3d's resize within one grey level "
         "of torchvision's on PIL images)",
@@ -232,7 +233,8 @@ _add(
         unverified=(
             "the author's words disagree: #53 says GroupResize((256, 256)), a square stretch, "
             "where #21 and #49 post GroupResize(256) (followed here); the frame rate the frames "
-            "were cut at is not published (#53: one extra clip on some ShanghaiTech videos); "
+            "were cut at is not published (#78: ten UCF-Crime videos have 1.2 times the clips; "
+            "#36, #53: ShanghaiTech videos with fewer, or one more); "
             "the two ten-crop glue steps (ten_crop_ToTensor, GroupNormalize_ten_crop) are "
             "named, not posted: 0-255 and normalised per crop assumed",
             "GowthamGottimukkala/I3D_Feature_Extraction_resnet, the extractor users are sent "
