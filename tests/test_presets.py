@@ -51,7 +51,7 @@ def test_a_presets_settings_reach_the_inference_config_and_model_options():
     preset, overrides, config = config_of(parsed("--preset", "rtfm-i3d-10crop"))
     assert preset.family == "i3d_nl" and overrides == {}
     # hand-checked against RTFM's description: 16-frame clips, no overlap, 256 then TenCrop 224
-    assert (config.window_stride, config.tail, config.fps, config.layer) == (16, "drop", None, None)
+    assert (config.window_stride, config.tail, config.fps, config.layer) == (16, "pad", None, None)
     assert (config.resize, config.crops, config.crop_order) == (256, 10, "torchvision")
     assert config.runtime.amp is False  # fp32
     args = parsed("--preset", "video_features-s3d")
@@ -70,7 +70,7 @@ def test_flags_override_a_preset_and_are_recorded():
     assert overrides == {"crops": 5, "tail": "pad", "amp": True}
     record = presets.record(preset, overrides, None)
     assert record["overrides"]["crops"] == {"preset": 10, "used": 5}
-    assert record["overrides"]["tail"] == {"preset": "drop", "used": "pad"}
+    assert record["overrides"]["tail"] == {"preset": "pad", "used": "pad"}
     _, _, plain = config_of(parsed())  # no preset: the command's own defaults
     assert (plain.tail, plain.window_stride, plain.resize, plain.crops) == ("pad", None, None, 1)
 

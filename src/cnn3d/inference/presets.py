@@ -222,27 +222,51 @@ _add(
         ),
     )
 )
+RTFM = "tianyu0207/RTFM"
 _add(
     Preset(
         name="rtfm-i3d-10crop",
         family="i3d_nl",
         weights="i3d_r50_kinetics.pth (Tushar-N/pytorch-resnet3d)",
         release="Tushar-N/pytorch-resnet3d I3D ResNet-50",
-        reproduces="the UCF-Crime / ShanghaiTech ten-crop I3D features of RTFM, MGFN and PEL4VAD "
-        "(tianyu0207/RTFM #7 #21 #33 #49: Tushar-N's I3D ResNet-50, non-overlapping 16-frame "
-        "clips, short side 256, TenCrop 224, mean 114.75 std 57.375), avgpool: T x 10 x 2048",
+        reproduces="the UCF-Crime / ShanghaiTech ten-crop I3D features of RTFM, MGFN and PEL4VAD, "
+        f"made as the author's setup in {RTFM} #21 and #49 does (Tushar-N/pytorch-resnet3d's "
+        "transforms at 8d3e1da: GroupResize(256), the short side; torchvision TenCrop(224), "
+        "#33: 'the Pytorch official 10-crop'; 0-255, mean 114.75 std 57.375; LoopPad(16): the "
+        "last partial chunk loop-padded, #53; ceil(frames / 16) clips, the release's length for "
+        "all but ten UCF-Crime training videos, #78) on non-overlapping 16-frame chunks (#2), "
+        "through Tushar-N's I3Res50 (#33), avgpool: T x 10 x 2048 (against that transform run on "
+        "the same frames: 7.1e-6 relative at 256 / 224, cnn3d's resize within one grey level "
+        "of torchvision's on PIL images)",
         clip_length=16,
         window_stride=16,
         sample_size=224,
         resize=256,
         crops=10,
         crop_order="torchvision",
-        output="npy per video, T x 10 x 2048",
+        tail="pad",
+        output="npy per video, T x 10 x 2048 (crops in TenCrop's order)",
         unverified=(
-            "the crop order is the author's description (torchvision TenCrop), not code",
-            "the frame rate and the tail of the release are not published",
+            "the author's words disagree: #53 says GroupResize((256, 256)), a square stretch, "
+            "where #21 and #49 post GroupResize(256) (followed here); the frame rate the frames "
+            "were cut at is not published (#78: ten UCF-Crime videos have 1.2 times the clips; "
+            "#36, #53: ShanghaiTech videos with fewer, or one more); "
+            "the two ten-crop glue steps (ten_crop_ToTensor, GroupNormalize_ten_crop) are "
+            "named, not posted: 0-255 and normalised per crop assumed",
+            "GowthamGottimukkala/I3D_Feature_Extraction_resnet, the extractor users are sent "
+            "to (Tushar-N/pytorch-resnet3d #17), is not the author's: it stretches frames to "
+            "340 x 256 (Lanczos, from ffmpeg JPEGs), scales to [-1, 1] instead of mean/std, "
+            "orders the crops top-left, top-right, centre, bottom-left, bottom-right "
+            "(--crop-order oversample) and drops a partial last chunk; its users report "
+            "features unlike the release (its #12)",
         ),
     )
+)
+C3D_WHERE = (
+    "WaqasSultani/AnomalyDetectionCVPR2018 (README: 'C3D-v1.0 with default settings'; "
+    "Save_C3DFeatures_32Segments.m: fc6 of every 16 frames); facebookarchive/C3D "
+    "c3d_sport1m_feature_extractor_frm.prototxt (new_height 128, new_width 171, crop_size 112, "
+    "the Sports-1M mean file, input list of starts 1, 17, 33, ...)"
 )
 _add(
     Preset(
@@ -250,10 +274,9 @@ _add(
         family="c3d",
         weights="c3d.pickle (DavideA/c3d-pytorch, Sports-1M)",
         release="DavideA/c3d-pytorch C3D",
-        reproduces="the UCF-Crime C3D features of Sultani et al. (CVPR 2018, "
-        "WaqasSultani/AnomalyDetectionCVPR2018): post-ReLU fc6 (Caffe's fc6-1 blob, 4096) of "
-        "non-overlapping 16-frame "
-        "clips, frames resized to 128 x 171, centre crop 112",
+        reproduces="the UCF-Crime C3D features of Sultani et al. (CVPR 2018): post-ReLU fc6 "
+        "(Caffe's fc6-1 blob, 4096) of non-overlapping 16-frame clips, short side 128, centre "
+        f"crop 112, BGR 0-255 minus the Sports-1M mean: {C3D_WHERE}",
         clip_length=16,
         window_stride=16,
         sample_size=112,
@@ -264,8 +287,17 @@ _add(
         "as the release (Save_C3DFeatures_32Segments.m: clips averaged into 32 segments, each "
         "L2-normalised)",
         unverified=(
-            "the release ran Caffe C3D, which subtracts the Sports-1M mean cube (per pixel); "
-            "c3d-pytorch's weights here take its per-channel mean",
+            "the release ran Caffe C3D, which cannot run here: it stretches frames to 171 x 128 "
+            "(OpenCV bilinear, no antialiasing), cnn3d scales the short side to 128 (170 x 128 "
+            "for UCF-Crime's 320 x 240, antialiased), and it subtracts the Sports-1M mean cube "
+            "per pixel, cnn3d its per-channel mean (B 90.25, G 97.66, R 101.41)",
+            "the run compared instead is DavideA/c3d-pytorch's predict.py reading and crop "
+            "(RGB, no mean, frames stretched to 112 x 200) with the Caffe input its #4 "
+            "prescribes (BGR minus the mean), on 200 x 112 frames with --resize 112: 1.5e-6 "
+            "relative, the 32 segments 1.9e-6",
+            "the release's clip list is not published; C3D's example list (165 frames: starts "
+            "1 to 145) takes every clip whose 16 frames exist, cnn3d's tail drop the same "
+            "except the last clip of a video of exactly 16k frames",
             "the release wrote the segments as text with 6 decimals; here float32",
         ),
     )
