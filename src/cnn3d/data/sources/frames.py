@@ -20,7 +20,6 @@ from .base import (
     stack_frames,
 )
 
-
 # the frame names a folder may hold, the original's first: `<prefix>%05d.jpg`, 1-based
 FRAME_PREFIXES = ("image_", "img_")
 
