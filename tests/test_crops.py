@@ -323,3 +323,34 @@ def test_test_crops_scores_each_window_by_the_mean_of_its_crops_logits(tiny, tmp
         )
         == 2
     )
+
+
+def test_classify_crops_scores_each_window_by_the_mean_of_its_hand_cut_crops_logits(
+    video, tmp_path, capsys
+):
+    ck = family_checkpoint(tmp_path, "resnet", 10, {"widen_factor": 0.25})
+    model = load_model(ck, fold_bn=False).double().eval()
+    norm = model.spec.normalization
+    mean = torch.tensor(norm.mean, dtype=torch.float64).view(3, 1, 1, 1)
+    std = torch.tensor(norm.std, dtype=torch.float64).view(3, 1, 1, 1)
+    frames = torch.from_numpy(np.stack(decode_every_frame(video / "a" / "one.mp4")))
+    frames = F2.resize(frames.permute(0, 3, 1, 2), [32, 42], antialias=True)  # 48x64: short 32
+    want = []
+    for start in (0, 8):  # two windows of 8; per window the five crops, by numpy slices
+        clip = frames[start : start + 8].permute(1, 0, 2, 3).numpy()  # [C, T, 32, 42]
+        boxes = [(0, 5), (0, 0), (0, 10), (0, 0), (0, 10)]  # c (10 / 2), tl, tr, bl, br
+        crops = [clip[..., t : t + 32, x : x + 32] for t, x in boxes]
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(c)).double() for c in crops])
+        with torch.no_grad():
+            logits = model((x * (norm.value_range / 255.0) - mean) / std)
+        want.append(logits.mean(0).softmax(0).numpy())
+    argv = ["classify", str(video), "--checkpoint", str(ck), *RUN, "--crops", "5"]
+    assert main([*argv, "-o", str(tmp_path / "c.json")]) == 0
+    (entry,) = json.loads((tmp_path / "c.json").read_text())
+    got = np.array([clip["scores"] for clip in entry["clips"]])
+    np.testing.assert_allclose(got, np.stack(want), atol=1e-5)
+    live = ["classify", "--live", str(video / "a" / "one.mp4"), "--checkpoint", str(ck)]
+    capsys.readouterr()
+    assert main([*live, "--crops", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["cnn3d classify: error: --crops 10: --live scores one centre crop per window"]

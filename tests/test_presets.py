@@ -44,7 +44,7 @@ def test_list_presets_names_each_with_backbone_file_release_shape_and_status(cap
         assert out.count(f"  {field}") == len(names)
     assert "expects i3d_rgb.pt" in out and "T x 10 x 2048" in out
     assert "unverified: video_features computes the flow with RAFT" in out
-    assert "hara2018-resnet" in out and "status: verified" in out
+    assert "hara2018-resnet" in out and "status: unverified: from a video file the tool" in out
 
 
 def test_a_presets_settings_reach_the_inference_config_and_model_options():

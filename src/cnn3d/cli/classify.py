@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import Interrupted, UsageError
 from ..values import non_negative_int, positive_float, positive_int
 from . import checks, videojob
-from .common import add_parser, inference_config, switch
+from .common import add_crop_options, add_parser, crop_settings, inference_config, switch
 
 
 def add(sub) -> None:
@@ -39,6 +39,7 @@ def add(sub) -> None:
         "--live, the stream as it plays, as DIR/<source name>.mp4 (a FILE.mp4 is still taken "
         "there, as before) (default: none)",
     )
+    add_crop_options(p, order=False)  # a window's crops' logits are averaged: order is moot
     add_live_options(p)
     p.epilog = EXIT_STATUSES
     p.set_defaults(run=run)
@@ -135,6 +136,8 @@ def check_live(args) -> None:
     if not args.checkpoint:
         raise UsageError("--checkpoint is required: the model to run")
     parse_smoothing(args.smooth)
+    if args.crops not in (None, 1):
+        raise UsageError(f"--crops {args.crops}: --live scores one centre crop per window")
     source = args.live
     if not (is_url(source) or is_camera(source) or source == "-" or Path(source).exists()):
         raise UsageError(f"{source}: cannot be opened: no such file or FIFO")
@@ -265,7 +268,7 @@ def run(args) -> int:
         if folder:
             checks.output_folder(folder, flag)
     shard = videojob.shard_of(args)
-    config = inference_config(args, fps=args.fps)
+    config = inference_config(args, fps=args.fps, **crop_settings(args))
     # -o writes one JSON file (its per-video parts keep the extension): only the timeline and
     # render files are named without it
     inputs = videojob.collect(args, check_names=bool(args.timeline or args.render))

@@ -173,7 +173,7 @@ CROP_ORDERS = ("center_first", "torchvision", "oversample")
 
 
 def add_crop_options(p, order: bool = True) -> None:
-    """--crops (and --crop-order, --resize): the spatial crops of every window."""
+    """--crops (and --crop-order, --resize, --resizer): the spatial crops of every window."""
     g = p.add_argument_group("crops")
     g.add_argument(
         "--crops",
@@ -204,6 +204,14 @@ def add_crop_options(p, order: bool = True) -> None:
         "crops), or stretch it to exactly W x H pixels with WxH (e.g. 340x256) (default: the "
         "crop size)",
     )
+    g.add_argument(
+        "--resizer",
+        choices=("torch", "pil"),
+        default=None,
+        help="how frames are resized: torch = torchvision's antialiased bilinear on 8 bits "
+        "(fast; PIL's within one grey level); pil = PIL's BILINEAR frame by frame, the pixels "
+        "of the sister tool and other PIL-based extractors (slower) (default: torch)",
+    )
 
 
 def crop_settings(args) -> dict:
@@ -212,6 +220,7 @@ def crop_settings(args) -> dict:
         "crops": getattr(args, "crops", None),
         "crop_order": getattr(args, "crop_order", None),
         "resize": getattr(args, "resize", None),
+        "resizer": getattr(args, "resizer", None),
     }
     return {k: v for k, v in given.items() if v is not None}
 

@@ -30,10 +30,14 @@ def flip_flow(clip: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+RESIZERS = ("torch", "pil")
+
+
+def resize_short_side(clip: torch.Tensor, size: int, resizer: str = "torch") -> torch.Tensor:
     """Resize so that the shorter side is `size` (bilinear, antialiased: PIL's BILINEAR within one
     grey level). The long side is `int(size * long / short)`, truncated, as the original's PIL
-    `Scale` and the 2020 code's torchvision `Resize` compute it (640x272 -> 263x112)."""
+    `Scale` and the 2020 code's torchvision `Resize` compute it (640x272 -> 263x112).
+    `resizer="pil"`: PIL's BILINEAR itself, frame by frame (`pil_resize`)."""
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
@@ -41,18 +45,46 @@ def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
         new = (size, max(1, int(size * w / h)))
     else:
         new = (max(1, int(size * h / w)), size)
+    if resizer == "pil":
+        return pil_resize(clip, new)
     return TF.resize(clip, list(new), antialias=True)
 
 
-def resize_frames(clip: torch.Tensor, resize: int | tuple[int, int]) -> torch.Tensor:
+def resize_frames(
+    clip: torch.Tensor, resize: int | tuple[int, int], resizer: str = "torch"
+) -> torch.Tensor:
     """`resize_short_side` for an int; for (width, height), every frame stretched to exactly
     that size (bilinear, antialiased where it shrinks), whatever its aspect ratio."""
     if isinstance(resize, int):
-        return resize_short_side(clip, resize)
+        return resize_short_side(clip, resize, resizer)
     width, height = resize
     if tuple(clip.shape[-2:]) == (height, width):
         return clip
+    if resizer == "pil":
+        return pil_resize(clip, (height, width))
     return TF.resize(clip, [height, width], antialias=True)
+
+
+def pil_resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A uint8 clip [T, C, H, W] resized to `size` (h, w) by PIL's BILINEAR (`Image.resize`):
+    the pixels of the PIL-based extractors, not one grey level apart. RGB frames go through as
+    RGB images, other channel counts (flow) one greyscale image per channel (PIL resamples
+    each channel alike)."""
+    from PIL import Image
+
+    def resized(array: np.ndarray) -> np.ndarray:
+        image = Image.fromarray(np.ascontiguousarray(array))
+        return np.asarray(image.resize((size[1], size[0]), Image.BILINEAR))
+
+    frames = clip.permute(0, 2, 3, 1).numpy()  # [T, H, W, C]
+    out = np.empty((len(frames), *size, frames.shape[-1]), np.uint8)
+    for t, frame in enumerate(frames):
+        if frame.shape[-1] == 3:
+            out[t] = resized(frame)
+        else:
+            for c in range(frame.shape[-1]):
+                out[t, ..., c] = resized(frame[..., c])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
@@ -248,8 +280,11 @@ class EvalTransform:
     resize: int | tuple[int, int] | None = None
     crops: int = 1
     crop_order: str = "center_first"
+    resizer: str = "torch"  # `RESIZERS`: torchvision's uint8 kernel, or PIL's (`pil_resize`)
 
     def __post_init__(self):
+        if self.resizer not in RESIZERS:
+            raise UsageError(f"--resizer must be torch or pil, not {self.resizer!r}")
         if self.crop not in ("center", "three", "none"):
             raise UsageError(f"eval crop must be center, three or none, not {self.crop!r}")
         if self.crops not in CROP_COUNTS:
@@ -278,7 +313,7 @@ class EvalTransform:
     def __call__(
         self, clip: torch.Tensor, rng: np.random.Generator | None = None, view: int = 1
     ) -> torch.Tensor:
-        clip = resize_frames(clip, self.resize or self.size)
+        clip = resize_frames(clip, self.resize or self.size, self.resizer)
         if self.crops > 1:
             views = multi_crop(clip, self.size, self.crops, self.crop_order)
             return torch.stack([channels_first(v) for v in views])

@@ -41,7 +41,8 @@ class InferenceConfig:
     crop size; (width, height): every frame stretched to that size); `crops`: 1, 3, 5 or 10
     crops per window (`data.transforms.multi_crop`), whose features are kept per crop ([windows, crops, D] per
     video) and whose logits are averaged into the window's; `crop_order`: the five- and
-    ten-crop order, a name of `data.transforms.CROP_ORDERS`."""
+    ten-crop order, a name of `data.transforms.CROP_ORDERS`; `resizer`: torch (torchvision's
+    uint8 kernel) or pil (PIL's BILINEAR, frame by frame: the PIL-based extractors' pixels)."""
 
     runtime: RuntimeConfig = RuntimeConfig()
     batch_size: int = 8
@@ -55,12 +56,14 @@ class InferenceConfig:
     resize: int | tuple[int, int] | None = None
     crops: int = 1
     crop_order: str = "center_first"
+    resizer: str = "torch"
 
     def transform(self, size: int) -> EvalTransform:
         """The evaluation transform of these settings for crops of `size` pixels."""
         return EvalTransform(
-            size, "center", resize=self.resize, crops=self.crops, crop_order=self.crop_order
-        )
+            size, "center", resize=self.resize, crops=self.crops, crop_order=self.crop_order,
+            resizer=self.resizer,
+        )  # fmt: skip
 
 
 @dataclass
