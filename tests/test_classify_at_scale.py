@@ -138,6 +138,7 @@ def test_sigterm_stops_classify_cleanly_and_a_rerun_resumes(job, tmp_path, monke
     plain = tmp_path / "plain.json"
     assert classify(job, plain) == 0
     want = entries(plain)
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL; a pytest-xdist worker ignores it
     real = cnn3d.inference.classify.write_json
     calls = []
 
@@ -153,7 +154,7 @@ def test_sigterm_stops_classify_cleanly_and_a_rerun_resumes(job, tmp_path, monke
     assert classify(job, out) == 128 + signal.SIGTERM and not out.exists()
     err = capsys.readouterr().err
     assert "interrupted (SIGTERM)" in err and "re-run the same command to resume" in err
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # its usual meaning is back
+    assert signal.getsignal(signal.SIGTERM) == before  # its usual meaning is back
     monkeypatch.setattr(cnn3d.inference.classify, "write_json", real)
     assert classify(job, out) == 0
     assert "1 done before" in capsys.readouterr().out  # the video finished before the signal

@@ -77,3 +77,30 @@ def test_normalization_keeps_its_name_when_cut_to_flow_channels():
     assert (flow.name, flow.mean, flow.std) == ("kinetics", preset.mean[:2], preset.std[:2])
     assert flow.value_range == preset.value_range
     assert Normalization.from_dict(PRESETS["hara2018"].to_dict()) == PRESETS["hara2018"]
+
+
+def test_pixels_compute_what_torchvisions_v2_functions_compute():
+    """cnn3d's resize and crops (data/pixels.py, torchvision not imported) against torchvision's
+    own functions: bit-identical on uint8 clips, shrinking and enlarging, RGB and 2-channel flow,
+    boxes inside and outside the frame, centre boxes larger than the frame."""
+    import torchvision.transforms.v2.functional as TF
+
+    from cnn3d.data import pixels
+
+    g = torch.Generator().manual_seed(3)
+    for shape in [(4, 3, 37, 51), (2, 2, 48, 64), (3, 3, 20, 9), (1, 3, 8, 8)]:
+        clip = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        for size in [(16, 16), (30, 23), (41, 77), (8, 5)]:
+            assert torch.equal(pixels.resize(clip, size), TF.resize(clip, list(size))), size
+            assert torch.equal(pixels.center_crop(clip, size), TF.center_crop(clip, list(size))), (
+                size
+            )
+        for box in [(0, 0, 5, 7), (3, 2, 6, 6), (-2, 1, 9, 4), (5, -3, 4, 30), (10, 10, 40, 40)]:
+            assert torch.equal(pixels.crop(clip, *box), TF.crop(clip, *box)), box
+            assert torch.equal(
+                pixels.resized_crop(clip, *box, [12, 10]),
+                TF.resized_crop(clip, *box, [12, 10], antialias=True),
+            ), box
+        assert torch.equal(pixels.horizontal_flip(clip), TF.horizontal_flip(clip))
+    floats = torch.rand(2, 3, 33, 47, generator=g)
+    assert torch.equal(pixels.resize(floats, (20, 21)), TF.resize(floats, [20, 21]))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from ..errors import UsageError
+from . import pixels
 
 # Short-side fractions of the multi-scale crops: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2.
 MULTISCALE = tuple(2 ** (-i / 4) for i in range(5))
@@ -47,7 +47,7 @@ def resize_short_side(clip: torch.Tensor, size: int, resizer: str = "torch") -> 
         new = (max(1, int(size * h / w)), size)
     if resizer == "pil":
         return pil_resize(clip, new)
-    return TF.resize(clip, list(new), antialias=True)
+    return pixels.resize(clip, list(new))
 
 
 def resize_frames(
@@ -62,7 +62,7 @@ def resize_frames(
         return clip
     if resizer == "pil":
         return pil_resize(clip, (height, width))
-    return TF.resize(clip, [height, width], antialias=True)
+    return pixels.resize(clip, [height, width])
 
 
 def pil_resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -88,7 +88,7 @@ def pil_resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
-    return TF.center_crop(clip, [size, size])
+    return pixels.center_crop(clip, [size, size])
 
 
 def corner_box(height: int, width: int, side: int, position: str) -> tuple[int, int, int]:
@@ -113,7 +113,7 @@ def multiscale_corner_crop(
     h, w = clip.shape[-2:]
     side = int(min(h, w) * scales[rng.integers(len(scales))])
     top, left, side = corner_box(h, w, side, positions[rng.integers(len(positions))])
-    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+    return pixels.resized_crop(clip, top, left, side, side, [size, size])
 
 
 def multiscale_random_crop(
@@ -124,7 +124,7 @@ def multiscale_random_crop(
     side = int(min(h, w) * scales[rng.integers(len(scales))])
     top = int(rng.integers(0, h - side + 1))
     left = int(rng.integers(0, w - side + 1))
-    return TF.resized_crop(clip, top, left, side, side, [size, size], antialias=True)
+    return pixels.resized_crop(clip, top, left, side, side, [size, size])
 
 
 def random_resized_crop(
@@ -146,7 +146,7 @@ def random_resized_crop(
         if 0 < cw <= w and 0 < ch <= h:
             top = int(rng.integers(0, h - ch + 1))
             left = int(rng.integers(0, w - cw + 1))
-            return TF.resized_crop(clip, top, left, ch, cw, [size, size], antialias=True)
+            return pixels.resized_crop(clip, top, left, ch, cw, [size, size])
     # torchvision's fallback: the central box of the whole frame, clamped to the ratio range
     if w / h < ratio[0]:
         cw, ch = w, round(w / ratio[0])
@@ -155,7 +155,7 @@ def random_resized_crop(
     else:
         cw, ch = w, h
     top, left = (h - ch) // 2, (w - cw) // 2
-    return TF.resized_crop(clip, top, left, ch, cw, [size, size], antialias=True)
+    return pixels.resized_crop(clip, top, left, ch, cw, [size, size])
 
 
 def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
@@ -167,8 +167,8 @@ def three_crop(clip: torch.Tensor, size: int, view: int) -> torch.Tensor:
     if view not in (0, 2):
         raise ValueError(f"three-crop views are 0, 1 and 2, not {view}")
     if w >= h:
-        return TF.crop(clip, (h - size) // 2, 0 if view == 0 else w - size, size, size)
-    return TF.crop(clip, 0 if view == 0 else h - size, (w - size) // 2, size, size)
+        return pixels.crop(clip, (h - size) // 2, 0 if view == 0 else w - size, size, size)
+    return pixels.crop(clip, 0 if view == 0 else h - size, (w - size) // 2, size, size)
 
 
 # Where each of the five crops of a five- or ten-crop sits, in the order of the named convention.
@@ -199,7 +199,7 @@ def crop_box(height: int, width: int, size: int, position: str) -> tuple[int, in
 
 def mirror(clip: torch.Tensor) -> torch.Tensor:
     """Left-right mirror image of an RGB or flow clip [T, C, H, W]."""
-    return flip_flow(clip) if clip.shape[1] == 2 else TF.horizontal_flip(clip)
+    return flip_flow(clip) if clip.shape[1] == 2 else pixels.horizontal_flip(clip)
 
 
 def multi_crop(clip: torch.Tensor, size: int, crops: int, order: str) -> list[torch.Tensor]:
@@ -212,7 +212,7 @@ def multi_crop(clip: torch.Tensor, size: int, crops: int, order: str) -> list[to
     h, w = clip.shape[-2:]
     boxes = [crop_box(h, w, size, p) for p in CROP_ORDERS[order]]
     frames = [clip] if crops == 5 else [clip, mirror(clip)]
-    return [TF.crop(f, top, left, size, size) for f in frames for top, left in boxes]
+    return [pixels.crop(f, top, left, size, size) for f in frames for top, left in boxes]
 
 
 def channels_first(clip: torch.Tensor) -> torch.Tensor:
@@ -263,7 +263,7 @@ class TrainTransform:
             clip = center_crop(resize_short_side(clip, self.size), self.size)
         if self.flip and rng.random() < 0.5:
             # a flow clip's x displacement changes sign with the mirror image
-            clip = flip_flow(clip) if clip.shape[1] == 2 else TF.horizontal_flip(clip)
+            clip = flip_flow(clip) if clip.shape[1] == 2 else pixels.horizontal_flip(clip)
         return channels_first(clip)
 
 
