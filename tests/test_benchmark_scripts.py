@@ -2,11 +2,12 @@
 the lines, table rows or files it promises, with positive finite figures, so that none of them
 can rot unnoticed (issue 27: classify.py and features.py crashed once `ModelSpec` became frozen).
 
-Each runs as a user runs it: `python benchmarks/NAME.py ...` in a process of its own, from the
-benchmarks folder (features.py imports classify.py from there), two at a time (most of each run
-is starting Python and importing torch, and live.py and startup.py mostly wait), one thread
-each. `device_check.sh` has its own test (test_device_check.py). The figures mean nothing at
-these sizes; the shapes do.
+Each runs as a user runs it, as `__main__` with its own argv, in a process of its own, from the
+benchmarks folder (features.py imports classify.py from there), two at a time, one thread
+each. The processes are forked from one that imported torch, torchvision, PyAV and cnn3d once
+(multiprocessing's forkserver): importing them was 3.8 s of each script's run here, over a
+minute of the suite. `device_check.sh` has its own test (test_device_check.py). The figures
+mean nothing at these sizes; the shapes do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -65,19 +65,90 @@ def smoke_arguments(tmp: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+# what the forkserver imports once, before it forks each script's process
+PRELOAD = ["torch", "torchvision", "numpy", "av", "h5py", "cnn3d.cli", "cnn3d.models",
+           "cnn3d.data.dataset", "cnn3d.inference.features", "cnn3d.training.loop"]  # fmt: skip
+_CONTEXT = None
+
+
+def forkserver():
+    """multiprocessing's forkserver context, started (once) with one OpenMP thread and `src` on
+    the path, having imported `PRELOAD`."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        import multiprocessing
+
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(PRELOAD)
+        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONPATH")}
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), saved["PYTHONPATH"] or ""])
+        try:
+            _CONTEXT.Process(target=_as_main, args=("", [], "", "")).start()  # starts the server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return _CONTEXT
+
+
+def _as_main(script: str, args: list[str], out: str, err: str) -> None:
+    """In the forked process: `python SCRIPT ARGS` from the benchmarks folder, stdout and stderr
+    (of this process and its children) into the files `out` and `err`."""
+    if not script:
+        return
+    import runpy
+
+    import torch
+
+    torch.set_num_threads(1)
+    os.chdir(BENCHMARKS)
+    for fd, path in ((1, out), (2, err)):
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(handle, fd)
+        os.close(handle)
+    sys.stdout = open(1, "w", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
+    sys.argv = [str(BENCHMARKS / script), *args]
+    sys.path.insert(0, str(BENCHMARKS))
+    code = 0
+    try:
+        runpy.run_path(str(BENCHMARKS / script), run_name="__main__")
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def run_script(script: str, *args: str, timeout: float = 240) -> str:
     """The script's stdout; a failure shows its stderr's end."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-        OMP_NUM_THREADS="1",
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "out", Path(tmp) / "err"
+        process = forkserver().Process(
+            target=_as_main, args=(script, list(args), str(out), str(err))
+        )
+        process.start()
+        process.join(timeout)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        stdout, stderr = out.read_text(), err.read_text()
+    assert process.exitcode == 0, (
+        f"{script} failed ({process.exitcode}):\n{stdout[-2000:]}\n{stderr[-3000:]}"
     )
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *args], cwd=BENCHMARKS, env=env,
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return stdout
 
 
 @pytest.fixture(scope="module")
