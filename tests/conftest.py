@@ -84,3 +84,17 @@ def straight(tiny, tmp_path_factory):
     result = tmp_path_factory.mktemp("straight") / "run"
     run_training(tiny, result)
     return result
+
+
+@pytest.fixture
+def shallow_networks(monkeypatch):
+    """The deep families' smallest depths with one or two blocks a stage, for tests whose cost is
+    tracing every block (ONNX export): the block kinds, widths and downsampling as at full
+    depth. ResNet-50-style tables (3D ResNets, WRN, ResNeXt, pytorchvideo's ResNets and
+    SlowFast), DenseNet-121, and the I3D ResNet-50 (a non-local block still in stages 2 and 3)."""
+    from cnn3d.models import densenet, i3d_nl, pv_resnet, resnet
+
+    monkeypatch.setitem(resnet.DEPTHS, 50, ("bottleneck", (1, 1, 1, 1)))
+    monkeypatch.setitem(pv_resnet.STAGE_BLOCKS, 50, (1, 1, 1, 1))
+    monkeypatch.setitem(densenet.BLOCK_CONFIGS, 121, (1, 2, 2, 1))
+    monkeypatch.setattr(i3d_nl, "LAYERS", (1, 2, 2, 1))

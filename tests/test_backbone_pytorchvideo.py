@@ -165,7 +165,8 @@ def test_slowfast_spatial_features_are_refused_with_a_way_out():
 
 
 @pytest.mark.slow
-def test_slowfast_exports_to_onnx_with_any_batch(tmp_path, capsys):
+def test_slowfast_exports_to_onnx_with_any_batch(tmp_path, capsys, shallow_networks):
+    """Both pathways, their lateral connections and the fused head, one block a stage."""
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     ck = family_checkpoint(tmp_path, "slowfast", 50, {"width": 16})

@@ -1,7 +1,8 @@
 """Every backbone family exports to ONNX with a dynamic batch and passes `cnn3d export`'s parity
 check (against the PyTorch network, in float64). I3D, X3D, SlowFast and MC3 have theirs beside
 their goldens; these are the others, each at its smallest configuration: pytorchvideo's
-single-pathway ResNets at a quarter width (the block kinds are what the export must handle),
+single-pathway ResNets at a quarter width and one block a stage (`shallow_networks`: the block
+kinds are what the export must handle),
 S3D, and the I3D-ResNet-50 of the VAD releases with its non-local blocks.
 
 Slow, C2D and I3D-R are CSN's and R(2+1)D-R's network with other temporal kernels (the same
@@ -31,7 +32,7 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("family,depth,options", CASES, ids=[c[0] for c in CASES])
 def test_each_family_exports_to_onnx_with_a_dynamic_batch_and_parity(
-    family, depth, options, tmp_path, capsys
+    family, depth, options, tmp_path, capsys, shallow_networks
 ):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cnn3d.cli import main
-from cnn3d.models import build_model, densenet, load_model
+from cnn3d.models import build_model, load_model
 from cnn3d.models.features import FeatureExtractor
 from helpers import family_checkpoint, frames_with_index, write_mp4
 
@@ -20,13 +20,13 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
 
-SMALL = [  # each family at its smallest, narrow where the family allows it
+# each family at its smallest, narrow where the family allows it, and (`shallow_networks`) one or
+# two blocks a stage: exporting traces every block (DenseNet-121's 58 dense layers took 18 s)
+SMALL = [
     ("resnet", 10, {"widen_factor": 0.25, "shortcut": "A"}),
     ("preresnet", 10, {}),
     ("wideresnet", 50, {"widen_factor": 0.25}),
     ("resnext", 50, {"cardinality": 4}),
-    # DenseNet-121's dense layers, transitions and concatenations, one or two a block (the
-    # test shortens its block config: tracing 58 dense layers was 18 s of the suite)
     ("densenet", 121, {"growth_rate": 8, "num_init_features": 16}),
     ("resnet2p1d", 10, {"widen_factor": 0.25}),
     ("resnet", 10, {"widen_factor": 0.25, "n_input_channels": 2}),  # optical flow
@@ -35,10 +35,8 @@ SMALL = [  # each family at its smallest, narrow where the family allows it
 
 @pytest.mark.parametrize("family, depth, options", SMALL, ids=lambda v: str(v))
 def test_every_family_exports_to_onnx_and_onnxruntime_agrees_with_float64(
-    tmp_path, capsys, monkeypatch, family, depth, options
+    tmp_path, capsys, shallow_networks, family, depth, options
 ):
-    if family == "densenet":
-        monkeypatch.setitem(densenet.BLOCK_CONFIGS, depth, (1, 2, 2, 1))
     ck = family_checkpoint(tmp_path, family, depth, options)
     out = tmp_path / "model.onnx"
     assert main(["export", str(ck), str(out)]) == 0
