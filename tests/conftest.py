@@ -14,6 +14,23 @@ from cnn3d.models import build_model, save_model
 from helpers import FPS, N_FRAMES, frames_with_code, run_training
 
 
+# The files that take longest (the serial run's `pytest --durations 40`, BENCHMARKS.md), run
+# first: `make test` spreads whole files over processes (pytest-xdist `--dist loadfile`), and a
+# long file started last would be the run's tail.
+LONGEST_FIRST = (
+    "test_preemption.py", "test_benchmark_scripts.py", "test_device_check.py",
+    "test_backbones_train.py", "test_live.py", "test_export.py", "test_device_path.py",
+    "test_nothing_lost.py", "test_slurm.py", "test_backbone_pytorchvideo.py",
+    "test_live_endings.py", "test_train.py", "test_backbones_export.py", "test_benchmark.py",
+    "test_presets_vad.py", "test_first_hour.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
