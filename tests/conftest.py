@@ -1,6 +1,7 @@
 """Fixtures shared by the test files (the only place they are defined); functions shared by
 them are in helpers.py. Session-scoped data is made once for the whole suite."""
 
+import os
 from dataclasses import replace
 
 import av
@@ -12,6 +13,12 @@ from cnn3d.data.prepare import attach_videos
 from cnn3d.data.synthetic import write_synthetic_dataset
 from cnn3d.models import build_model, save_model
 from helpers import FPS, N_FRAMES, frames_with_code, run_training
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs 3 test processes on the cores: one thread each (and in the processes the
+    # tests start), or their thread pools spin against each other
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 # The files that take longest (the serial run's `pytest --durations 40`, BENCHMARKS.md), run

@@ -138,7 +138,19 @@ def test_non_finite_loss_is_caught_at_the_next_read_naming_the_steps(tiny, tmp_p
 
 @pytest.mark.slow
 def test_compiled_training_steps_match_eager(tiny, tmp_path):
+    """The tiny ResNet's 1x1x1 layer4 maps make its BatchNorm amplify rounding (1e-7 at step 1,
+    4e-5 at step 2, 6e-3 at step 3), so eager and compiled agree in the thread count the
+    margin was measured in (2); a pytest-xdist worker runs with 1 (tests/conftest.py)."""
     pytest.importorskip("torch._inductor")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _compiled_matches_eager(tiny, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compiled_matches_eager(tiny, tmp_path):
     eager = tmp_path / "eager"
     assert main(train_args(tiny, eager, "--n_epochs", "1", "--no-amp", "--no-val")) == 0
     compiled = tmp_path / "compiled"
