@@ -2,6 +2,7 @@
 them are in helpers.py. Session-scoped data is made once for the whole suite."""
 
 import os
+import signal
 from dataclasses import replace
 
 import av
@@ -42,6 +43,19 @@ def pytest_collection_modifyitems(config, items):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_restored():
+    """A stop signal's handler as before each test: an in-process run that stopped on a signal
+    ignores the signals after its checkpoint (`StopSignals.commit`, as a process on its way
+    out), which would leak into the tests after it and the processes they start."""
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    before = {n: signal.getsignal(n) for n in numbers}
+    yield
+    for number, handler in before.items():
+        if signal.getsignal(number) != handler and handler is not None:
+            signal.signal(number, handler)
 
 
 @pytest.fixture(scope="session")
