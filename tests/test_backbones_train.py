@@ -29,6 +29,7 @@ def smallest(family):
     return min(depths, key=lambda d: (isinstance(d, str), d if isinstance(d, int) else 0))
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 @pytest.mark.parametrize("family", NEW)
 def test_pretrain_path_fine_tunes_every_new_family_with_a_new_head(family, tmp_path):
     depth = smallest(family)

@@ -13,6 +13,7 @@ from cnn3d.cli import main
 TINY = ["--model-depth", "10", "--batch-size", "2", "--sample-size", "16", "--clip-length", "4"]
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_model_rows_one_per_setting_with_consistent_units(tmp_path, capsys):
     out = tmp_path / "model.json"
     argv = ["benchmark", "model", *TINY, "--steps", "2", "--warmup", "0", "-o", str(out)]
@@ -115,6 +116,7 @@ def test_verdict_hints_follow_what_is_already_used():
     assert "HDF5 (" in B.verdict(10, 100, workers=1, source="JPEG folders", cpus=4)
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_a_slow_loader_is_found_the_limit_in_real_training_steps(tiny, monkeypatch):
     """Decoding made slow on purpose (a sleep in every read): in real steps the loop waits for
     data most of the time, and the verdict says so; a fast loader leaves the model the limit."""

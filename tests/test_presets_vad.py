@@ -47,6 +47,7 @@ def features(videos: list[Path], preset: str, checkpoint: Path, out: Path, *flag
     assert main(argv) == 0
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_rtfm_preset_matches_the_authors_ten_crop_transform(tmp_path):
     """The author's transform (#21: Resize(256), TenCrop(224), mean/std, LoopPad) at resize 64 /
     crop 32: b.mp4 (short side 64, no resize; 32 frames, two chunks) to 1.3e-6; a.mp4 (72 -> 64
@@ -74,6 +75,7 @@ def test_rtfm_preset_matches_the_authors_ten_crop_transform(tmp_path):
     assert record["status"].startswith("unverified: the author's words disagree")
 
 
+@pytest.mark.slow  # end to end (make test runs it)
 def test_sultani_preset_matches_c3d_pytorch_with_the_caffe_input(tmp_path):
     """c3d-pytorch's reading and crop (200 x 112 frames, so its 112 x 200 resize is the
     identity) with the BGR, minus-the-mean input of its #4, post-ReLU fc6, and the 32 segments
