@@ -99,7 +99,7 @@ def run_live(checkpoint: Path, source: Path, *extra) -> tuple[list, str]:
         except OSError:
             break
         time.sleep(2)
-    reader.join(timeout=5)
+    reader.join(timeout=60)  # the last lines once the process is gone (slow on a busy machine)
     if samples:  # the frame count of the final line, with the last RSS measured
         samples.append((time.monotonic() - start, frames[0], samples[-1][2]))
     return samples, last[0]
