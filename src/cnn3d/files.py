@@ -105,8 +105,9 @@ def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
     return line + "; --verbose names them"
 
 
+# a frame folder's file names, `<prefix>%05d.jpg` from 1: the original's, then mmaction/TSN's
+FRAME_PREFIXES = ("image_", "img_")
 FIRST_FRAME = "image_00001.jpg"  # the first file of a frame folder in the original's layout
-FIRST_FRAME_TSN = "img_00001.jpg"  # mmaction/TSN's RGB frames (data/sources/frames.py)
 # the first x image of a TSN/denseflow flow folder (data/sources/flow.py reads both layouts)
 FIRST_FLOW = ("flow_x_00001.jpg", "x_00001.jpg")
 
@@ -114,7 +115,8 @@ FIRST_FLOW = ("flow_x_00001.jpg", "x_00001.jpg")
 def is_frame_folder(path: str | os.PathLike, flow: bool = True) -> bool:
     """A folder that is one video stored as images: the original's JPEG frames, or (with
     `flow`) also mmaction/TSN's `img_` frames and flow folders."""
-    firsts = (FIRST_FRAME, FIRST_FRAME_TSN, *FIRST_FLOW) if flow else (FIRST_FRAME,)
+    frames = tuple(f"{prefix}00001.jpg" for prefix in FRAME_PREFIXES)
+    firsts = (*frames, *FIRST_FLOW) if flow else (FIRST_FRAME,)
     return any(os.path.isfile(os.path.join(path, name)) for name in firsts)
 
 

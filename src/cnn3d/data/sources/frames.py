@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ...errors import VideoReadError
+from ...files import FRAME_PREFIXES
 from .base import (
     StoredFrames,
     decode_jpeg,
@@ -19,9 +20,6 @@ from .base import (
     read_hdf5_frames,
     stack_frames,
 )
-
-# the frame names a folder may hold, the original's first: `<prefix>%05d.jpg`, 1-based
-FRAME_PREFIXES = ("image_", "img_")
 
 
 @dataclass
