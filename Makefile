@@ -19,7 +19,7 @@ install: $(STAMP)
 # whole test files spread over 3 processes, the longest first (tests/conftest.py): many tests
 # wait on subprocesses and streams, so 3 keep 2 cores busy (BENCHMARKS.md, "The test suite")
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	$(BIN)/cnn3d demo --output demo_output

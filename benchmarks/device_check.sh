@@ -74,7 +74,7 @@ CNN3D=("$PY" -m cnn3d)
 
 if [ "$DRY" = 1 ]; then
     DEVICE=cpu
-    MODEL=(--batch-size 2 --sample-size 16 --clip-length 4 --steps 2 --warmup 1)
+    MODEL=(--batch-size 2 --sample-size 16 --clip-length 4 --steps 1 --warmup 1)
     DEPTHS=(resnet:10)
     COMPARE=(--compare r3d_18)
     SET=(--per-class 4 --frames 24 --height 48 --width 64 --jobs 2)

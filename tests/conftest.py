@@ -22,15 +22,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-# The files that take longest (the serial run's `pytest --durations 40`, BENCHMARKS.md), run
-# first: `make test` spreads whole files over processes (pytest-xdist `--dist loadfile`), and a
-# long file started last would be the run's tail.
+# The files that take longest (wall time in a `make test` run, BENCHMARKS.md "The test suite"),
+# first: `make test` spreads whole files over processes (pytest-xdist `--dist loadfile`, with
+# `--no-loadscope-reorder`: xdist's own order is by test count, which put the long files of a
+# few tests last), and a long file started last would be the run's tail.
 LONGEST_FIRST = (
-    "test_preemption.py", "test_benchmark_scripts.py", "test_device_check.py",
-    "test_backbones_train.py", "test_live.py", "test_export.py", "test_device_path.py",
-    "test_nothing_lost.py", "test_slurm.py", "test_backbone_pytorchvideo.py",
-    "test_live_endings.py", "test_train.py", "test_backbones_export.py", "test_benchmark.py",
-    "test_presets_vad.py", "test_first_hour.py",
+    "test_preemption.py", "test_benchmark_scripts.py", "test_backbones_train.py",
+    "test_device_path.py", "test_slurm.py", "test_nothing_lost.py", "test_models.py",
+    "test_export.py", "test_backbone_c3d_s3d_mc3.py", "test_live.py", "test_device_check.py",
+    "test_backbone_pytorchvideo.py", "test_checkpoint.py", "test_train.py",
+    "test_presets_vad.py", "test_backbones_export.py", "test_presets.py",
+    "test_backbone_i3d.py", "test_benchmark.py", "test_golden_input.py", "test_compile.py",
+    "test_recipes.py", "test_crops.py", "test_backbone_x3d.py", "test_features_at_scale.py",
+    "test_first_hour.py", "test_messy_media.py", "test_live_endings.py", "test_card.py",
 )  # fmt: skip
 
 
@@ -129,10 +133,13 @@ def shallow_networks(monkeypatch):
     """The deep families' smallest depths with one or two blocks a stage, for tests whose cost is
     tracing every block (ONNX export): the block kinds, widths and downsampling as at full
     depth. ResNet-50-style tables (3D ResNets, WRN, ResNeXt, pytorchvideo's ResNets and
-    SlowFast), DenseNet-121, and the I3D ResNet-50 (a non-local block still in stages 2 and 3)."""
-    from cnn3d.models import densenet, i3d_nl, pv_resnet, resnet
+    SlowFast), DenseNet-121, the I3D ResNet-50 (a non-local block still in stages 2 and 3) and
+    X3D-XS (stage 2's second block is one without squeeze-excitation)."""
+    from cnn3d.models import densenet, i3d_nl, pv_resnet, resnet, x3d
 
     monkeypatch.setitem(resnet.DEPTHS, 50, ("bottleneck", (1, 1, 1, 1)))
     monkeypatch.setitem(pv_resnet.STAGE_BLOCKS, 50, (1, 1, 1, 1))
     monkeypatch.setitem(densenet.BLOCK_CONFIGS, 121, (1, 2, 2, 1))
     monkeypatch.setattr(i3d_nl, "LAYERS", (1, 2, 2, 1))
+    clip_length, crop_size, _ = x3d.VARIANTS["xs"]
+    monkeypatch.setitem(x3d.VARIANTS, "xs", (clip_length, crop_size, (1, 2, 1, 1)))

@@ -85,7 +85,7 @@ def test_a_file_named_otherwise_is_read_as_m_and_info_says_so(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_x3d_xs_exports_to_onnx_with_parity(tmp_path, capsys):
+def test_x3d_xs_exports_to_onnx_with_parity(tmp_path, capsys, shallow_networks):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     import onnxruntime as ort
