@@ -107,7 +107,7 @@ def describe_skipped(skipped: list[Path], verbose: bool = False) -> str:
 
 # a frame folder's file names, `<prefix>%05d.jpg` from 1: the original's, then mmaction/TSN's
 FRAME_PREFIXES = ("image_", "img_")
-FIRST_FRAME = "image_00001.jpg"  # the first file of a frame folder in the original's layout
+FIRST_FRAME = f"{FRAME_PREFIXES[0]}00001.jpg"  # the first frame in the original's layout
 # the first x image of a TSN/denseflow flow folder (data/sources/flow.py reads both layouts)
 FIRST_FLOW = ("flow_x_00001.jpg", "x_00001.jpg")
 
@@ -328,8 +328,8 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 def collect_inputs(inputs: list[str], list_root: str | os.PathLike | None = None) -> Inputs:
     """Video files from files, folders (searched recursively) and list files (one path per
     line, relative to the list's folder). A frame or flow folder (`image_00001.jpg`,
-    `img_00001.jpg`, `flow_x_00001.jpg`, `x_00001.jpg`: `is_frame_folder`) is one video, given itself or found
-    in a folder searched. Each video is named by its path relative to the
+    `img_00001.jpg`, `flow_x_00001.jpg`, `x_00001.jpg`: `is_frame_folder`) is one video, given
+    itself or found in a folder searched. Each video is named by its path relative to the
     inputs' common folder: one folder's videos relative to that folder, a list's relative to
     the list's folder (as written), a single file by its name, and videos given through
     several folders (`bikes/ bunny/`) keep the folders that tell them apart. `list_root`: the

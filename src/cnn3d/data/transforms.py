@@ -45,9 +45,7 @@ def resize_short_side(clip: torch.Tensor, size: int, resizer: str = "torch") -> 
         new = (size, max(1, int(size * w / h)))
     else:
         new = (max(1, int(size * h / w)), size)
-    if resizer == "pil":
-        return pil_resize(clip, new)
-    return pixels.resize(clip, list(new))
+    return resize_to(clip, new, resizer)
 
 
 def resize_frames(
@@ -60,9 +58,12 @@ def resize_frames(
     width, height = resize
     if tuple(clip.shape[-2:]) == (height, width):
         return clip
-    if resizer == "pil":
-        return pil_resize(clip, (height, width))
-    return pixels.resize(clip, [height, width])
+    return resize_to(clip, (height, width), resizer)
+
+
+def resize_to(clip: torch.Tensor, size: tuple[int, int], resizer: str) -> torch.Tensor:
+    """Every frame to `size` (height, width) by `resizer` (`RESIZERS`)."""
+    return pil_resize(clip, size) if resizer == "pil" else pixels.resize(clip, list(size))
 
 
 def pil_resize(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -262,8 +263,7 @@ class TrainTransform:
         else:
             clip = center_crop(resize_short_side(clip, self.size), self.size)
         if self.flip and rng.random() < 0.5:
-            # a flow clip's x displacement changes sign with the mirror image
-            clip = flip_flow(clip) if clip.shape[1] == 2 else pixels.horizontal_flip(clip)
+            clip = mirror(clip)  # a flow clip's x displacement changes sign
         return channels_first(clip)
 
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from ...errors import VideoReadError
 from ...files import VIDEO_SUFFIXES
-from .base import FRAME_PATTERN, FrameSource, open_hdf5
+from .base import FrameSource, open_hdf5
 from .flow import FlowFolderSource, FlowHDF5Source, is_flow_folder, is_flow_hdf5
 from .frames import FrameFolderSource, HDF5Source
 from .video import VideoFileSource, upright
 
 __all__ = [
-    "FRAME_PATTERN",
     "FlowFolderSource",
     "FlowHDF5Source",
     "FrameFolderSource",

@@ -11,8 +11,6 @@ import torch
 
 from ...errors import VideoReadError
 
-FRAME_PATTERN = "image_{:05d}.jpg"
-
 
 @runtime_checkable
 class FrameSource(Protocol):

@@ -1,5 +1,5 @@
-"""Frame folders (`image_%05d.jpg`, or mmaction/TSN's `img_%05d.jpg`, 1-based) and the original HDF5 layout (dataset `video` of
-JPEG bytes, 0-based)."""
+"""Frame folders (`image_%05d.jpg`, or mmaction/TSN's `img_%05d.jpg`, 1-based) and the original
+HDF5 layout (dataset `video` of JPEG bytes, 0-based)."""
 
 from __future__ import annotations
 
